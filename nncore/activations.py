@@ -1,0 +1,159 @@
+"""Activation functions, each with its value and derivative side by side.
+
+An activation is a small object with
+  ``forward(z, out=None)``        phi(z), elementwise;
+  ``derivative(z, a, out=None)``  phi'(z), given z and the cached a = phi(z);
+  ``max_derivative``              sup phi', the scale for ``saturation`` and ``dead_frac``.
+
+The derivative takes the cached output ``a`` because sigmoid and tanh are
+cheapest (and computed as in torch's autograd) from it: the backward pass never
+recomputes the forward.
+"""
+import numpy as np
+
+
+class Activation:
+    name = "activation"
+    max_derivative = 1.0
+
+    def forward(self, z, out=None):
+        raise NotImplementedError
+
+    def derivative(self, z, a, out=None):
+        raise NotImplementedError
+
+    def __call__(self, z, out=None):
+        return self.forward(z, out=out)
+
+    def __repr__(self):
+        return f"{type(self).__name__}()"
+
+
+class Sigmoid(Activation):
+    """phi(z) = 1 / (1 + exp(-z));  phi'(z) = phi(z) (1 - phi(z)), at most 1/4.
+
+    Computed from exp(-|z|), which lies in (0, 1], so no overflow for any z.
+    """
+    name = "sigmoid"
+    max_derivative = 0.25
+
+    def forward(self, z, out=None):
+        e = np.abs(z)
+        np.negative(e, out=e)
+        np.exp(e, out=e)
+        out = np.add(e, 1.0, out=out)
+        np.reciprocal(out, out=out)
+        np.multiply(out, e, out=out, where=z < 0)  # sigma(z) = e^z / (1 + e^z) for z < 0
+        return out
+
+    def derivative(self, z, a, out=None):
+        out = np.subtract(1.0, a, out=out)
+        out *= a
+        return out
+
+
+class Tanh(Activation):
+    """phi(z) = tanh(z);  phi'(z) = 1 - tanh(z)^2, at most 1."""
+    name = "tanh"
+
+    def forward(self, z, out=None):
+        return np.tanh(z, out=out)
+
+    def derivative(self, z, a, out=None):
+        out = np.multiply(a, a, out=out)
+        np.subtract(1.0, out, out=out)
+        return out
+
+
+class ReLU(Activation):
+    """phi(z) = max(z, 0);  phi'(z) = 1 for z > 0 and 0 otherwise (0 at the kink, as torch)."""
+    name = "relu"
+
+    def forward(self, z, out=None):
+        return np.maximum(z, 0.0, out=out)
+
+    def derivative(self, z, a, out=None):
+        if out is None:
+            return (z > 0).astype(z.dtype)
+        np.greater(z, 0.0, out=out, casting="unsafe")
+        return out
+
+
+class LeakyReLU(Activation):
+    """phi(z) = z for z > 0, alpha z otherwise;  phi'(z) = 1 for z > 0, alpha otherwise.
+
+    The negative-side derivative is the constant alpha (not alpha z).
+    """
+    name = "leaky_relu"
+
+    def __init__(self, alpha=0.01):
+        alpha = float(alpha)
+        if not (np.isfinite(alpha) and 0.0 <= alpha < 1.0):
+            raise ValueError(f"leaky_relu alpha must be in [0, 1), got {alpha}")
+        self.alpha = alpha
+
+    def forward(self, z, out=None):
+        out = np.multiply(z, self.alpha, out=out)
+        return np.maximum(z, out, out=out)  # max(z, alpha z) holds because alpha < 1
+
+    def derivative(self, z, a, out=None):
+        if out is None:
+            out = np.empty_like(z)
+        np.greater(z, 0.0, out=out, casting="unsafe")
+        out *= 1.0 - self.alpha
+        out += self.alpha
+        return out
+
+    def __repr__(self):
+        return f"LeakyReLU(alpha={self.alpha})"
+
+
+class Softsign(Activation):
+    """phi(z) = z / (1 + |z|);  phi'(z) = 1 / (1 + |z|)^2, at most 1."""
+    name = "softsign"
+
+    def forward(self, z, out=None):
+        d = np.abs(z)
+        d += 1.0
+        return np.divide(z, d, out=out)
+
+    def derivative(self, z, a, out=None):
+        out = np.abs(z, out=out)
+        out += 1.0
+        np.multiply(out, out, out=out)
+        np.reciprocal(out, out=out)
+        return out
+
+
+class Identity(Activation):
+    """phi(z) = z;  phi'(z) = 1."""
+    name = "identity"
+
+    def forward(self, z, out=None):
+        if out is None:
+            return z.copy()
+        np.copyto(out, z)
+        return out
+
+    def derivative(self, z, a, out=None):
+        if out is None:
+            return np.ones_like(z)
+        out.fill(1.0)
+        return out
+
+
+REGISTRY = {cls.name: cls for cls in (Sigmoid, Tanh, ReLU, LeakyReLU, Softsign, Identity)}
+
+
+def get(name, **kwargs):
+    """Activation by name; ``kwargs`` are its parameters (``alpha`` for leaky_relu)."""
+    if isinstance(name, Activation):
+        return name
+    try:
+        cls = REGISTRY[name]
+    except (KeyError, TypeError):
+        raise ValueError(f"unknown activation {name!r}; valid: {', '.join(sorted(REGISTRY))}") from None
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:
+        raise ValueError(f"bad parameters for activation {name!r}: {exc}") from None

@@ -1,0 +1,110 @@
+"""Losses on the network's output z_L (logits), each the batch mean as in torch.nn.
+
+``loss.forward_backward(z, y, dz=None) -> (loss, dL/dz)`` returns the mean loss
+and its gradient with respect to z_L, written into ``dz`` when given.
+``loss.check_targets(y, n, n_out)`` validates the target array.
+
+  cross_entropy  softmax cross-entropy on logits, integer labels of shape (N,);
+                 torch.nn.CrossEntropyLoss.
+  bce            binary cross-entropy of sigmoid(z), from logits, 0/1 targets (N, n_out);
+                 torch.nn.BCEWithLogitsLoss (mean over batch and outputs).
+  mse            mean of (z - y)^2 over batch and outputs; torch.nn.MSELoss.
+"""
+import numpy as np
+
+
+class CrossEntropy:
+    name = "cross_entropy"
+
+    def check_targets(self, y, n, n_out):
+        y = np.asarray(y)
+        if y.shape != (n,):
+            raise ValueError(f"cross_entropy targets must be integer labels of shape ({n},), got shape {y.shape}")
+        if not np.issubdtype(y.dtype, np.integer):
+            if not (np.issubdtype(y.dtype, np.floating) and np.all(np.isfinite(y)) and np.all(y == np.round(y))):
+                raise ValueError(f"cross_entropy targets must be integer class labels, got dtype {y.dtype}")
+            y = y.astype(np.int64)
+        if n and (y.min() < 0 or y.max() >= n_out):
+            raise ValueError(f"cross_entropy labels must lie in [0, {n_out}), got range [{y.min()}, {y.max()}]")
+        return y
+
+    def forward_backward(self, z, y, dz=None):
+        n = z.shape[0]
+        rows = np.arange(n)
+        shifted = np.subtract(z, z.max(axis=1, keepdims=True), out=dz)
+        # log-sum-exp on max-shifted logits: no overflow for any finite z
+        picked = shifted[rows, y].copy()
+        np.exp(shifted, out=shifted)
+        sums = shifted.sum(axis=1)
+        loss = float(np.mean(np.log(sums) - picked))
+        shifted /= sums[:, None]
+        shifted[rows, y] -= 1.0
+        shifted /= n
+        return loss, shifted
+
+    def accuracy(self, z, y):
+        return float(np.mean(np.argmax(z, axis=1) == y))
+
+
+class BCEWithLogits:
+    name = "bce"
+
+    def check_targets(self, y, n, n_out):
+        y = np.asarray(y)
+        if y.shape != (n, n_out):
+            raise ValueError(f"bce targets must have shape ({n}, {n_out}), got {y.shape}")
+        if not np.all((y == 0) | (y == 1)):
+            raise ValueError("bce targets must be 0 or 1")
+        return y
+
+    def forward_backward(self, z, y, dz=None):
+        y = y.astype(z.dtype, copy=False)
+        # max(z, 0) - z y + log(1 + exp(-|z|)): exact and overflow-free
+        softplus = np.abs(z)
+        np.negative(softplus, out=softplus)
+        np.exp(softplus, out=softplus)
+        sig_abs = np.reciprocal(1.0 + softplus)  # sigmoid(|z|)
+        np.log1p(softplus, out=softplus)
+        loss = float(np.mean(np.maximum(z, 0.0) - z * y + softplus))
+        # sigmoid(z) = sigmoid(|z|) for z >= 0, 1 - sigmoid(|z|) for z < 0
+        sig = np.where(z >= 0, sig_abs, 1.0 - sig_abs)
+        dz = np.subtract(sig, y, out=dz)
+        dz /= z.size
+        return loss, dz
+
+    def accuracy(self, z, y):
+        return float(np.mean((z > 0) == (y > 0.5)))
+
+
+class MSE:
+    name = "mse"
+
+    def check_targets(self, y, n, n_out):
+        y = np.asarray(y)
+        if y.shape != (n, n_out):
+            raise ValueError(f"mse targets must have shape ({n}, {n_out}), got {y.shape}")
+        if not np.all(np.isfinite(y)):
+            raise ValueError("mse targets must be finite")
+        return y
+
+    def forward_backward(self, z, y, dz=None):
+        dz = np.subtract(z, y, out=dz)
+        loss = float(np.vdot(dz, dz) / z.size) if dz.flags.c_contiguous else float(np.mean(dz * dz))
+        dz *= 2.0 / z.size
+        return loss, dz
+
+    def accuracy(self, z, y):
+        """Fraction with argmax(z) == argmax(y): meaningful for one-hot targets."""
+        if z.shape[1] < 2:
+            return float("nan")
+        return float(np.mean(np.argmax(z, axis=1) == np.argmax(y, axis=1)))
+
+
+REGISTRY = {cls.name: cls for cls in (CrossEntropy, BCEWithLogits, MSE)}
+
+
+def get(name):
+    try:
+        return REGISTRY[name]()
+    except (KeyError, TypeError):
+        raise ValueError(f"unknown loss {name!r}; valid: {', '.join(sorted(REGISTRY))}") from None

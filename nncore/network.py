@@ -1,0 +1,247 @@
+"""The MLP: forward caches what backward needs, backward never recomputes it.
+
+Conventions (used by every module of nncore):
+  - row vectors: z_l = a_(l-1) @ W_l + b_l with W_l of shape (fan_in, fan_out);
+  - layers l = 1..L, L = number of hidden layers + 1; l = 1 is nearest the input and
+    layer L (the output layer) is linear: a_L = z_L are the logits fed to the loss;
+  - the loss is the batch mean, so grads are d(mean loss)/d(parameter);
+  - ``deltas[l-1]`` is dL/dz_l for that batch mean; the per-example error
+    d loss_n / d z_l is B * dL/dz_l (see probes.delta_ms).
+Python lists are 0-based: ``weights[0]`` is W_1.
+"""
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import activations, initializers, losses, probes
+from .rng import generator
+
+DTYPES = {"float64": np.float64, "float32": np.float32}
+
+
+@dataclass
+class Grads:
+    """Gradients of the batch-mean loss; lists mirror ``MLP.weights`` / ``MLP.biases``.
+
+    The arrays belong to the network and are overwritten by its next
+    ``loss_and_grads`` call (as torch's ``.grad``): copy them to keep them.
+    """
+    weights: list
+    biases: list
+    deltas: list  # dL/dz_l, shape (B, n_l), l = 1..L
+
+
+class _Workspace:
+    """Buffers for one batch size: no allocation per step in the hot loop."""
+
+    def __init__(self, sizes, batch, dtype, dropout):
+        n_layers = len(sizes) - 1
+        self.z = [np.empty((batch, n), dtype) for n in sizes[1:]]
+        self.h = [np.empty((batch, n), dtype) for n in sizes[1:-1]]           # phi(z_l), hidden layers
+        self.a = [np.empty((batch, n), dtype) for n in sizes[1:-1]] if dropout else self.h  # after dropout
+        self.delta = [np.empty((batch, n), dtype) for n in sizes[1:]]
+        self.scratch = [np.empty((batch, n), dtype) for n in sizes[1:-1]]
+        self.masks = [np.empty((batch, n), dtype) for n in sizes[1:-1]] if dropout else None
+        self.n_layers = n_layers
+
+
+class MLP:
+    """Multilayer perceptron with per-layer instrumentation.
+
+    MLP(n_in, hidden, n_out, activation="tanh", init="xavier_uniform",
+        loss="cross_entropy", dropout=0.0, dtype="float64", seed=0,
+        activation_params=None, init_params=None, sigma_b=0.0)
+
+    ``hidden`` lists the hidden widths (depth = len(hidden) >= 1). ``init_params``
+    holds sigma_w / gain / value for the initializers that take them; biases are
+    zero, or N(0, sigma_b^2). ``dropout`` p in [0, 1) is inverted dropout on every
+    hidden layer's output, as torch.nn.Dropout(p): active only when ``train=True``.
+    """
+
+    def __init__(self, n_in, hidden, n_out, activation="tanh", init="xavier_uniform",
+                 loss="cross_entropy", dropout=0.0, dtype="float64", seed=0,
+                 activation_params=None, init_params=None, sigma_b=0.0):
+        hidden = list(hidden)
+        for name, value in (("n_in", n_in), ("n_out", n_out)):
+            if not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        if len(hidden) < 1:
+            raise ValueError("depth must be >= 1 (give at least one hidden width)")
+        if any(not isinstance(w, (int, np.integer)) or w < 1 for w in hidden):
+            raise ValueError(f"hidden widths must be integers >= 1, got {hidden}")
+        dropout = float(dropout)
+        if not (0.0 <= dropout < 1.0):
+            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        if dtype not in DTYPES and np.dtype(dtype).name not in DTYPES:
+            raise ValueError(f"unknown dtype {dtype!r}; valid: {', '.join(DTYPES)}")
+        self.dtype = np.dtype(DTYPES.get(dtype, dtype))
+        self.activation = activations.get(activation, **(activation_params or {}))
+        self.loss_fn = losses.get(loss)
+        initializers.get(init)
+        self.sizes = [int(n_in)] + [int(w) for w in hidden] + [int(n_out)]
+        self.dropout = dropout
+        self.seed = seed
+        self.config = dict(activation=self.activation.name, init=init, loss=self.loss_fn.name,
+                           dropout=dropout, dtype=self.dtype.name, seed=seed, sigma_b=sigma_b,
+                           init_params=dict(init_params or {}), activation_params=dict(activation_params or {}))
+
+        init_rng = generator(seed, "init")
+        self.weights, self.biases = [], []
+        for fan_in, fan_out in zip(self.sizes[:-1], self.sizes[1:]):
+            self.weights.append(initializers.init_weights(init, init_rng, fan_in, fan_out, self.dtype,
+                                                          **(init_params or {})))
+            self.biases.append(initializers.init_bias(init_rng, fan_out, self.dtype, sigma_b))
+        self._dropout_rng = generator(seed, "dropout")
+        self.update_norms = np.zeros(self.n_layers)  # ||delta W_l|| of the last optimizer step
+        self._grads = {}
+        self._workspaces = {}
+
+    # ------------------------------------------------------------------ shape
+    @property
+    def n_layers(self):
+        """L: hidden layers + the output layer."""
+        return len(self.sizes) - 1
+
+    @property
+    def depth(self):
+        return len(self.sizes) - 2
+
+    def __repr__(self):
+        return (f"MLP(sizes={self.sizes}, activation={self.activation.name!r}, init={self.config['init']!r}, "
+                f"loss={self.loss_fn.name!r}, dropout={self.dropout}, dtype={self.dtype.name!r})")
+
+    # ------------------------------------------------------------- validation
+    def check_inputs(self, X, y=None):
+        """Return X (in the network's dtype) and y, validated; ValueError on bad shape or values."""
+        X = np.asarray(X)
+        if X.ndim != 2 or X.shape[1] != self.sizes[0]:
+            raise ValueError(f"X must have shape (N, {self.sizes[0]}), got {X.shape}")
+        if X.shape[0] < 1:
+            raise ValueError("X must hold at least one example")
+        if not np.issubdtype(X.dtype, np.number):
+            raise ValueError(f"X must be numeric, got dtype {X.dtype}")
+        X = X.astype(self.dtype, copy=False)
+        if not np.isfinite(X).all():
+            raise ValueError("X contains NaN or inf")
+        if y is not None:
+            y = self.loss_fn.check_targets(y, X.shape[0], self.sizes[-1])
+        return X, y
+
+    # ------------------------------------------------------------ computation
+    def _workspace(self, batch, kind):
+        key = (batch, kind)
+        ws = self._workspaces.get(key)
+        if ws is None:
+            ws = self._workspaces[key] = _Workspace(self.sizes, batch, self.dtype, self.dropout > 0)
+        return ws
+
+    def _grad_buffers(self, kind):
+        g = self._grads.get(kind)
+        if g is None:
+            g = self._grads[kind] = ([np.empty_like(w) for w in self.weights],
+                                     [np.empty_like(b) for b in self.biases])
+        return g
+
+    def _forward(self, X, ws, train, masks=None):
+        """Fill ws.z / ws.h / ws.a for batch X; returns the logits z_L (a view into ws)."""
+        use_dropout = train and self.dropout > 0
+        a_prev = X
+        L = self.n_layers
+        for l in range(L):
+            z = ws.z[l]
+            np.matmul(a_prev, self.weights[l], out=z)
+            z += self.biases[l]
+            if l == L - 1:
+                break
+            h = self.activation.forward(z, out=ws.h[l])
+            if self.dropout > 0:
+                if use_dropout:
+                    if masks is not None:
+                        np.copyto(ws.masks[l], masks[l])
+                    else:
+                        keep = self._dropout_rng.random(z.shape) >= self.dropout
+                        np.multiply(keep, 1.0 / (1.0 - self.dropout), out=ws.masks[l])
+                    np.multiply(h, ws.masks[l], out=ws.a[l])
+                else:
+                    np.copyto(ws.a[l], h)
+            a_prev = ws.a[l]
+        ws.dropout_active = use_dropout
+        return ws.z[L - 1]
+
+    def _backward(self, X, y, ws, grad_w, grad_b):
+        L = self.n_layers
+        loss, _ = self.loss_fn.forward_backward(ws.z[L - 1], y, dz=ws.delta[L - 1])
+        for l in range(L - 1, -1, -1):
+            a_prev = X if l == 0 else ws.a[l - 1]
+            d = ws.delta[l]
+            np.matmul(a_prev.T, d, out=grad_w[l])
+            np.sum(d, axis=0, out=grad_b[l])
+            if l == 0:
+                break
+            d_prev = ws.delta[l - 1]
+            np.matmul(d, self.weights[l].T, out=d_prev)
+            if ws.dropout_active:
+                d_prev *= ws.masks[l - 1]
+            d_prev *= self.activation.derivative(ws.z[l - 1], ws.h[l - 1], out=ws.scratch[l - 1])
+        return loss
+
+    def loss_and_grads(self, X, y, train=True, masks=None):
+        """Mean loss on (X, y) and its gradients.
+
+        ``train`` turns dropout on. ``masks`` (a list of one array per hidden layer,
+        already scaled by 1/(1-p)) fixes the dropout masks instead of drawing them.
+        """
+        X, y = self.check_inputs(X, y)
+        ws = self._workspace(X.shape[0], "train")
+        if masks is not None:
+            if len(masks) != self.depth or any(m.shape != h.shape for m, h in zip(masks, ws.h)):
+                raise ValueError(f"masks must be {self.depth} arrays of shapes {[h.shape for h in ws.h]}")
+        grad_w, grad_b = self._grad_buffers("train")
+        self._forward(X, ws, train, masks)
+        loss = self._backward(X, y, ws, grad_w, grad_b)
+        self.last_masks = ws.masks if ws.dropout_active else None
+        return loss, Grads(grad_w, grad_b, ws.delta)
+
+    def forward(self, X, train=False):
+        """Logits z_L for X (a new array). Dropout only when ``train``."""
+        X, _ = self.check_inputs(X)
+        ws = self._workspace(X.shape[0], "eval")
+        return self._forward(X, ws, train).copy()
+
+    def loss(self, X, y):
+        """Mean loss at evaluation (no dropout)."""
+        X, y = self.check_inputs(X, y)
+        ws = self._workspace(X.shape[0], "eval")
+        z = self._forward(X, ws, train=False)
+        return self.loss_fn.forward_backward(z, y, dz=ws.delta[-1])[0]
+
+    def evaluate(self, X, y):
+        """(mean loss, accuracy) at evaluation (no dropout)."""
+        X, y = self.check_inputs(X, y)
+        ws = self._workspace(X.shape[0], "eval")
+        z = self._forward(X, ws, train=False)
+        acc = self.loss_fn.accuracy(z, y)
+        return self.loss_fn.forward_backward(z, y, dz=ws.delta[-1])[0], acc
+
+    # ----------------------------------------------------------------- probes
+    def _probe_pass(self, X, y):
+        X, y = self.check_inputs(X, y)
+        ws = self._workspace(X.shape[0], "probe")
+        grad_w, grad_b = self._grad_buffers("probe")
+        self._forward(X, ws, train=False)
+        loss = self._backward(X, y, ws, grad_w, grad_b)
+        return X, ws, grad_w, grad_b, loss
+
+    def probe(self, X, y):
+        """Per-layer statistics on (X, y) with dropout off: {stat_name: array over layers 1..L}.
+
+        See ``nncore.probes`` for the definitions. The network's parameters and
+        its training gradients are unchanged.
+        """
+        X, ws, grad_w, grad_b, loss = self._probe_pass(X, y)
+        return probes.layer_stats(self, ws, grad_w, grad_b)
+
+    def probe_with_histograms(self, X, y, bins=64):
+        """(stats, histograms): ``probe`` plus per-layer histograms, see probes.layer_histograms."""
+        X, ws, grad_w, grad_b, loss = self._probe_pass(X, y)
+        return probes.layer_stats(self, ws, grad_w, grad_b), probes.layer_histograms(self, ws, grad_w, bins)

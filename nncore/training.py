@@ -1,0 +1,100 @@
+"""The training loop: seeded shuffled mini-batches, probes at step 0 and every k steps,
+and a clean stop when the network diverges.
+
+A *step* is one optimizer update; step 0 is the initialization, before any update.
+"""
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .rng import generator
+
+
+@dataclass
+class ProbeRecord:
+    """What the callback receives. ``stats`` is ``net.probe`` on the probe batch;
+    ``histograms`` is filled at the steps in ``histogram_steps`` (else None);
+    ``train_loss`` is the mean loss of the last training batch (NaN at step 0)."""
+    step: int
+    epoch: int
+    net: object
+    stats: dict
+    histograms: dict = None
+    train_loss: float = float("nan")
+    grad_norm_total: float = float("nan")
+    final: bool = False
+
+
+@dataclass
+class TrainResult:
+    steps: int                      # optimizer updates done
+    diverged_step: int = None       # step whose loss or gradient was non-finite, else None
+    train_losses: list = field(default_factory=list)  # mean batch loss at each step
+
+    @property
+    def diverged(self):
+        return self.diverged_step is not None
+
+
+def n_steps(n_examples, batch_size, epochs):
+    """Optimizer steps in ``epochs`` epochs (the last batch of an epoch may be smaller)."""
+    return epochs * math.ceil(n_examples / batch_size)
+
+
+def train(net, opt, X, y, *, epochs, batch_size, probe_X=None, probe_y=None, log_every=10,
+          callback=None, histogram_steps=(), histogram_bins=64, seed=None):
+    """Train ``net`` with ``opt`` on (X, y).
+
+    Batches are drawn without replacement from a permutation of the examples,
+    reshuffled every epoch by the "shuffle" stream of ``seed`` (default: the
+    network's seed). ``callback(ProbeRecord)`` runs at step 0, every ``log_every``
+    steps and after the last step, with the probes of the probe batch (default:
+    the first 256 training examples). A non-finite loss or gradient stops
+    training and sets ``diverged_step``; no warning is emitted.
+    """
+    X, y = net.check_inputs(X, y)
+    for name, value in (("epochs", epochs), ("log_every", log_every)):
+        if not isinstance(value, (int, np.integer)) or value < (0 if name == "epochs" else 1):
+            raise ValueError(f"{name} must be an integer >= {0 if name == 'epochs' else 1}, got {value!r}")
+    if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+    if probe_X is None:
+        probe_X, probe_y = X[:256], y[:256]
+    probe_X, probe_y = net.check_inputs(probe_X, probe_y)
+    histogram_steps = set(histogram_steps)
+    rng = generator(net.seed if seed is None else seed, "shuffle")
+    n = X.shape[0]
+    batch_size = min(batch_size, n)
+    total = n_steps(n, batch_size, epochs)
+    result = TrainResult(steps=0)
+
+    def report(step, epoch, loss, gnorm, final=False):
+        if callback is None:
+            return
+        if step in histogram_steps or (final and histogram_steps):
+            stats, hists = net.probe_with_histograms(probe_X, probe_y, bins=histogram_bins)
+        else:
+            stats, hists = net.probe(probe_X, probe_y), None
+        callback(ProbeRecord(step, epoch, net, stats, hists, loss, gnorm, final))
+
+    with np.errstate(all="ignore"):
+        report(0, 0, float("nan"), float("nan"), final=total == 0)
+        step = 0
+        for epoch in range(epochs):
+            order = rng.permutation(n)
+            for start in range(0, n, batch_size):
+                idx = order[start:start + batch_size]
+                loss, grads = net.loss_and_grads(X[idx], y[idx], train=True)
+                result.train_losses.append(loss)
+                gnorm = math.sqrt(sum(float(np.dot(g.reshape(-1), g.reshape(-1))) for g in grads.weights + grads.biases))
+                if not (math.isfinite(loss) and math.isfinite(gnorm)):
+                    result.diverged_step = step
+                    result.steps = step
+                    return result
+                opt.step(net, grads)
+                step += 1
+                if step % log_every == 0 or step == total:
+                    report(step, epoch + 1 if start + batch_size >= n else epoch, loss, gnorm, final=step == total)
+        result.steps = step
+    return result
