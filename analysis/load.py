@@ -1,0 +1,399 @@
+"""MLflow runs -> tidy pandas DataFrames.
+
+    frames = load_frames()                                  # latest sweep of "gradpath"
+    frames = load_frames(sweep="2025-11-23_18-30-00")       # one sweep
+    frames = load_frames(all_runs=True)                     # every job run of the experiment
+
+``Frames`` holds four long-format tables keyed by ``run_id``:
+  runs         one row per job run: configuration, outcome and final metrics
+  layer_stats  run_id, step, layer, stat, value          (layer_stats.parquet)
+  histograms   run_id, step, layer, kind, bin, left, right, count   (histograms.parquet)
+  scalars      run_id, step, name, value                 (scalars.parquet)
+
+The runs come from a few ``search_runs`` calls (their latest metrics included);
+the per-step histories come from each run's Parquet artifacts, read straight from
+disk when the artifact store is local. Those reads dominate the load time, so the
+three artifact tables are cached as Parquet in ``cache_dir``, keyed by the run ids
+and end times: a finished sweep is read from MLflow once.
+"""
+import hashlib
+import os
+import re
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlparse
+from urllib.request import url2pathname
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_EXPERIMENT = "gradpath"
+DEFAULT_TRACKING_URI = f"sqlite:///{REPO_ROOT / 'mlflow.db'}"
+
+# Column -> dtype of each table. Empty tables are built from these too, so that
+# downstream code never meets a frame without the expected columns.
+RUN_COLUMNS = {
+    "run_id": "str", "run_name": "str", "sweep": "str",
+    "activation": "str", "init": "str", "optimizer": "str",
+    "depth": "int64", "width": "int64", "dataset": "str", "seed": "int64", "lr": "float64",
+    "outcome": "str", "status": "str",
+    "loss/train": "float64", "loss/val": "float64", "acc/train": "float64", "acc/val": "float64",
+    "diverged_step": "float64",  # NaN unless the run diverged
+}
+LAYER_STATS_COLUMNS = {"run_id": "str", "step": "int64", "layer": "int64", "stat": "str",
+                       "value": "float64"}
+HISTOGRAM_COLUMNS = {"run_id": "str", "step": "int64", "layer": "int64", "kind": "str",
+                     "bin": "int64", "left": "float64", "right": "float64", "count": "int64"}
+SCALAR_COLUMNS = {"run_id": "str", "step": "int64", "name": "str", "value": "float64"}
+
+# Artifact file -> (table name, columns). Names are fixed by the experiments' logger.
+ARTIFACTS = {
+    "layer_stats.parquet": ("layer_stats", LAYER_STATS_COLUMNS),
+    "histograms.parquet": ("histograms", HISTOGRAM_COLUMNS),
+    "scalars.parquet": ("scalars", SCALAR_COLUMNS),
+}
+FINAL_METRICS = ("loss/train", "loss/val", "acc/train", "acc/val", "diverged_step")
+
+# (column, tag, param): the tags are the contract's short names; the dot-flattened
+# Hydra params are the fallback for runs logged before a tag existed.
+CONFIG_FIELDS = (
+    ("activation", "activation", "activation.name"),
+    ("init", "init", "init.name"),
+    ("optimizer", "optimizer", "optimizer.name"),
+    ("depth", "depth", "model.depth"),
+    ("width", "width", "model.width"),
+    ("dataset", "dataset", "data.name"),
+    ("seed", "seed", "seed"),
+)
+REQUIRED_FIELDS = ("activation", "init", "optimizer", "depth", "width", "seed")
+
+CACHE_FILE = re.compile(r"[0-9a-f]{20}\.(\w+\.parquet|notes\.txt)")
+CACHE_FORMAT = 1          # bump when the cached tables change shape
+SEARCH_PAGE_SIZE = 1000
+READ_THREADS = 8          # Parquet reads release the GIL; threads overlap file I/O
+
+
+class NoRunsError(ValueError):
+    """The experiment, the sweep or the store holds no runs to analyse."""
+
+
+@dataclass
+class Frames:
+    """The four tables of one analysis, and where they came from."""
+    runs: pd.DataFrame
+    layer_stats: pd.DataFrame
+    histograms: pd.DataFrame
+    scalars: pd.DataFrame
+    experiment: str = ""
+    experiment_id: str = ""
+    sweep: str = ""              # "" when the runs are not one sweep
+    parent_run_id: str = ""      # the sweep's parent run, "" when there is none
+    tracking_uri: str = ""
+    notes: list = field(default_factory=list)  # what was skipped or missing, for the report
+
+
+def empty_frame(columns):
+    """A frame with ``columns`` (name -> dtype) and no rows."""
+    return pd.DataFrame({name: pd.Series(dtype=dtype) for name, dtype in columns.items()})
+
+
+def resolve_tracking_uri(tracking_uri=None):
+    """The explicit URI, else $MLFLOW_TRACKING_URI, else the repository's mlflow.db."""
+    return tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+
+
+def _sqlite_path(tracking_uri):
+    """The database file of a sqlite URI, else None."""
+    if not tracking_uri.startswith("sqlite:///"):
+        return None
+    return Path(tracking_uri[len("sqlite:///"):])
+
+
+def open_client(tracking_uri):
+    """An MlflowClient for ``tracking_uri``; refuses a sqlite file that does not exist,
+    because opening it would silently create an empty store."""
+    db = _sqlite_path(tracking_uri)
+    if db is not None and not db.exists():
+        raise NoRunsError(f"no MLflow store at {db} (tracking URI {tracking_uri})")
+    from mlflow.tracking import MlflowClient
+    return MlflowClient(tracking_uri=tracking_uri)
+
+
+def _quoted(value):
+    """``value`` as a single-quoted MLflow filter literal."""
+    if "'" in value:
+        raise ValueError(f"ids with a single quote are not supported in MLflow filters: {value!r}")
+    return f"'{value}'"
+
+
+def search_all_runs(client, experiment_id, filter_string, order_by=None):
+    """Every run matching ``filter_string``, following the result pages."""
+    runs, token = [], None
+    while True:
+        page = client.search_runs([experiment_id], filter_string, max_results=SEARCH_PAGE_SIZE,
+                                  order_by=order_by, page_token=token)
+        runs.extend(page)
+        token = page.token
+        if not token:
+            return runs
+
+
+def latest_parent_run(client, experiment_id, sweep=None):
+    """The most recently started parent run (of ``sweep`` if given), else None."""
+    filter_string = "tags.role = 'parent'"
+    if sweep is not None:
+        filter_string += f" and tags.sweep = {_quoted(sweep)}"
+    page = client.search_runs([experiment_id], filter_string, max_results=1,
+                              order_by=["attributes.start_time DESC"])
+    return page[0] if page else None
+
+
+def _known_sweeps(client, experiment_id):
+    parents = search_all_runs(client, experiment_id, "tags.role = 'parent'")
+    return sorted({run.data.tags.get("sweep", "") for run in parents} - {""})
+
+
+def _as_number(text, kind):
+    """``text`` (an MLflow tag or param string) as int or float; None when unparsable."""
+    try:
+        number = float(text)
+    except (TypeError, ValueError):
+        return None
+    if kind == "int":
+        return int(number) if number.is_integer() else None
+    return number
+
+
+def run_record(run):
+    """One row of the runs table from an MLflow Run, and the missing required fields."""
+    tags, params, metrics = run.data.tags, run.data.params, run.data.metrics
+    record = {"run_id": run.info.run_id, "run_name": run.info.run_name or "",
+              "sweep": tags.get("sweep", "")}
+    for column, tag, param in CONFIG_FIELDS:
+        record[column] = tags.get(tag, params.get(param))
+    for column in ("depth", "width", "seed"):
+        record[column] = _as_number(record[column], "int")
+    lr = _as_number(params.get("optimizer.lr"), "float")
+    record["lr"] = np.nan if lr is None else lr
+    record["dataset"] = record["dataset"] or ""
+    # A run without the tag has not reported its outcome (crashed or still running).
+    record["outcome"] = tags.get("outcome", "unknown")
+    record["status"] = run.info.status
+    for name in FINAL_METRICS:
+        record[name] = metrics.get(name, np.nan)
+    missing = [name for name in REQUIRED_FIELDS if record[name] is None]
+    return record, missing
+
+
+def runs_table(mlflow_runs):
+    """(runs DataFrame, notes) from MLflow Run objects; runs lacking a required field
+    are left out and named in the notes."""
+    records, notes = [], []
+    for run in mlflow_runs:
+        record, missing = run_record(run)
+        if missing:
+            notes.append(f"run {run.info.run_id} skipped: no {', '.join(missing)} tag or param")
+            continue
+        records.append(record)
+    if not records:
+        return empty_frame(RUN_COLUMNS), notes
+    runs = pd.DataFrame.from_records(records, columns=list(RUN_COLUMNS))
+    runs = runs.astype(RUN_COLUMNS)
+    # A stable order (configuration first) makes every table and figure reproducible.
+    runs = runs.sort_values(["activation", "init", "optimizer", "depth", "seed", "run_id"])
+    return runs.reset_index(drop=True), notes
+
+
+def local_artifact_dir(artifact_uri):
+    """The run's artifact directory when the artifact store is a local path, else None."""
+    parsed = urlparse(artifact_uri)
+    if parsed.scheme == "file":
+        return Path(url2pathname(parsed.path))
+    if parsed.scheme == "" or (len(parsed.scheme) == 1 and os.name == "nt"):  # "C:\..."
+        return Path(artifact_uri)
+    return None
+
+
+def read_artifact_table(artifact_uri, filename, tracking_uri):
+    """The run's artifact ``filename`` as a pyarrow Table, or None when it is missing."""
+    from mlflow.exceptions import MlflowException
+    local_dir = local_artifact_dir(artifact_uri)
+    if local_dir is not None:
+        path = local_dir / filename
+        return pq.read_table(path) if path.exists() else None
+    import mlflow.artifacts
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            path = mlflow.artifacts.download_artifacts(artifact_uri=f"{artifact_uri}/{filename}",
+                                                       dst_path=tmp, tracking_uri=tracking_uri)
+        except (MlflowException, OSError):
+            return None
+        return pq.read_table(path)
+
+
+def _conform(table, columns, run_id):
+    """``table`` restricted to ``columns`` (minus run_id) in the contract's types, with a
+    run_id column prepended; None when a column is missing."""
+    data_columns = [name for name in columns if name != "run_id"]
+    if any(name not in table.column_names for name in data_columns):
+        return None
+    pa_types = {"str": pa.string(), "int64": pa.int64(), "float64": pa.float64()}
+    schema = pa.schema([(name, pa_types[columns[name]]) for name in data_columns])
+    table = table.select(data_columns).cast(schema)
+    run_ids = pa.array([run_id] * table.num_rows, pa.string())
+    return table.add_column(0, "run_id", run_ids)
+
+
+def _to_frame(tables, columns):
+    if not tables:
+        return empty_frame(columns)
+    frame = pa.concat_tables(tables).to_pandas()
+    return frame.astype(columns)
+
+
+def read_artifact_frames(runs, artifact_uris, tracking_uri):
+    """({table name: DataFrame}, notes) from every run's Parquet artifacts."""
+    jobs = [(run_id, filename) for run_id in runs["run_id"] for filename in ARTIFACTS]
+
+    def read(job):
+        run_id, filename = job
+        return read_artifact_table(artifact_uris[run_id], filename, tracking_uri)
+
+    with ThreadPoolExecutor(max_workers=READ_THREADS) as pool:
+        raw_tables = list(pool.map(read, jobs))
+    tables = {name: [] for name, _ in ARTIFACTS.values()}
+    missing = {filename: 0 for filename in ARTIFACTS}
+    malformed = {filename: 0 for filename in ARTIFACTS}
+    for (run_id, filename), table in zip(jobs, raw_tables):
+        name, columns = ARTIFACTS[filename]
+        if table is None:
+            missing[filename] += 1
+            continue
+        conformed = _conform(table, columns, run_id)
+        if conformed is None:
+            malformed[filename] += 1
+            continue
+        tables[name].append(conformed)
+    notes = [f"{count} run(s) have no {filename}" for filename, count in missing.items() if count]
+    notes += [f"{count} run(s) have a {filename} without the expected columns"
+              for filename, count in malformed.items() if count]
+    frames = {name: _to_frame(tables[name], columns) for name, columns in ARTIFACTS.values()}
+    return frames, notes
+
+
+def cache_key(mlflow_runs):
+    """A hash of the run ids and end times, or None while any run is unfinished
+    (its artifacts may still change, so caching them would serve stale data)."""
+    parts = []
+    for run in mlflow_runs:
+        if run.info.end_time is None or run.info.status == "RUNNING":
+            return None
+        parts.append(f"{run.info.run_id}:{run.info.end_time}:{run.info.status}")
+    text = f"format={CACHE_FORMAT};" + ";".join(sorted(parts))
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+def _cache_paths(cache_dir, key):
+    return {name: Path(cache_dir) / f"{key}.{name}.parquet" for name, _ in ARTIFACTS.values()}
+
+
+def _cache_notes_path(cache_dir, key):
+    return Path(cache_dir) / f"{key}.notes.txt"
+
+
+def read_cache(cache_dir, key):
+    """(artifact tables, notes) cached under ``key``, or None."""
+    if cache_dir is None or key is None:
+        return None
+    paths = _cache_paths(cache_dir, key)
+    notes_path = _cache_notes_path(cache_dir, key)
+    if not notes_path.exists() or not all(path.exists() for path in paths.values()):
+        return None
+    columns = {name: cols for name, cols in ARTIFACTS.values()}
+    tables = {name: pd.read_parquet(path).astype(columns[name]) for name, path in paths.items()}
+    return tables, notes_path.read_text().splitlines()
+
+
+def write_cache(cache_dir, key, tables, notes):
+    """Store ``tables`` and their ``notes`` under ``key`` and drop older entries: only the
+    latest load is kept. The notes file is written last: it marks a complete entry."""
+    if cache_dir is None or key is None:
+        return
+    cache_dir = Path(cache_dir)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    for old in cache_dir.iterdir():
+        # Only files this module wrote (a 20-hex-digit key prefix) are ever removed.
+        if CACHE_FILE.fullmatch(old.name) and not old.name.startswith(f"{key}."):
+            old.unlink()
+    for name, path in _cache_paths(cache_dir, key).items():
+        tables[name].to_parquet(path, index=False)
+    _cache_notes_path(cache_dir, key).write_text("".join(f"{note}\n" for note in notes))
+
+
+def select_runs(client, experiment, sweep=None, all_runs=False):
+    """(job runs, sweep id, parent run or None, notes) for the requested selection."""
+    experiment_id = experiment.experiment_id
+    if all_runs:
+        return search_all_runs(client, experiment_id, "tags.role = 'job'"), "", None, []
+    notes = []
+    if sweep is None:
+        parent = latest_parent_run(client, experiment_id)
+        if parent is None:
+            runs = search_all_runs(client, experiment_id, "tags.role = 'job'")
+            notes.append(f"no sweep parent run in the experiment: using all {len(runs)} job run(s)")
+            return runs, "", None, notes
+        sweep = parent.data.tags.get("sweep", "")
+    else:
+        parent = latest_parent_run(client, experiment_id, sweep)
+    runs = search_all_runs(client, experiment_id,
+                           f"tags.role = 'job' and tags.sweep = {_quoted(sweep)}")
+    if not runs:
+        known = _known_sweeps(client, experiment_id)
+        raise NoRunsError(f"no job runs of sweep {sweep!r} in experiment {experiment.name!r}"
+                          f" (sweeps: {', '.join(known) if known else 'none'})")
+    return runs, sweep, parent, notes
+
+
+def load_frames(experiment=DEFAULT_EXPERIMENT, sweep=None, all_runs=False, tracking_uri=None,
+                cache_dir=None):
+    """The Frames of one sweep (default: the most recent parent run's) or, with
+    ``all_runs``, of every job run in ``experiment``.
+
+    Raises NoRunsError (a ValueError) for a missing store, an unknown experiment or
+    sweep, or an experiment without job runs. ``cache_dir`` (e.g. reports/.cache)
+    enables the artifact cache.
+    """
+    tracking_uri = resolve_tracking_uri(tracking_uri)
+    client = open_client(tracking_uri)
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        raise NoRunsError(f"no MLflow experiment named {experiment!r} at {tracking_uri}")
+    mlflow_runs, sweep_id, parent, notes = select_runs(client, found, sweep, all_runs)
+    if not mlflow_runs:
+        raise NoRunsError(f"experiment {experiment!r} at {tracking_uri} has no job runs")
+    runs, skipped = runs_table(mlflow_runs)
+    notes += skipped
+    if runs.empty:
+        raise NoRunsError(f"experiment {experiment!r}: none of the {len(mlflow_runs)} job runs"
+                          " has its configuration tags")
+    kept = set(runs["run_id"])
+    kept_runs = [run for run in mlflow_runs if run.info.run_id in kept]
+    key = cache_key(kept_runs)
+    cached = read_cache(cache_dir, key)
+    if cached is None:
+        artifact_uris = {run.info.run_id: run.info.artifact_uri for run in kept_runs}
+        tables, artifact_notes = read_artifact_frames(runs, artifact_uris, tracking_uri)
+        write_cache(cache_dir, key, tables, artifact_notes)
+    else:
+        tables, artifact_notes = cached
+    notes += artifact_notes
+    return Frames(runs=runs, layer_stats=tables["layer_stats"], histograms=tables["histograms"],
+                  scalars=tables["scalars"], experiment=experiment,
+                  experiment_id=found.experiment_id, sweep=sweep_id,
+                  parent_run_id=parent.info.run_id if parent is not None else "",
+                  tracking_uri=tracking_uri, notes=notes)

@@ -1,0 +1,127 @@
+"""Derived tables shared by the figures, the observations and summary.csv.
+
+Everything here is a plain function of the load tables (runs, layer_stats, ...),
+so a figure and the sentence describing it always read the same numbers.
+
+Non-finite values (NaN, inf) and, where a logarithm is taken, non-positive values
+are treated as missing: they cannot be placed on a log axis, and a probe that
+overflowed says nothing reliable about the layer profile.
+"""
+import numpy as np
+import pandas as pd
+
+INIT, FINAL = "init", "final"
+CONFIG = ["activation", "init", "optimizer", "depth"]
+
+
+def safe_log10(values):
+    """log10 of the finite positive entries, NaN elsewhere (no warnings)."""
+    values = np.asarray(values, dtype=np.float64)
+    usable = np.isfinite(values) & (values > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(usable, np.log10(np.where(usable, values, 1.0)), np.nan)
+
+
+def finite(frame, column="value"):
+    """Rows of ``frame`` whose ``column`` is finite."""
+    return frame[np.isfinite(frame[column].to_numpy(dtype=np.float64))]
+
+
+def last_steps(layer_stats):
+    """Series run_id -> the run's last logged step (for a diverged run, the last
+    finite probe before divergence)."""
+    return layer_stats.groupby("run_id")["step"].max()
+
+
+def stat_at(layer_stats, stat, when):
+    """Rows (run_id, step, layer, value) of ``stat`` at init (step 0) or at each run's
+    last logged step (``when`` = "final")."""
+    if when not in (INIT, FINAL):
+        raise ValueError(f"when must be {INIT!r} or {FINAL!r}, got {when!r}")
+    rows = layer_stats[layer_stats["stat"] == stat]
+    if when == INIT:
+        rows = rows[rows["step"] == 0]
+    else:
+        last = rows["run_id"].map(last_steps(layer_stats))
+        rows = rows[rows["step"] == last]
+    return rows[["run_id", "step", "layer", "value"]]
+
+
+def with_config(frame, runs, columns=CONFIG):
+    """``frame`` joined with the run configuration ``columns`` on run_id."""
+    return frame.merge(runs[["run_id", *columns]], on="run_id", how="inner")
+
+
+def layer_profile(layer_stats, runs, stat, when, by=("activation", "init", "depth")):
+    """Median over runs of ``stat`` per (``by``..., layer), at init or at the end.
+
+    The median over seeds (and, at init, over optimizers, which share the initial
+    network) is robust to the odd run whose probe overflowed."""
+    rows = finite(with_config(stat_at(layer_stats, stat, when), runs))
+    columns = [*by, "layer", "value"]
+    if rows.empty:
+        return pd.DataFrame({name: pd.Series(dtype=runs[name].dtype if name in runs else "float64")
+                             for name in columns})
+    return rows.groupby([*by, "layer"], as_index=False)["value"].median()[columns]
+
+
+def layer_value(layer_stats, runs, stat, when, layer):
+    """Series run_id -> ``stat`` at ``layer`` ("first", "last_hidden", "output" or an
+    int) at init or at the end. "output" is layer depth+1, "last_hidden" layer depth."""
+    rows = stat_at(layer_stats, stat, when)
+    depth = rows["run_id"].map(runs.set_index("run_id")["depth"])
+    wanted = {"first": pd.Series(1, index=rows.index), "last_hidden": depth,
+              "output": depth + 1}.get(layer, layer)
+    picked = rows[rows["layer"] == wanted]
+    return picked.groupby("run_id")["value"].first()
+
+
+def log10_layer_ratio(layer_stats, runs, stat, when, top="first", bottom="output"):
+    """Series run_id -> log10(stat at ``top`` / stat at ``bottom``), NaN when either is
+    missing, non-finite or non-positive."""
+    numerator = layer_value(layer_stats, runs, stat, when, top)
+    denominator = layer_value(layer_stats, runs, stat, when, bottom)
+    both = pd.concat([numerator.rename("top"), denominator.rename("bottom")], axis=1)
+    both = both.reindex(runs["run_id"])
+    ratio = safe_log10(both["top"]) - safe_log10(both["bottom"])
+    return pd.Series(ratio, index=both.index, name=f"log10_{stat}_ratio_{when}")
+
+
+def grad_ratio(layer_stats, runs, when=INIT):
+    """Series run_id -> log10(grad_norm at layer 1 / grad_norm at layer L), L = depth+1.
+
+    Negative: the gradient vanishes toward the input; positive: it explodes."""
+    return log10_layer_ratio(layer_stats, runs, "grad_norm", when, "first", "output")
+
+
+def config_ratio(ratios, runs, by=("activation", "init", "depth")):
+    """Median of a run_id-indexed ratio Series per configuration ``by``; columns
+    (*by, "value"), NaN-only configurations kept as NaN."""
+    frame = runs[["run_id", *by]].assign(value=runs["run_id"].map(ratios).to_numpy(np.float64))
+    return frame.groupby(list(by), as_index=False)["value"].median()
+
+
+def summary_table(runs, layer_stats):
+    """One row per run: configuration, outcome, final metrics and the log10 gradient
+    ratio at init (layer 1 over layer L), the content of reports/summary.csv."""
+    summary = runs.copy()
+    summary["log10_grad_ratio_init"] = summary["run_id"].map(grad_ratio(layer_stats, runs, INIT))
+    return summary
+
+
+def histogram_std(histograms):
+    """Std of each histogram (run_id, step, layer, kind), from bin centres and counts."""
+    if histograms.empty:
+        return pd.DataFrame({"run_id": pd.Series(dtype="str"), "step": pd.Series(dtype="int64"),
+                             "layer": pd.Series(dtype="int64"), "kind": pd.Series(dtype="str"),
+                             "std": pd.Series(dtype="float64")})
+    centre = (histograms["left"] + histograms["right"]) / 2
+    weighted = histograms.assign(c=histograms["count"], cx=histograms["count"] * centre,
+                                 cxx=histograms["count"] * centre * centre)
+    sums = weighted.groupby(["run_id", "step", "layer", "kind"], as_index=False)[["c", "cx", "cxx"]].sum()
+    counts = sums["c"].to_numpy(np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean = sums["cx"] / counts
+        variance = np.maximum(sums["cxx"] / counts - mean * mean, 0.0)
+    sums["std"] = np.sqrt(variance)
+    return sums[["run_id", "step", "layer", "kind", "std"]]

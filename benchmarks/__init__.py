@@ -1,0 +1,1 @@
+"""Benchmarks for nncore (run with ``make bench``)."""

@@ -1,0 +1,1 @@
+"""Hydra experiments on nncore, tracked in MLflow."""

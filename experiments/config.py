@@ -1,0 +1,214 @@
+"""Structured config schema (validated by Hydra/OmegaConf), range checks, and run identity.
+
+OmegaConf checks keys and types; ``validate`` checks ranges and names, so that a
+bad value fails before any run is created, with a message naming the key.
+"""
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any, List, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import DictConfig, OmegaConf
+
+from nncore import activations, initializers, losses, optimizers
+
+
+class ConfigError(ValueError):
+    """A config value is out of range or names nothing; the message names the key."""
+
+
+@dataclass
+class ModelConf:
+    depth: int = 5            # number of hidden layers
+    width: int = 64
+    dropout: float = 0.0
+
+
+@dataclass
+class ActivationConf:
+    name: str = "tanh"
+    alpha: float = 0.01       # leaky_relu slope
+
+
+@dataclass
+class InitConf:
+    name: str = "xavier_uniform"
+    sigma_w: float = 1.0      # normal: std = sigma_w / sqrt(fan_in)
+    sigma_b: float = 0.0      # biases N(0, sigma_b^2); 0 = zero biases
+    gain: float = 1.0         # orthogonal
+    value: float = 0.1        # constant
+
+
+@dataclass
+class OptimizerConf:
+    """torch.optim keyword names; None means torch's default for that optimizer."""
+    name: str = "sgd"
+    lr: float = 0.05
+    momentum: Optional[float] = None
+    dampening: Optional[float] = None
+    nesterov: Optional[bool] = None
+    betas: Optional[List[float]] = None
+    eps: Optional[float] = None
+    alpha: Optional[float] = None
+    centered: Optional[bool] = None
+    rho: Optional[float] = None
+    lr_decay: Optional[float] = None
+    initial_accumulator_value: Optional[float] = None
+    amsgrad: Optional[bool] = None
+    weight_decay: float = 0.0
+
+
+@dataclass
+class DataConf:
+    name: str = "digits"
+    val_fraction: float = 0.2
+    n_samples: int = 2000     # spirals, gaussian
+    dim: int = 20             # gaussian input dimension
+    n_classes: int = 10       # spirals arms / gaussian classes
+    noise: float = 0.2        # spirals
+    teacher_depth: int = 2    # gaussian: hidden layers of the random teacher
+    cache_dir: Optional[str] = None   # mnist: scikit-learn data_home
+
+
+@dataclass
+class TrainConf:
+    epochs: int = 20
+    batch_size: int = 64
+    log_every: int = 10
+    probe_size: int = 256
+    clip_norm: Optional[float] = None
+    dtype: str = "float64"
+    loss: str = "cross_entropy"
+    histogram_snapshots: int = 3     # histograms between step 0 and the end
+    histogram_bins: int = 64
+
+
+@dataclass
+class TrackingConf:
+    uri: Optional[str] = None        # None: $MLFLOW_TRACKING_URI, else sqlite:///<repo>/mlflow.db
+    experiment: str = "gradpath"
+
+
+@dataclass
+class Config:
+    model: ModelConf = field(default_factory=ModelConf)
+    activation: ActivationConf = field(default_factory=ActivationConf)
+    init: InitConf = field(default_factory=InitConf)
+    optimizer: OptimizerConf = field(default_factory=OptimizerConf)
+    data: DataConf = field(default_factory=DataConf)
+    train: TrainConf = field(default_factory=TrainConf)
+    tracking: TrackingConf = field(default_factory=TrackingConf)
+    seed: int = 0
+    study: Optional[str] = None      # name of the named experiment, if any
+
+
+def register():
+    cs = ConfigStore.instance()
+    cs.store(name="base_config", node=Config)
+
+
+DATASETS = ("digits", "spirals", "gaussian", "mnist")
+# Keys that do not change a run's result: excluded from its identity.
+NOT_IDENTITY = ("tracking",)
+
+
+def _check(ok, key, message):
+    if not ok:
+        raise ConfigError(f"{key}: {message}")
+
+
+def _is_int(v):
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def validate(cfg):
+    """Raise ConfigError naming the first key whose value is out of range or unknown."""
+    m, t, d, o = cfg.model, cfg.train, cfg.data, cfg.optimizer
+    _check(_is_int(m.depth) and m.depth >= 1, "model.depth", f"must be an integer >= 1, got {m.depth}")
+    _check(_is_int(m.width) and m.width >= 1, "model.width", f"must be an integer >= 1, got {m.width}")
+    _check(0.0 <= m.dropout < 1.0, "model.dropout", f"must be in [0, 1), got {m.dropout}")
+    _check(cfg.activation.name in activations.REGISTRY, "activation.name",
+           f"unknown activation {cfg.activation.name!r}; valid: {', '.join(sorted(activations.REGISTRY))}")
+    _check(0.0 <= cfg.activation.alpha < 1.0, "activation.alpha", f"must be in [0, 1), got {cfg.activation.alpha}")
+    _check(cfg.init.name in initializers.REGISTRY, "init.name",
+           f"unknown initializer {cfg.init.name!r}; valid: {', '.join(sorted(initializers.REGISTRY))}")
+    for key in ("sigma_w", "sigma_b", "gain"):
+        v = cfg.init[key]
+        _check(math.isfinite(v) and v >= 0, f"init.{key}", f"must be a finite number >= 0, got {v}")
+    _check(math.isfinite(cfg.init.value), "init.value", f"must be finite, got {cfg.init.value}")
+    _check(o.name in optimizers.REGISTRY, "optimizer.name",
+           f"unknown optimizer {o.name!r}; valid: {', '.join(sorted(optimizers.REGISTRY))}")
+    _check(math.isfinite(o.lr) and o.lr > 0, "optimizer.lr", f"must be > 0, got {o.lr}")
+    try:
+        optimizers.get(o.name, **optimizer_kwargs(cfg))
+    except ValueError as exc:
+        raise ConfigError(f"optimizer: {exc}") from None
+    _check(d.name in DATASETS, "data.name", f"unknown dataset {d.name!r}; valid: {', '.join(DATASETS)}")
+    _check(0.0 < d.val_fraction < 1.0, "data.val_fraction", f"must be in (0, 1), got {d.val_fraction}")
+    _check(d.n_samples >= 10, "data.n_samples", f"must be >= 10, got {d.n_samples}")
+    _check(d.dim >= 1, "data.dim", f"must be >= 1, got {d.dim}")
+    _check(d.n_classes >= 2, "data.n_classes", f"must be >= 2, got {d.n_classes}")
+    _check(d.noise >= 0, "data.noise", f"must be >= 0, got {d.noise}")
+    _check(d.teacher_depth >= 1, "data.teacher_depth", f"must be >= 1, got {d.teacher_depth}")
+    _check(t.epochs >= 0, "train.epochs", f"must be >= 0, got {t.epochs}")
+    _check(t.batch_size >= 1, "train.batch_size", f"must be >= 1, got {t.batch_size}")
+    _check(t.log_every >= 1, "train.log_every", f"must be >= 1, got {t.log_every}")
+    _check(t.probe_size >= 1, "train.probe_size", f"must be >= 1, got {t.probe_size}")
+    _check(t.clip_norm is None or (math.isfinite(t.clip_norm) and t.clip_norm > 0), "train.clip_norm",
+           f"must be > 0 or null, got {t.clip_norm}")
+    _check(t.dtype in ("float64", "float32"), "train.dtype", f"must be float64 or float32, got {t.dtype!r}")
+    _check(t.loss in losses.REGISTRY, "train.loss",
+           f"unknown loss {t.loss!r}; valid: {', '.join(sorted(losses.REGISTRY))}")
+    _check(t.histogram_snapshots >= 0, "train.histogram_snapshots", f"must be >= 0, got {t.histogram_snapshots}")
+    _check(t.histogram_bins >= 1, "train.histogram_bins", f"must be >= 1, got {t.histogram_bins}")
+    _check(_is_int(cfg.seed) and cfg.seed >= 0, "seed", f"must be an integer >= 0, got {cfg.seed}")
+
+
+def optimizer_kwargs(cfg):
+    """torch.optim keyword arguments set in cfg.optimizer (None = that optimizer's default)."""
+    kwargs = {k: v for k, v in OmegaConf.to_container(cfg.optimizer).items() if k != "name" and v is not None}
+    if not kwargs.get("weight_decay"):
+        kwargs.pop("weight_decay", None)
+    if cfg.train.clip_norm is not None:
+        kwargs["clip_norm"] = cfg.train.clip_norm
+    if "betas" in kwargs:
+        kwargs["betas"] = tuple(kwargs["betas"])
+    return kwargs
+
+
+def identity(cfg):
+    """The resolved config minus keys that do not change the result."""
+    container = OmegaConf.to_container(cfg, resolve=True)
+    for key in NOT_IDENTITY:
+        container.pop(key, None)
+    container.pop("hydra", None)
+    return container
+
+
+def config_hash(cfg):
+    """12 hex digits identifying the result of a run: same hash, same numbers."""
+    blob = json.dumps(identity(cfg), sort_keys=True, default=str)
+    return hashlib.sha1(blob.encode()).hexdigest()[:12]
+
+
+def flatten(container, prefix=""):
+    """Dot-flattened leaves {"model.depth": 5, ...} of a nested dict."""
+    out = {}
+    for key, value in container.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(flatten(value, name + "."))
+        else:
+            out[name] = value
+    return out
+
+
+def run_name(cfg):
+    """e.g. tanh-xavier_uniform-d20-adam-s0"""
+    return f"{cfg.activation.name}-{cfg.init.name}-d{cfg.model.depth}-{cfg.optimizer.name}-s{cfg.seed}"
+
+
+def to_dict(cfg: Any):
+    return OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)

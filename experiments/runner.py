@@ -1,0 +1,213 @@
+"""One job: build the dataset and network from the config, train, probe, and record.
+
+The local record (resolved config, Parquet histories, status) is written in the
+job's output directory first; then everything goes to MLflow in batches.
+"""
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from omegaconf import OmegaConf
+
+from nncore import MLP, optimizers, train
+from nncore.training import n_steps
+
+from . import datasets, tracking
+from .config import config_hash, flatten, identity, optimizer_kwargs, run_name, validate
+
+# Set by the launcher process (experiments/train.py) for the jobs of a sweep.
+ENV_EXPERIMENT_ID = "GRADPATH_EXPERIMENT_ID"
+ENV_PARENT_RUN = "GRADPATH_PARENT_RUN_ID"
+ENV_SWEEP = "GRADPATH_SWEEP_ID"
+ENV_SKIP_FILE = "GRADPATH_SKIP_FILE"
+ENV_PROGRESS_DIR = "GRADPATH_PROGRESS_DIR"
+
+SCALARS = ("loss/train", "loss/val", "acc/train", "acc/val", "grad_norm/total")
+LOGGED_LAYER_STATS = ("grad_norm", "act_var")
+
+
+def layer_key(stat, layer, n_layers):
+    """``grad_norm/layer_07``: two digits, three when there are 100 or more layers."""
+    return f"{stat}/layer_{layer:0{max(2, len(str(n_layers)))}d}"
+
+
+def histogram_steps(total, log_every, snapshots):
+    """Step 0, ``snapshots`` logged steps spread between, and the last step."""
+    steps = {0, total}
+    for k in range(1, snapshots + 1):
+        s = int(round(total * k / (snapshots + 1) / log_every)) * log_every
+        if 0 < s < total:
+            steps.add(s)
+    return sorted(steps)
+
+
+@dataclass
+class Recorder:
+    """Training callback: keeps the per-layer history, histograms and scalars of one run."""
+    data: object
+    n_layers: int
+    layer_frames: list = field(default_factory=list)
+    hist_frames: list = field(default_factory=list)
+    scalar_rows: list = field(default_factory=list)
+    metric_steps: list = field(default_factory=list)   # (step, {metric: value})
+
+    def __call__(self, record):
+        net, step, L = record.net, record.step, self.n_layers
+        stats = record.stats
+        for stat, values in stats.items():
+            self.layer_frames.append(pd.DataFrame({"step": step, "layer": np.arange(1, L + 1), "stat": stat,
+                                                   "value": np.asarray(values, dtype=np.float64)}))
+        loss_train, acc_train = net.evaluate(self.data.X_train, self.data.y_train)
+        loss_val, acc_val = net.evaluate(self.data.X_val, self.data.y_val)
+        total = math.sqrt(float(np.sum(stats["grad_norm"] ** 2) + np.sum(stats["bias_grad_norm"] ** 2)))
+        scalars = dict(zip(SCALARS, (loss_train, loss_val, acc_train, acc_val, total)))
+        self.scalar_rows.extend((step, name, float(v)) for name, v in scalars.items())
+        metrics = dict(scalars)
+        for stat in LOGGED_LAYER_STATS:
+            for layer, v in enumerate(stats[stat], start=1):
+                metrics[layer_key(stat, layer, L)] = v
+        self.metric_steps.append((step, metrics))
+        if record.histograms:
+            for kind, per_layer in record.histograms.items():
+                for layer, (counts, edges) in enumerate(per_layer, start=1):
+                    self.hist_frames.append(pd.DataFrame({
+                        "step": step, "layer": layer, "kind": kind, "bin": np.arange(counts.size),
+                        "left": edges[:-1], "right": edges[1:], "count": counts.astype(np.int64)}))
+
+    def layer_stats(self):
+        return _concat(self.layer_frames, {"step": "int64", "layer": "int64", "stat": "str", "value": "float64"})
+
+    def histograms(self):
+        return _concat(self.hist_frames, {"step": "int64", "layer": "int64", "kind": "str", "bin": "int64",
+                                          "left": "float64", "right": "float64", "count": "int64"})
+
+    def scalars(self):
+        frame = pd.DataFrame(self.scalar_rows, columns=["step", "name", "value"])
+        return frame.astype({"step": "int64", "name": "str", "value": "float64"})
+
+
+def _concat(frames, dtypes):
+    if not frames:
+        return pd.DataFrame({k: pd.Series(dtype=v) for k, v in dtypes.items()})
+    return pd.concat(frames, ignore_index=True).astype(dtypes)
+
+
+def _skip_hashes():
+    path = os.environ.get(ENV_SKIP_FILE)
+    if not path or not Path(path).exists():
+        return set()
+    return set(json.loads(Path(path).read_text()))
+
+
+def _mark_progress(cfg_hash, outcome):
+    progress = os.environ.get(ENV_PROGRESS_DIR)
+    if progress:
+        Path(progress, f"{cfg_hash}.{outcome}").touch()
+
+
+def build(cfg, data):
+    net = MLP(data.n_features, [cfg.model.width] * cfg.model.depth, data.n_classes,
+              activation=cfg.activation.name, init=cfg.init.name, loss=cfg.train.loss,
+              dropout=cfg.model.dropout, dtype=cfg.train.dtype, seed=cfg.seed,
+              activation_params={"alpha": cfg.activation.alpha} if cfg.activation.name == "leaky_relu" else None,
+              init_params={"sigma_w": cfg.init.sigma_w, "gain": cfg.init.gain, "value": cfg.init.value},
+              sigma_b=cfg.init.sigma_b)
+    opt = optimizers.get(cfg.optimizer.name, **optimizer_kwargs(cfg))
+    return net, opt
+
+
+def tags_for(cfg, cfg_hash):
+    return {"activation": cfg.activation.name, "init": cfg.init.name, "optimizer": cfg.optimizer.name,
+            "depth": cfg.model.depth, "width": cfg.model.width, "dataset": cfg.data.name, "seed": cfg.seed,
+            "config_hash": cfg_hash, "sweep": os.environ.get(ENV_SWEEP, ""), "role": "job",
+            "study": cfg.study or ""}
+
+
+def run_job(cfg, output_dir, overrides=()):
+    """Train one configuration and record it; returns "ok", "diverged" or "skipped"."""
+    validate(cfg)
+    cfg_hash = config_hash(cfg)
+    if cfg_hash in _skip_hashes():
+        _mark_progress(cfg_hash, "skipped")
+        return "skipped"
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+
+    data = datasets.load(cfg.data, cfg.seed)
+    net, opt = build(cfg, data)
+    probe_n = min(cfg.train.probe_size, data.X_train.shape[0])
+    total = n_steps(data.X_train.shape[0], min(cfg.train.batch_size, data.X_train.shape[0]), cfg.train.epochs)
+    recorder = Recorder(data, net.n_layers)
+
+    (output_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    (output_dir / "overrides.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(list(overrides))))
+    status = {"config_hash": cfg_hash, "run_name": run_name(cfg), "status": "RUNNING", "synced": False}
+    _write_status(output_dir, status)
+
+    uri = tracking.resolve_uri(cfg.tracking.uri)
+    client = tracking.client(uri)
+    experiment_id = os.environ.get(ENV_EXPERIMENT_ID) or tracking.get_or_create_experiment(
+        client, uri, cfg.tracking.experiment)
+    tags = {k: str(v) for k, v in tags_for(cfg, cfg_hash).items()}
+    parent = os.environ.get(ENV_PARENT_RUN)
+    if parent:
+        tags["mlflow.parentRunId"] = parent
+    run = tracking.retry(client.create_run, experiment_id, run_name=run_name(cfg), tags=tags)
+    run_id = run.info.run_id
+    status["run_id"] = run_id
+    logger = tracking.RunLogger(client, run_id)
+    try:
+        logger.params(flatten(identity(cfg)))
+        t_train = time.time()
+        result = train(net, opt, data.X_train, data.y_train, epochs=cfg.train.epochs,
+                       batch_size=cfg.train.batch_size, probe_X=data.X_train[:probe_n],
+                       probe_y=data.y_train[:probe_n], log_every=cfg.train.log_every, callback=recorder,
+                       histogram_steps=histogram_steps(total, cfg.train.log_every, cfg.train.histogram_snapshots),
+                       histogram_bins=cfg.train.histogram_bins)
+        train_seconds = time.time() - t_train
+        outcome = "diverged" if result.diverged else "ok"
+
+        recorder.layer_stats().to_parquet(output_dir / "layer_stats.parquet", index=False)
+        recorder.histograms().to_parquet(output_dir / "histograms.parquet", index=False)
+        recorder.scalars().to_parquet(output_dir / "scalars.parquet", index=False)
+        status.update(status="FINISHED", outcome=outcome, steps=result.steps, diverged_step=result.diverged_step,
+                      train_seconds=round(train_seconds, 3))
+        _write_status(output_dir, status)
+
+        t_log = time.time()
+        for step, metrics in recorder.metric_steps:
+            logger.metrics(metrics, step)
+        if result.diverged:
+            logger.metrics({"diverged_step": result.diverged_step}, result.diverged_step)
+        logger.metrics({"time/train_seconds": train_seconds}, result.steps)
+        logger.flush()
+        for name in ("config.yaml", "overrides.yaml", "layer_stats.parquet", "histograms.parquet", "scalars.parquet"):
+            tracking.retry(client.log_artifact, run_id, str(output_dir / name))
+        logger.tags({"outcome": outcome})
+        tracking.retry(client.set_terminated, run_id, "FINISHED")
+        status.update(synced=True, log_seconds=round(time.time() - t_log, 3),
+                      total_seconds=round(time.time() - started, 3))
+        _write_status(output_dir, status)
+        _mark_progress(cfg_hash, outcome)
+        return outcome
+    except BaseException as exc:
+        state = "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
+        status.update(status=state, error=f"{type(exc).__name__}: {exc}")
+        _write_status(output_dir, status)
+        try:
+            tracking.retry(client.set_terminated, run_id, state, attempts=2)
+        finally:
+            _mark_progress(cfg_hash, "failed")
+        raise
+
+
+def _write_status(output_dir, status):
+    tmp = output_dir / "status.json.tmp"
+    tmp.write_text(json.dumps(status, indent=2, default=str))
+    tmp.replace(output_dir / "status.json")

@@ -1,0 +1,139 @@
+"""MLflow tracking: store resolution, checks, experiment creation, retries and batched logging.
+
+The default store is sqlite:///<repo>/mlflow.db with artifacts in <repo>/mlartifacts;
+``tracking.uri`` or $MLFLOW_TRACKING_URI selects another (an http:// server works the same).
+"""
+import os
+import sqlite3
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+BATCH = 1000  # MLflow's limit of metrics per log_batch call
+PARAM_BATCH = 100
+
+
+class StoreError(RuntimeError):
+    """The tracking store cannot be used; the message says why."""
+
+
+def resolve_uri(uri=None):
+    return uri or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{REPO_ROOT / 'mlflow.db'}"
+
+
+def sqlite_path(uri):
+    """Database file of a sqlite:/// URI, else None."""
+    if uri.startswith("sqlite:///"):
+        return Path(uri[len("sqlite:///"):])
+    return None
+
+
+def artifact_location(uri, experiment):
+    """Where a new experiment's artifacts go: beside the sqlite file; the server decides otherwise."""
+    db = sqlite_path(uri)
+    if db is None:
+        return None
+    return (db.resolve().parent / "mlartifacts" / experiment).as_uri()
+
+
+def check_store(uri, timeout=3.0):
+    """Fail fast with one clear reason if the store is unusable (before any run is created)."""
+    db = sqlite_path(uri)
+    if db is not None:
+        parent = db.resolve().parent
+        if not parent.is_dir():
+            raise StoreError(f"tracking store {uri}: directory {parent} does not exist")
+        if not os.access(parent, os.W_OK) or (db.exists() and not os.access(db, os.W_OK)):
+            raise StoreError(f"tracking store {uri}: {db if db.exists() else parent} is not writable")
+        if db.exists() and db.stat().st_size > 0:
+            try:
+                with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=timeout) as con:
+                    result = con.execute("PRAGMA quick_check").fetchone()
+            except sqlite3.DatabaseError as exc:
+                raise StoreError(f"tracking store {uri}: {db} is not a usable sqlite database ({exc})") from None
+            if not result or result[0] != "ok":
+                raise StoreError(f"tracking store {uri}: {db} is corrupted ({result[0] if result else 'no result'})")
+    elif uri.startswith(("http://", "https://")):
+        try:
+            with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout) as resp:
+                resp.read()
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise StoreError(f"tracking server {uri} is unreachable ({reason})") from None
+
+
+TRANSIENT = ("database is locked", "connection", "timed out", "temporarily unavailable", "503", "502", "500",
+             "504", "max retries exceeded", "server error")
+
+
+def is_transient(exc):
+    text = f"{type(exc).__name__} {exc}".lower()
+    return any(marker in text for marker in TRANSIENT)
+
+
+def retry(fn, *args, attempts=6, base_delay=0.2, **kwargs):
+    """fn(*args, **kwargs), retried with exponential backoff on transient store errors."""
+    for attempt in range(attempts):
+        try:
+            return fn(*args, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - MLflow raises several unrelated types
+            if attempt == attempts - 1 or not is_transient(exc):
+                raise
+            time.sleep(base_delay * 2 ** attempt)
+
+
+def client(uri):
+    from mlflow.tracking import MlflowClient
+    return MlflowClient(tracking_uri=uri)
+
+
+def get_or_create_experiment(mlflow_client, uri, name):
+    """Experiment id for ``name``, created once; a file lock guards sqlite against the creation race."""
+    from filelock import FileLock
+
+    def get_or_create():
+        exp = mlflow_client.get_experiment_by_name(name)
+        if exp is not None:
+            if exp.lifecycle_stage == "deleted":
+                raise StoreError(f"experiment {name!r} is deleted in {uri}; restore it or choose another name")
+            return exp.experiment_id
+        return mlflow_client.create_experiment(name, artifact_location=artifact_location(uri, name))
+
+    db = sqlite_path(uri)
+    if db is None:
+        return retry(get_or_create)
+    with FileLock(str(db) + ".lock", timeout=120):
+        return retry(get_or_create)
+
+
+class RunLogger:
+    """Buffers metrics of one run and writes them with log_batch, 1000 at a time."""
+
+    def __init__(self, mlflow_client, run_id):
+        self.client = mlflow_client
+        self.run_id = run_id
+        self.pending = []
+
+    def metrics(self, values, step, timestamp=None):
+        from mlflow.entities import Metric
+        ts = int((timestamp or time.time()) * 1000)
+        self.pending.extend(Metric(key, float(v), ts, int(step)) for key, v in values.items())
+
+    def flush(self):
+        while self.pending:
+            chunk, self.pending = self.pending[:BATCH], self.pending[BATCH:]
+            retry(self.client.log_batch, self.run_id, metrics=chunk)
+
+    def params(self, params):
+        from mlflow.entities import Param
+        items = [Param(k, str(v)) for k, v in params.items()]
+        for i in range(0, len(items), PARAM_BATCH):
+            retry(self.client.log_batch, self.run_id, params=items[i:i + PARAM_BATCH])
+
+    def tags(self, tags):
+        from mlflow.entities import RunTag
+        items = [RunTag(k, str(v)) for k, v in tags.items()]
+        for i in range(0, len(items), PARAM_BATCH):
+            retry(self.client.log_batch, self.run_id, tags=items[i:i + PARAM_BATCH])

@@ -1,0 +1,92 @@
+"""Hydra entry point: one run, or a sweep with -m.
+
+    python experiments/train.py activation=relu init=he_uniform model.depth=20
+    python experiments/train.py -m experiment=study          # the default study
+    python experiments/train.py -m activation=tanh,relu model.depth=5,20
+
+Before Hydra launches anything, experiments.sweep validates every job's config
+and opens the store; a bad value exits non-zero with one line naming the key.
+Sweeps skip grid points already FINISHED (same config_hash) unless FORCE=1.
+"""
+import os
+import sys
+import tempfile
+import time
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+
+from experiments import runner, sweep
+from experiments.config import register
+
+register()
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+def main(cfg):
+    hc = HydraConfig.get()
+    if hc.mode.name == "MULTIRUN":
+        from threadpoolctl import threadpool_limits
+        threadpool_limits(1)  # one BLAS thread per worker: N workers on N cores
+    return runner.run_job(cfg, hc.runtime.output_dir, overrides=hc.overrides.task)
+
+
+def cli(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    _, flags = sweep.split_argv(argv)
+    if any(f in flags for f in ("--help", "-h", "--hydra-help", "--cfg", "-c", "--info", "-i",
+                                "--shell-completion", "-sc", "--resolve")):
+        return main()
+    force = os.environ.get("FORCE", "0") not in ("", "0", "false", "False")
+    started = time.time()
+    try:
+        plan = sweep.prepare(argv, force=force)
+    except sweep.PreflightError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    multirun = bool(plan.sweep_id)
+    if not multirun:
+        os.environ[runner.ENV_EXPERIMENT_ID] = plan.experiment_id
+        return main()
+
+    n_total, to_run = len(plan.jobs), plan.to_run
+    skipped = n_total - len(to_run)
+    print(f"sweep {plan.sweep_id}: {n_total} runs, {skipped} skipped (already FINISHED), "
+          f"{len(to_run)} to run; store {plan.uri}", file=sys.stderr)
+    if not to_run:
+        sweep.finish_parent(plan, "FINISHED")
+        return 0
+    with tempfile.TemporaryDirectory(prefix="gradpath-") as tmp:
+        skip_file = os.path.join(tmp, "skip.json")
+        with open(skip_file, "w") as fh:
+            import json
+            json.dump(sorted(plan.done), fh)
+        progress_dir = os.path.join(tmp, "progress")
+        os.makedirs(progress_dir)
+        os.environ.update({runner.ENV_EXPERIMENT_ID: plan.experiment_id, runner.ENV_PARENT_RUN: plan.parent_run_id,
+                           runner.ENV_SWEEP: plan.sweep_id, runner.ENV_SKIP_FILE: skip_file,
+                           runner.ENV_PROGRESS_DIR: progress_dir,
+                           "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})
+        status = "FAILED"
+        try:
+            with sweep.Progress(progress_dir, n_total) as progress:
+                progress.bar.update(0)
+                main()
+                status = "FINISHED"
+        except KeyboardInterrupt:
+            status = "KILLED"
+            raise
+        except SystemExit as exc:
+            status = "FINISHED" if not exc.code else "FAILED"
+            raise
+        finally:
+            sweep.finish_parent(plan, status)
+            done, kinds = progress.counts()
+            print(f"sweep {plan.sweep_id}: {status.lower()} in {time.time() - started:.1f} s: "
+                  f"{kinds['ok']} ok, {kinds['diverged']} diverged, {kinds['failed']} failed, "
+                  f"{done - sum(kinds.values())} skipped", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(cli())

@@ -1,0 +1,129 @@
+"""Activations: values and derivatives against textbook formulas and finite differences;
+sigmoid stability for large |z|."""
+import warnings
+
+import numpy as np
+import pytest
+
+from nncore import activations
+
+ACTIVATIONS = ("sigmoid", "tanh", "relu", "leaky_relu", "softsign", "identity")
+
+
+def _grid():
+    # avoid the kink at 0 for relu / leaky_relu by staying >= 1e-3 away from it
+    z = np.linspace(-6.0, 6.0, 241)
+    z = z[np.abs(z) > 1e-3]
+    return np.concatenate([z, [-40.0, -12.5, 12.5, 40.0]])
+
+
+@pytest.mark.parametrize("name", ACTIVATIONS)
+def test_forward_matches_formula(name, ref):
+    act = activations.get(name)
+    z = _grid()
+    np.testing.assert_allclose(act.forward(z), ref.phi(name, z), rtol=1e-13, atol=1e-300)
+
+
+@pytest.mark.parametrize("name", ACTIVATIONS)
+def test_derivative_matches_formula_and_finite_differences(name, ref):
+    act = activations.get(name)
+    z = _grid()
+    a = act.forward(z)
+    d = act.derivative(z, a.copy())
+    # 1 - a^2 and a (1 - a) (torch's formulas) lose relative accuracy in the tails: absolute tolerance
+    np.testing.assert_allclose(d, ref.dphi(name, z), rtol=1e-12, atol=1e-15)
+    # centred finite differences of the reference value (|z| >= 1e-3 > eps: no kink crossed)
+    eps = 1e-6
+    num = (ref.phi(name, z + eps) - ref.phi(name, z - eps)) / (2 * eps)
+    np.testing.assert_allclose(d, num, rtol=1e-7, atol=1e-9)
+
+
+@pytest.mark.parametrize("name", ACTIVATIONS)
+def test_out_argument_is_used_and_input_untouched(name, ref):
+    act = activations.get(name)
+    z = _grid()
+    z_copy = z.copy()
+    out = np.empty_like(z)
+    res = act.forward(z, out=out)
+    assert res is out
+    np.testing.assert_allclose(out, ref.phi(name, z), rtol=1e-13, atol=1e-300)
+    dout = np.empty_like(z)
+    res = act.derivative(z, out.copy(), out=dout)
+    assert res is dout
+    np.testing.assert_allclose(dout, ref.dphi(name, z), rtol=1e-12, atol=1e-15)
+    np.testing.assert_array_equal(z, z_copy)
+
+
+@pytest.mark.parametrize("name", ACTIVATIONS)
+def test_max_derivative(name, ref):
+    act = activations.get(name)
+    assert act.max_derivative == ref.MAX_DERIVATIVE[name]
+    z = np.linspace(-5, 5, 2001)
+    z = z[z != 0]
+    assert np.max(ref.dphi(name, z)) <= act.max_derivative + 1e-12
+
+
+def test_relu_derivative_at_zero_is_zero():
+    relu = activations.get("relu")
+    z = np.array([-1.0, 0.0, 1.0])
+    np.testing.assert_array_equal(relu.derivative(z, relu.forward(z)), [0.0, 0.0, 1.0])
+
+
+@pytest.mark.parametrize("alpha", [0.01, 0.2])
+def test_leaky_relu_negative_slope_is_constant_alpha(alpha):
+    act = activations.get("leaky_relu", alpha=alpha)
+    z = np.array([-100.0, -3.0, -1e-3, 1e-3, 2.0, 50.0])
+    np.testing.assert_allclose(act.forward(z), np.where(z > 0, z, alpha * z), rtol=1e-15)
+    # derivative is alpha (not alpha * z) on the negative side
+    np.testing.assert_array_equal(act.derivative(z, act.forward(z)), np.where(z > 0, 1.0, alpha))
+
+
+def test_leaky_relu_bad_alpha():
+    for alpha in (-0.1, 1.0, float("nan")):
+        with pytest.raises(ValueError, match="alpha"):
+            activations.get("leaky_relu", alpha=alpha)
+
+
+def test_unknown_activation_parameter_is_value_error():
+    with pytest.raises(ValueError, match="tanh"):
+        activations.get("tanh", alpha=0.1)
+
+
+def test_float32_preserved():
+    z = np.linspace(-3, 3, 11).astype(np.float32)
+    for name in ACTIVATIONS:
+        act = activations.get(name)
+        a = act.forward(z)
+        assert a.dtype == np.float32, name
+        assert act.derivative(z, a).dtype == np.float32, name
+
+
+def test_sigmoid_extreme_inputs_no_warnings_and_exact_limits(ref):
+    sig = activations.get("sigmoid")
+    z = np.array([-1e4, -1e3, -745.0, -700.0, -40.0, -1.0, 0.0, 1.0, 40.0, 700.0, 1e3, 1e4])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        # overflow / invalid / divide would all be bugs; underflow of exp(-|z|) to 0 is the correct answer
+        with np.errstate(over="raise", invalid="raise", divide="raise"):
+            s = sig.forward(z)
+            d = sig.derivative(z, s)
+    assert np.all(np.isfinite(s)) and np.all(np.isfinite(d))
+    assert s[0] == 0.0 and s[-1] == 1.0
+    assert s[1] == 0.0 and s[-2] == 1.0
+    # moderate values agree with the overflow-free reference 0.5 (1 + tanh(z/2))
+    np.testing.assert_allclose(s, ref.phi("sigmoid", z), rtol=1e-12, atol=1e-300)
+    # the small tail is computed relatively accurately (not 1 - (1 - tiny))
+    np.testing.assert_allclose(s[3], np.exp(-700.0), rtol=1e-12)
+    np.testing.assert_allclose(s[4], np.exp(-40.0) / (1 + np.exp(-40.0)), rtol=1e-12)
+    assert np.all(d >= 0) and d[0] == 0.0 and d[-1] == 0.0
+    assert np.all(np.diff(s) >= 0)
+
+
+def test_sigmoid_symmetry():
+    sig = activations.get("sigmoid")
+    z = np.linspace(-30, 30, 601)
+    np.testing.assert_allclose(sig.forward(z) + sig.forward(-z), 1.0, rtol=0, atol=4.5e-16)
+
+
+def test_registry_names():
+    assert set(activations.REGISTRY) == set(ACTIVATIONS)
