@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install test bench clean
+.PHONY: help install test bench clean sweep report ui study
 
 help:  ## list targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-10s %s\n", $$1, $$2}'
@@ -24,6 +24,25 @@ test: $(STAMP)  ## run the test suite
 
 bench: $(STAMP)  ## time training steps and probes (adds a PyTorch comparison if torch is installed)
 	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-$$(nproc)} $(PY) -m benchmarks.bench_step
+
+# One BLAS thread per worker process: N workers on N cores.
+PIN := OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1
+FORCE ?= 0
+
+sweep: $(STAMP)  ## run the default study (120 runs on all cores), then build the report; FORCE=1 reruns all
+	$(PIN) FORCE=$(FORCE) $(PY) experiments/train.py -m experiment=study
+	@$(MAKE) --no-print-directory report
+
+report: $(STAMP)  ## build reports/report.md, summary.csv and figures from the latest sweep
+	$(PY) -m analysis.report
+
+study: $(STAMP)  ## run a named experiment: make study NAME=he2015 (see conf/experiment/)
+	@test -n "$(NAME)" || (echo "error: give NAME=<one of: $$(ls conf/experiment | sed 's/.yaml//' | tr '\n' ' ')>" >&2; exit 2)
+	$(PIN) FORCE=$(FORCE) $(PY) experiments/train.py -m experiment=$(NAME)
+	$(PY) -m analysis.report --study $(NAME)
+
+ui: $(STAMP)  ## serve the MLflow UI for the default store on http://127.0.0.1:5000
+	$(PY) -m mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host 127.0.0.1 --port 5000
 
 clean:  ## remove the environment, caches and generated outputs
 	rm -rf $(VENV) .pytest_cache build *.egg-info outputs multirun

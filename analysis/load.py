@@ -190,11 +190,32 @@ def run_record(run):
     return record, missing
 
 
-def runs_table(mlflow_runs):
-    """(runs DataFrame, notes) from MLflow Run objects; runs lacking a required field
-    are left out and named in the notes."""
-    records, notes = [], []
+def latest_attempts(mlflow_runs):
+    """(runs, number dropped): one run per config_hash. A resumed sweep re-runs the jobs a
+    killed one left unfinished, so a configuration can have several attempts; keep the
+    FINISHED one, else the latest started. Runs without a config_hash are all kept."""
+    best = {}
+    kept = []
     for run in mlflow_runs:
+        cfg_hash = run.data.tags.get("config_hash", "")
+        if not cfg_hash:
+            kept.append(run)
+            continue
+        rank = (run.info.status == "FINISHED", run.info.start_time or 0)
+        key = (run.data.tags.get("sweep", ""), cfg_hash)
+        if key not in best or rank > best[key][0]:
+            best[key] = (rank, run)
+    kept += [run for _, run in best.values()]
+    return kept, len(mlflow_runs) - len(kept)
+
+
+def runs_table(mlflow_runs):
+    """(runs DataFrame, notes) from MLflow Run objects: one attempt per configuration;
+    runs lacking a required field are left out and named in the notes."""
+    attempts, superseded = latest_attempts(mlflow_runs)
+    notes = [f"{superseded} earlier attempt(s) of re-run configurations ignored"] if superseded else []
+    records = []
+    for run in attempts:
         record, missing = run_record(run)
         if missing:
             notes.append(f"run {run.info.run_id} skipped: no {', '.join(missing)} tag or param")

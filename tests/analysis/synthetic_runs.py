@@ -1,0 +1,215 @@
+"""Synthetic sweeps in the experiments' data contract, for the analysis tests.
+
+``make_frames`` builds the four tables of analysis.load.Frames for a small grid
+without training anything. Each (activation, init) has a per-layer gain: the
+log10 factor by which the gradient norm changes per layer toward the input
+(negative: vanishing). Gains shrink as training goes on, so init and final differ.
+``write_mlflow_runs`` logs such frames to a real MLflow store as the experiments
+package does: a parent run, tagged child runs, final metrics and Parquet artifacts.
+
+(No __init__.py in this folder: pytest puts it on sys.path, and a package named
+``analysis`` here would shadow the real one.)
+"""
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from analysis.load import (HISTOGRAM_COLUMNS, LAYER_STATS_COLUMNS, RUN_COLUMNS, SCALAR_COLUMNS, Frames)
+
+# log10 change of the gradient norm per layer, toward the input, at initialization
+VANISHING_GAINS = {
+    ("sigmoid", "uniform"): -0.35, ("sigmoid", "xavier_uniform"): -0.12, ("sigmoid", "he_uniform"): -0.06,
+    ("tanh", "uniform"): -0.15, ("tanh", "xavier_uniform"): -0.01, ("tanh", "he_uniform"): 0.07,
+    ("relu", "uniform"): -0.2, ("relu", "xavier_uniform"): -0.15, ("relu", "he_uniform"): 0.0,
+    ("leaky_relu", "uniform"): -0.19, ("leaky_relu", "xavier_uniform"): -0.14, ("leaky_relu", "he_uniform"): 0.0,
+}
+STATS = ("grad_norm", "bias_grad_norm", "delta_ms", "preact_mean", "preact_var", "act_mean", "act_var",
+         "saturation", "dead_frac", "weight_norm", "update_ratio")
+BINS = 64
+
+
+def run_id_of(activation, init, depth, optimizer, seed):
+    return f"{activation}-{init}-d{depth}-{optimizer}-s{seed}"
+
+
+def _layer_rows(run_id, depth, gain, steps, activation):
+    """Long-format layer stats of one run."""
+    n_layers = depth + 1
+    layers = np.arange(1, n_layers + 1)
+    last = steps[-1] if steps[-1] > 0 else 1
+    rows = []
+    for step in steps:
+        progress = step / last
+        gain_now = gain * (1 - 0.5 * progress)  # training partly repairs the imbalance
+        distance = n_layers - layers              # layers between l and the output
+        grad = 0.1 * 10.0 ** (gain_now * distance)
+        act_var = 0.3 * 10.0 ** (gain_now * (layers - 1) * 0.5)
+        mean_level = 0.5 if activation == "sigmoid" else (0.3 if "relu" in activation else 0.0)
+        act_mean = mean_level * (1 - 0.8 * progress * layers / n_layers)
+        saturation = np.clip(0.05 + 0.8 * progress * layers / n_layers, 0, 1)
+        values = {
+            "grad_norm": grad, "bias_grad_norm": grad / 5, "delta_ms": 0.01 * 10.0 ** (2 * gain_now * distance),
+            "preact_mean": act_mean / 2, "preact_var": act_var * 2, "act_mean": act_mean, "act_var": act_var,
+            "saturation": saturation, "dead_frac": saturation ** 3, "weight_norm": np.full(n_layers, 5.0),
+            "update_ratio": np.full(n_layers, 0.0 if step == 0 else 1e-3),
+        }
+        values["saturation"][-1] = values["dead_frac"][-1] = 0.0  # linear output layer
+        for stat in STATS:
+            rows.append(pd.DataFrame({"run_id": run_id, "step": step, "layer": layers, "stat": stat,
+                                      "value": np.asarray(values[stat], dtype=np.float64)}))
+    return rows
+
+
+def _normal_histogram(mean, std, n=2048):
+    """(left, right, count) of a normal sample of size n, binned over mean ± 4 std."""
+    std = std if std > 0 else 1e-12
+    edges = np.linspace(mean - 4 * std, mean + 4 * std, BINS + 1)
+    centres = (edges[1:] + edges[:-1]) / 2
+    density = np.exp(-0.5 * ((centres - mean) / std) ** 2)
+    counts = np.round(n * density / density.sum()).astype(np.int64)
+    return edges[:-1], edges[1:], counts
+
+
+def _histogram_rows(run_id, layer_rows, steps):
+    stats = pd.concat(layer_rows)
+    rows = []
+    for step in steps:
+        at_step = stats[stats["step"] == step].pivot(index="layer", columns="stat", values="value")
+        for layer, row in at_step.iterrows():
+            for kind, mean, std in (("act", row["act_mean"], np.sqrt(row["act_var"])),
+                                    ("delta", 0.0, np.sqrt(row["delta_ms"])),
+                                    ("weight_grad", 0.0, row["grad_norm"] / 32)):
+                left, right, count = _normal_histogram(mean, std)
+                rows.append(pd.DataFrame({"run_id": run_id, "step": step, "layer": layer, "kind": kind,
+                                          "bin": np.arange(BINS), "left": left, "right": right, "count": count}))
+    return rows
+
+
+def _final_accuracy(gain, depth, optimizer):
+    """Shallow, balanced networks learn; adam copes better with imbalance than sgd."""
+    penalty = abs(gain) * depth * (0.4 if optimizer == "adam" else 1.0)
+    return float(np.clip(0.95 - penalty, 0.1, 0.98))
+
+
+def _scalar_rows(run_id, steps, accuracy):
+    rows = []
+    last = steps[-1] if steps[-1] > 0 else 1
+    for step in steps:
+        progress = step / last
+        loss = 2.3 * (1 - accuracy) ** progress if step > 0 else np.nan  # NaN at step 0, as the trainer
+        acc = 0.1 + (accuracy - 0.1) * progress
+        for name, value in (("loss/train", loss), ("loss/val", loss * 1.1 if step else 2.3),
+                            ("acc/train", acc + 0.01), ("acc/val", acc), ("grad_norm/total", 1.0)):
+            rows.append({"run_id": run_id, "step": step, "name": name, "value": value})
+    return rows
+
+
+def make_frames(activations=("relu", "sigmoid"), inits=("he_uniform", "uniform", "xavier_uniform"),
+                depths=(2, 5), optimizers=("adam", "sgd"), seeds=(0,), gains=None, n_probes=10,
+                log_every=10, diverged=(("sigmoid", "uniform", 5, "sgd"),), nan_run=("relu", "uniform", 5, "adam"),
+                missing_layer_run=None, histogram_probes=(0, 5), sweep="synthetic"):
+    """Frames of a synthetic sweep.
+
+    ``gains`` maps (activation, init) to the per-layer log10 gradient gain at init
+    (default VANISHING_GAINS, 0 when absent). ``diverged`` lists the (activation,
+    init, depth, optimizer) whose runs diverge halfway, ``nan_run`` one whose
+    histories contain NaN and inf, and ``missing_layer_run`` one missing layer 2.
+    Histograms are written at the probe indices ``histogram_probes`` and the end.
+    """
+    gains = VANISHING_GAINS if gains is None else gains
+    all_steps = [i * log_every for i in range(n_probes + 1)]
+    runs, layer_rows, hist_rows, scalar_rows = [], [], [], []
+    for activation in activations:
+        for init in inits:
+            for depth in depths:
+                for optimizer in optimizers:
+                    for seed in seeds:
+                        config = (activation, init, depth, optimizer)
+                        run_id = run_id_of(activation, init, depth, optimizer, seed)
+                        gain = gains.get((activation, init), 0.0)
+                        is_diverged = config in set(diverged)
+                        steps = all_steps[: len(all_steps) // 2] if is_diverged else all_steps
+                        rows = _layer_rows(run_id, depth, gain, steps, activation)
+                        if config == nan_run:
+                            rows[1] = rows[1].assign(value=np.nan)               # a whole NaN probe
+                            rows[-1].loc[rows[-1].index[0], "value"] = np.inf    # an overflowing value
+                        layer_rows += rows
+                        hist_steps = [steps[i] for i in histogram_probes if i < len(steps)] + [steps[-1]]
+                        hist_rows += _histogram_rows(run_id, rows, sorted(set(hist_steps)))
+                        accuracy = _final_accuracy(gain, depth, optimizer)
+                        scalar_rows += _scalar_rows(run_id, steps, accuracy)
+                        final = {row["name"]: row["value"] for row in scalar_rows[-5:]}
+                        runs.append({
+                            "run_id": run_id, "run_name": run_id, "sweep": sweep, "activation": activation,
+                            "init": init, "optimizer": optimizer, "depth": depth, "width": 32,
+                            "dataset": "moons", "seed": seed, "lr": 0.01,
+                            "outcome": "diverged" if is_diverged else "ok", "status": "FINISHED",
+                            "loss/train": final["loss/train"], "loss/val": final["loss/val"],
+                            "acc/train": final["acc/train"], "acc/val": final["acc/val"],
+                            "diverged_step": float(steps[-1] + 1) if is_diverged else np.nan,
+                        })
+    layer_stats = pd.concat(layer_rows, ignore_index=True)
+    if missing_layer_run is not None:
+        drop = (layer_stats["run_id"] == run_id_of(*missing_layer_run, seeds[0])) & (layer_stats["layer"] == 2)
+        layer_stats = layer_stats[~drop].reset_index(drop=True)
+    return Frames(runs=pd.DataFrame(runs, columns=list(RUN_COLUMNS)).astype(RUN_COLUMNS),
+                  layer_stats=layer_stats.astype(LAYER_STATS_COLUMNS),
+                  histograms=pd.concat(hist_rows, ignore_index=True).astype(HISTOGRAM_COLUMNS),
+                  scalars=pd.DataFrame(scalar_rows, columns=list(SCALAR_COLUMNS)).astype(SCALAR_COLUMNS),
+                  experiment="synthetic", sweep=sweep)
+
+
+def _config_params(run):
+    """The dot-flattened Hydra config of a run, as the experiments log it."""
+    return {"model.depth": run["depth"], "model.width": run["width"], "model.dropout": 0.0,
+            "activation.name": run["activation"], "activation.alpha": 0.01, "init.name": run["init"],
+            "init.sigma_w": 1.0, "init.sigma_b": 0.0, "init.gain": 1.0, "init.value": 0.1,
+            "optimizer.name": run["optimizer"], "optimizer.lr": run["lr"], "train.epochs": 5,
+            "train.batch_size": 64, "train.log_every": 10, "train.probe_size": 256,
+            "data.name": run["dataset"], "seed": run["seed"]}
+
+
+def write_mlflow_runs(frames, client, experiment_id, workdir, with_parent=True, sweep="sweep-a"):
+    """Log ``frames`` to MLflow as the experiments package does; returns
+    {synthetic run_id: MLflow run_id} and the parent run id ("" without parent)."""
+    from mlflow.entities import Metric, Param, RunTag
+    parent_id = ""
+    if with_parent:
+        parent = client.create_run(experiment_id, run_name=f"sweep-{sweep}",
+                                   tags={"role": "parent", "sweep": sweep})
+        parent_id = parent.info.run_id
+    mapping = {}
+    for _, run in frames.runs.iterrows():
+        tags = {"activation": run["activation"], "init": run["init"], "optimizer": run["optimizer"],
+                "depth": run["depth"], "width": run["width"], "dataset": run["dataset"], "seed": run["seed"],
+                "config_hash": run["run_id"], "sweep": sweep if with_parent else "", "role": "job"}
+        if parent_id:
+            tags["mlflow.parentRunId"] = parent_id
+        created = client.create_run(experiment_id, run_name=run["run_name"],
+                                    tags={key: str(value) for key, value in tags.items()})
+        mlflow_id = created.info.run_id
+        mapping[run["run_id"]] = mlflow_id
+        metrics = [Metric(name, float(run[name]), 0, 100) for name in ("loss/train", "loss/val", "acc/train", "acc/val")
+                   if np.isfinite(run[name])]
+        stats = frames.layer_stats[frames.layer_stats["run_id"] == run["run_id"]]
+        last = stats[stats["step"] == stats["step"].max()]
+        for _, row in last[last["stat"].isin(["grad_norm", "act_var"])].iterrows():
+            if np.isfinite(row["value"]):
+                metrics.append(Metric(f"{row['stat']}/layer_{row['layer']:02d}", float(row["value"]), 0, int(row["step"])))
+        if run["outcome"] == "diverged":
+            metrics.append(Metric("diverged_step", float(run["diverged_step"]), 0, int(run["diverged_step"])))
+        client.log_batch(mlflow_id, metrics=metrics,
+                         params=[Param(key, str(value)) for key, value in _config_params(run).items()],
+                         tags=[RunTag("outcome", run["outcome"])])
+        run_dir = Path(workdir) / run["run_id"]
+        run_dir.mkdir(parents=True, exist_ok=True)
+        for name, table in (("layer_stats", frames.layer_stats), ("histograms", frames.histograms),
+                            ("scalars", frames.scalars)):
+            rows = table[table["run_id"] == run["run_id"]].drop(columns="run_id")
+            rows.to_parquet(run_dir / f"{name}.parquet", index=False)
+            client.log_artifact(mlflow_id, str(run_dir / f"{name}.parquet"))
+        client.set_terminated(mlflow_id, "FINISHED")
+    if parent_id:
+        client.set_terminated(parent_id, "FINISHED")
+    return mapping, parent_id

@@ -1,0 +1,105 @@
+"""End to end: the Hydra entry point as a user runs it, into a temporary sqlite store."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.slow
+
+
+def run_cli(tmp_path, *overrides, env=None):
+    cmd = [sys.executable, str(REPO / "experiments" / "train.py"), *overrides,
+           f"tracking.uri=sqlite:///{tmp_path}/mlflow.db",
+           f"hydra.sweep.dir={tmp_path}/multirun", f"hydra.run.dir={tmp_path}/outputs"]
+    full_env = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
+    full_env.pop("MLFLOW_TRACKING_URI", None)
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=tmp_path, env=full_env)
+
+
+def client_for(tmp_path):
+    from mlflow.tracking import MlflowClient
+    return MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db")
+
+
+def job_runs(client):
+    exp = client.get_experiment_by_name("gradpath")
+    if exp is None:
+        return []
+    return client.search_runs([exp.experiment_id], filter_string="tags.role = 'job'", max_results=1000)
+
+
+GRID = ["-m", "activation=tanh,relu", "init=uniform,he_uniform", "model.depth=3", "model.width=16",
+        "train.epochs=1", "train.batch_size=128", "train.log_every=5", "train.probe_size=64"]
+
+
+def test_tiny_multirun_logs_everything_and_resumes(tmp_path):
+    proc = run_cli(tmp_path, *GRID)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    client = client_for(tmp_path)
+    runs = job_runs(client)
+    assert len(runs) == 4
+    names = {r.info.run_name for r in runs}
+    assert names == {f"{a}-{i}-d3-sgd-s0" for a in ("tanh", "relu") for i in ("uniform", "he_uniform")}
+    parents = client.search_runs([runs[0].info.experiment_id], filter_string="tags.role = 'parent'")
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    for run in runs:
+        assert run.info.status == "FINISHED"
+        tags, params = run.data.tags, run.data.params
+        for key in ("activation", "init", "optimizer", "depth", "width", "dataset", "seed", "config_hash"):
+            assert key in tags
+        assert tags["outcome"] == "ok" and tags["depth"] == "3" and tags["dataset"] == "digits"
+        assert tags["mlflow.parentRunId"] == parents[0].info.run_id
+        assert params["model.depth"] == "3" and params["model.width"] == "16" and params["optimizer.name"] == "sgd"
+        for layer in range(1, 5):
+            for stat in ("grad_norm", "act_var"):
+                history = client.get_metric_history(run.info.run_id, f"{stat}/layer_{layer:02d}")
+                steps = sorted(m.step for m in history)
+                assert steps[0] == 0 and steps == [0, 5, 10, 12]  # 1437 examples / 128 = 12 steps
+        for key in ("loss/train", "loss/val", "acc/train", "acc/val", "grad_norm/total"):
+            assert key in run.data.metrics
+        artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+        assert {"layer_stats.parquet", "histograms.parquet", "scalars.parquet", "config.yaml",
+                "overrides.yaml"} <= artifacts
+        local = client.download_artifacts(run.info.run_id, "layer_stats.parquet", str(tmp_path / run.info.run_id))
+        stats = pd.read_parquet(local)
+        assert list(stats.columns) == ["step", "layer", "stat", "value"]
+        assert len(stats) == 4 * 4 * 11  # 4 probed steps x 4 layers x 11 statistics
+        assert set(stats.layer) == {1, 2, 3, 4}
+        hist = pd.read_parquet(client.download_artifacts(run.info.run_id, "histograms.parquet",
+                                                         str(tmp_path / run.info.run_id)))
+        assert {0, 12} <= set(hist.step) and set(hist.kind) == {"act", "delta", "weight_grad"}
+        assert (hist.groupby(["step", "layer", "kind"]).size() == 64).all()
+
+    again = run_cli(tmp_path, *GRID)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "4 skipped" in again.stderr
+    assert len(job_runs(client)) == 4
+
+
+def test_diverging_run_is_a_result(tmp_path):
+    proc = run_cli(tmp_path, "activation=relu", "init=normal", "init.sigma_w=10", "model.depth=20",
+                   "optimizer=sgd", "optimizer.lr=1", "train.epochs=1")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr
+    (run,) = job_runs(client_for(tmp_path))
+    assert run.info.status == "FINISHED"
+    assert run.data.tags["outcome"] == "diverged"
+    assert run.data.metrics["diverged_step"] >= 0
+
+
+@pytest.mark.parametrize("override,needle", [
+    ("model.depth=0", "model.depth"), ("model.depth=abc", "model.depth"), ("activation=nope", "activation"),
+    ("model.nope=1", "nope"), ("optimizer.lr=-1", "optimizer.lr"), ("model.dropout=1.5", "model.dropout"),
+])
+def test_invalid_override_exits_nonzero_with_one_line_and_no_run(tmp_path, override, needle):
+    proc = run_cli(tmp_path, "-m", "activation=tanh,relu", override)
+    assert proc.returncode != 0
+    lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("error:") and needle in lines[0]
+    assert not (tmp_path / "mlflow.db").exists()  # validation happens before the store is opened
+    assert not (tmp_path / "multirun").exists()

@@ -1,0 +1,90 @@
+import pytest
+from omegaconf import OmegaConf
+
+from experiments.config import ConfigError, config_hash, flatten, identity, optimizer_kwargs, run_name, validate
+from experiments.runner import histogram_steps, layer_key
+from nncore import activations, initializers, optimizers
+
+CONF = __import__("pathlib").Path(__file__).resolve().parents[2] / "conf"
+
+
+def test_defaults_compose_and_validate(compose_cfg):
+    cfg = compose_cfg()
+    validate(cfg)
+    assert cfg.model.depth == 5 and cfg.data.name == "digits" and cfg.tracking.uri is None
+    assert cfg.train.dtype == "float64"
+
+
+@pytest.mark.parametrize("group,registry", [("activation", activations.REGISTRY), ("init", initializers.REGISTRY),
+                                            ("optimizer", optimizers.REGISTRY)])
+def test_every_core_name_has_a_group_option(group, registry, compose_cfg):
+    expected = set(registry) - {"identity"} if group == "activation" else set(registry)
+    options = {p.stem for p in (CONF / group).glob("*.yaml")}
+    assert expected <= options
+    for name in options:
+        cfg = compose_cfg(f"{group}={name}")
+        validate(cfg)
+        assert cfg[group].name == name
+
+
+def test_every_dataset_composes(compose_cfg):
+    for name in ("digits", "spirals", "gaussian", "mnist"):
+        cfg = compose_cfg(f"data={name}")
+        validate(cfg)
+        assert cfg.data.name == name
+
+
+@pytest.mark.parametrize("override,key", [
+    ("model.depth=0", "model.depth"), ("model.width=0", "model.width"), ("optimizer.lr=0", "optimizer.lr"),
+    ("optimizer.lr=-0.1", "optimizer.lr"), ("train.batch_size=0", "train.batch_size"),
+    ("model.dropout=1.0", "model.dropout"), ("model.dropout=-0.1", "model.dropout"),
+    ("train.dtype=float16", "train.dtype"), ("seed=-1", "seed"), ("train.log_every=0", "train.log_every"),
+])
+def test_out_of_range_names_the_key(override, key, compose_cfg):
+    cfg = compose_cfg(override)
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        validate(cfg)
+
+
+def test_optimizer_keyword_not_valid_for_that_optimizer(compose_cfg):
+    cfg = compose_cfg("optimizer=sgd", "optimizer.betas=[0.9,0.99]")
+    with pytest.raises(ConfigError, match="betas"):
+        validate(cfg)
+
+
+@pytest.mark.parametrize("override", ["model.depth=abc", "model.foo=1", "activation=nope", "optimizer.lr=fast"])
+def test_wrong_key_or_type_fails_at_compose(override, compose_cfg):
+    with pytest.raises(Exception) as info:
+        compose_cfg(override)
+    assert any(word in str(info.value) for word in ("depth", "foo", "nope", "lr"))
+
+
+def test_config_hash_tracks_result_relevant_keys_only(compose_cfg):
+    base = config_hash(compose_cfg())
+    assert config_hash(compose_cfg()) == base
+    assert config_hash(compose_cfg("model.depth=6")) != base
+    assert config_hash(compose_cfg("seed=1")) != base
+    assert config_hash(compose_cfg("tracking.uri=sqlite:////tmp/x.db")) == base
+
+
+def test_flatten_run_name_and_optimizer_kwargs(compose_cfg):
+    cfg = compose_cfg("activation=tanh", "init=xavier_uniform", "model.depth=20", "optimizer=adam")
+    flat = flatten(identity(cfg))
+    assert flat["model.depth"] == 20 and flat["optimizer.name"] == "adam" and "tracking.uri" not in flat
+    assert run_name(cfg) == "tanh-xavier_uniform-d20-adam-s0"
+    kw = optimizer_kwargs(cfg)
+    assert kw["lr"] == 0.001 and kw["betas"] == (0.9, 0.999) and "momentum" not in kw
+    assert optimizers.get("adam", **kw).hyper["betas"] == (0.9, 0.999)
+
+
+def test_layer_key_padding():
+    assert layer_key("grad_norm", 7, 21) == "grad_norm/layer_07"
+    assert layer_key("act_var", 7, 101) == "act_var/layer_007"
+    assert layer_key("act_var", 12, 99) == "act_var/layer_12"
+
+
+def test_histogram_steps_are_logged_steps():
+    steps = histogram_steps(460, 10, 3)
+    assert steps[0] == 0 and steps[-1] == 460 and len(steps) == 5
+    assert all(s % 10 == 0 for s in steps[:-1])
+    assert histogram_steps(0, 10, 3) == [0]

@@ -1,0 +1,45 @@
+import numpy as np
+import pytest
+from omegaconf import OmegaConf
+
+from experiments import datasets
+
+
+def _cfg(**kw):
+    base = dict(name="digits", val_fraction=0.2, n_samples=500, dim=8, n_classes=4, noise=0.2, teacher_depth=2,
+                cache_dir=None)
+    base.update(kw)
+    return OmegaConf.create(base)
+
+
+def test_digits_split_is_stratified_standardized_and_seeded():
+    d = datasets.load(_cfg(), seed=0)
+    assert d.X_train.shape[1] == 64 and d.n_classes == 10
+    assert d.X_train.shape[0] + d.X_val.shape[0] == 1797
+    assert abs(d.X_val.shape[0] - 0.2 * 1797) <= 10
+    train_frac = np.bincount(d.y_train) / d.y_train.size
+    val_frac = np.bincount(d.y_val) / d.y_val.size
+    assert np.abs(train_frac - val_frac).max() < 0.01
+    used = d.X_train.std(axis=0) > 0
+    np.testing.assert_allclose(d.X_train.mean(axis=0), 0, atol=1e-12)
+    np.testing.assert_allclose(d.X_train.std(axis=0)[used], 1, rtol=1e-12)
+    again = datasets.load(_cfg(), seed=0)
+    np.testing.assert_array_equal(d.X_train, again.X_train)
+    other = datasets.load(_cfg(), seed=1)
+    assert not np.array_equal(d.y_train, other.y_train)
+
+
+@pytest.mark.parametrize("name", ["spirals", "gaussian"])
+def test_synthetic_datasets(name):
+    d = datasets.load(_cfg(name=name), seed=3)
+    assert d.X_train.shape[0] + d.X_val.shape[0] == 500
+    assert d.n_classes == 4
+    assert d.X_train.shape[1] == (2 if name == "spirals" else 8)
+    assert d.y_train.min() >= 0 and d.y_train.max() < 4
+    assert len(np.unique(d.y_train)) >= 2
+    assert np.isfinite(d.X_train).all()
+
+
+def test_unknown_dataset():
+    with pytest.raises(ValueError, match="digits"):
+        datasets.load(_cfg(name="cifar"), seed=0)

@@ -1,0 +1,260 @@
+"""Probes: every per-layer statistic against a direct computation with the hand-written
+forward/backward of conftest; batch-size independence of delta_ms; update_ratio;
+histograms; probes have no side effects and run without dropout."""
+import math
+
+import numpy as np
+import pytest
+
+from nncore import MLP, STATS, optimizers
+
+ACTIVATIONS = ("sigmoid", "tanh", "relu", "leaky_relu", "softsign", "identity")
+N_IN, HIDDEN, N_OUT, B = 6, [8, 7, 8], 4, 10
+
+
+def _data(loss, ref, seed=0, B=B):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(B, N_IN))
+    return X, ref.make_targets(loss, rng, B, N_OUT)
+
+
+def _net(act, loss="cross_entropy", dropout=0.0, sigma_w=2.0, seed=3, **kw):
+    return MLP(N_IN, HIDDEN, N_OUT, activation=act, loss=loss, init="normal",
+               init_params={"sigma_w": sigma_w}, sigma_b=0.5, dropout=dropout, seed=seed, **kw)
+
+
+def reference_stats(ref, Ws, bs, X, y, act, loss, prev_weights=None, alpha=None):
+    """The definitions of nncore/probes.py, computed from scratch."""
+    alpha = ref.LEAKY_ALPHA if alpha is None else alpha
+    zs, hs, as_ = ref.forward(Ws, bs, X, act, None, alpha)
+    _, deltas, gW, gb = ref.backward(Ws, X, zs, as_, act, loss, y, None, alpha)
+    Bn = X.shape[0]
+    L = len(Ws)
+    thr = 0.1 * ref.MAX_DERIVATIVE[act]
+    out = {k: [] for k in STATS}
+    for l in range(L):
+        z = zs[l]
+        a = hs[l] if l < L - 1 else zs[l]
+        out["grad_norm"].append(math.sqrt(np.sum(gW[l] ** 2)))
+        out["bias_grad_norm"].append(math.sqrt(np.sum(gb[l] ** 2)))
+        out["delta_ms"].append(np.mean((Bn * deltas[l]) ** 2))
+        out["preact_mean"].append(np.mean(z))
+        out["preact_var"].append(np.mean((z - np.mean(z)) ** 2))
+        out["act_mean"].append(np.mean(a))
+        out["act_var"].append(np.mean((a - np.mean(a)) ** 2))
+        if l < L - 1:
+            sat = ref.dphi(act, z, alpha) < thr
+            out["saturation"].append(np.mean(sat))
+            out["dead_frac"].append(np.mean(np.all(sat, axis=0)))
+        else:  # linear output layer
+            out["saturation"].append(0.0)
+            out["dead_frac"].append(0.0)
+        out["weight_norm"].append(math.sqrt(np.sum(Ws[l] ** 2)))
+        if prev_weights is None:
+            out["update_ratio"].append(0.0)
+        else:
+            out["update_ratio"].append(math.sqrt(np.sum((Ws[l] - prev_weights[l]) ** 2)) / out["weight_norm"][-1])
+    return {k: np.array(v) for k, v in out.items()}, (zs, hs, deltas, gW)
+
+
+def _assert_stats(got, want, rtol=1e-10):
+    assert set(got) == set(STATS)
+    for k in STATS:
+        assert got[k].shape == want[k].shape, k
+        np.testing.assert_allclose(got[k], want[k], rtol=rtol, atol=1e-14, err_msg=k)
+
+
+@pytest.mark.parametrize("loss", ["cross_entropy", "bce", "mse"])
+@pytest.mark.parametrize("act", ACTIVATIONS)
+def test_probe_matches_reference(ref, act, loss):
+    net = _net(act, loss)
+    X, y = _data(loss, ref)
+    got = net.probe(X, y)
+    want, _ = reference_stats(ref, net.weights, net.biases, X, y, act, loss)
+    _assert_stats(got, want)
+    assert all(got[k].shape == (net.n_layers,) for k in STATS)
+
+
+@pytest.mark.parametrize("act", ["sigmoid", "tanh", "softsign"])
+def test_saturation_is_nontrivial_and_relative_to_max_derivative(ref, act):
+    """Large weights: some units saturate, not all. For sigmoid the threshold is 0.1 * 1/4."""
+    net = _net(act, sigma_w=6.0)
+    X, y = _data("cross_entropy", ref)
+    got = net.probe(X, y)
+    want, _ = reference_stats(ref, net.weights, net.biases, X, y, act, "cross_entropy")
+    np.testing.assert_allclose(got["saturation"], want["saturation"], rtol=0, atol=1e-15)
+    np.testing.assert_allclose(got["dead_frac"], want["dead_frac"], rtol=0, atol=1e-15)
+    assert np.any((got["saturation"][:-1] > 0) & (got["saturation"][:-1] < 1))
+    assert got["saturation"][-1] == 0.0 and got["dead_frac"][-1] == 0.0
+
+
+def test_dead_frac_relu(ref):
+    net = _net("relu")
+    # kill units 0 and 1 of layer 1 and unit 3 of layer 3 for every input
+    net.biases[0][:2] = -1e3
+    net.biases[2][3] = -1e3
+    X, y = _data("cross_entropy", ref)
+    got = net.probe(X, y)
+    want, _ = reference_stats(ref, net.weights, net.biases, X, y, "relu", "cross_entropy")
+    np.testing.assert_allclose(got["dead_frac"], want["dead_frac"], atol=1e-15)
+    np.testing.assert_allclose(got["saturation"], want["saturation"], atol=1e-15)
+    assert got["dead_frac"][0] >= 2 / HIDDEN[0]
+    assert got["dead_frac"][2] >= 1 / HIDDEN[2]
+    # a dead unit gets no gradient: its column of dL/dW_1 is zero
+    _, grads = net.loss_and_grads(X, y)
+    assert np.all(grads.weights[0][:, :2] == 0)
+
+
+def test_identity_never_saturates(ref):
+    net = _net("identity", "mse")
+    X, y = _data("mse", ref)
+    got = net.probe(X, y)
+    assert np.all(got["saturation"] == 0) and np.all(got["dead_frac"] == 0)
+
+
+def test_delta_ms_last_layer_closed_form(ref):
+    """For cross-entropy the per-example error at the logits is softmax - onehot."""
+    net = _net("tanh")
+    X, y = _data("cross_entropy", ref)
+    got = net.probe(X, y)
+    zs, _, _ = ref.forward(net.weights, net.biases, X, "tanh")
+    z = zs[-1]
+    p = np.exp(z - z.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    err = p - np.eye(N_OUT)[y]
+    assert got["delta_ms"][-1] == pytest.approx(np.mean(err ** 2), rel=1e-12)
+
+
+@pytest.mark.parametrize("loss", ["cross_entropy", "bce", "mse"])
+@pytest.mark.parametrize("act", ["tanh", "relu"])
+def test_batch_size_independence(ref, act, loss):
+    """Duplicating the batch changes nothing: the loss is a mean and delta_ms is per example."""
+    net = _net(act, loss)
+    X, y = _data(loss, ref)
+    s1 = net.probe(X, y)
+    s2 = net.probe(np.concatenate([X, X]), np.concatenate([y, y]))
+    for k in STATS:
+        np.testing.assert_allclose(s2[k], s1[k], rtol=1e-12, atol=1e-15, err_msg=k)
+    assert np.all(s1["delta_ms"] > 0)
+
+
+def test_update_ratio_zero_before_any_step(ref):
+    net = _net("tanh")
+    X, y = _data("cross_entropy", ref)
+    np.testing.assert_array_equal(net.probe(X, y)["update_ratio"], np.zeros(net.n_layers))
+
+
+@pytest.mark.parametrize("name,kw", [("sgd", {"lr": 0.1}), ("adam", {"lr": 0.01}), ("momentum", {"lr": 0.05})])
+def test_update_ratio_after_steps(ref, name, kw):
+    net = _net("tanh")
+    X, y = _data("cross_entropy", ref)
+    opt = optimizers.get(name, **kw)
+    for _ in range(3):
+        prev = [w.copy() for w in net.weights]
+        _, grads = net.loss_and_grads(X, y)
+        opt.step(net, grads)
+    got = net.probe(X, y)
+    want, _ = reference_stats(ref, net.weights, net.biases, X, y, "tanh", "cross_entropy", prev_weights=prev)
+    np.testing.assert_allclose(got["update_ratio"], want["update_ratio"], rtol=1e-8)
+    assert np.all(got["update_ratio"] > 0)
+    _assert_stats({k: v for k, v in got.items() if k != "update_ratio"} | {"update_ratio": want["update_ratio"]},
+                  want)
+
+
+def test_probe_has_no_side_effects(ref):
+    net = _net("tanh", dropout=0.3)
+    X, y = _data("cross_entropy", ref)
+    X2, y2 = _data("cross_entropy", ref, seed=1)
+    params = [p.copy() for p in net.weights + net.biases]
+    loss, grads = net.loss_and_grads(X, y)
+    saved = [g.copy() for g in grads.weights + grads.biases + grads.deltas]
+    masks = [m.copy() for m in net.last_masks]
+    norms = net.update_norms.copy()
+    net.probe(X2, y2)
+    net.probe_with_histograms(X2, y2)
+    for p, p0 in zip(net.weights + net.biases, params):
+        np.testing.assert_array_equal(p, p0)
+    for g, g0 in zip(grads.weights + grads.biases + grads.deltas, saved):  # training gradients intact
+        np.testing.assert_array_equal(g, g0)
+    for m, m0 in zip(net.last_masks, masks):
+        np.testing.assert_array_equal(m, m0)
+    np.testing.assert_array_equal(net.update_norms, norms)
+
+
+def test_probe_does_not_consume_dropout_randomness(ref):
+    """Probing (evaluation mode) draws no dropout masks, so it cannot change a run's training."""
+    X, y = _data("cross_entropy", ref)
+    a, b = _net("tanh", dropout=0.5), _net("tanh", dropout=0.5)
+    a.probe(X, y)
+    a.loss_and_grads(X, y)
+    b.loss_and_grads(X, y)
+    for ma, mb in zip(a.last_masks, b.last_masks):
+        np.testing.assert_array_equal(ma, mb)
+
+
+def test_dropout_off_in_probes(ref):
+    net = _net("relu", dropout=0.5)
+    X, y = _data("cross_entropy", ref)
+    s1 = net.probe(X, y)
+    s2 = net.probe(X, y)
+    want, _ = reference_stats(ref, net.weights, net.biases, X, y, "relu", "cross_entropy")
+    _assert_stats(s1, want)
+    for k in STATS:
+        np.testing.assert_array_equal(s1[k], s2[k])
+
+
+def test_probe_with_histograms(ref):
+    net = _net("tanh")
+    X, y = _data("cross_entropy", ref)
+    stats, hists = net.probe_with_histograms(X, y)
+    _assert_stats(stats, net.probe(X, y), rtol=0)
+    want, (zs, hs, deltas, gW) = reference_stats(ref, net.weights, net.biases, X, y, "tanh", "cross_entropy")
+    L = net.n_layers
+    assert set(hists) == {"act", "delta", "weight_grad"}
+    values = {
+        "act": [hs[l] if l < L - 1 else zs[l] for l in range(L)],
+        "delta": [B * d for d in deltas],
+        "weight_grad": gW,
+    }
+    for kind, per_layer in hists.items():
+        assert len(per_layer) == L
+        for l, (counts, edges) in enumerate(per_layer):
+            v = values[kind][l]
+            assert counts.shape == (64,) and edges.shape == (65,)
+            assert counts.sum() == v.size
+            assert np.all(counts >= 0)
+            assert np.all(np.diff(edges) > 0)
+            np.testing.assert_allclose([edges[0], edges[-1]], [v.min(), v.max()], rtol=1e-10, atol=1e-14)
+            # same counts as binning the reference values (allowing for a value on an edge)
+            rcounts, _ = np.histogram(v, bins=64, range=(edges[0], edges[-1]))
+            assert np.abs(rcounts - counts).sum() <= 2
+
+
+def test_histogram_bins_argument(ref):
+    net = _net("relu")
+    X, y = _data("cross_entropy", ref)
+    _, hists = net.probe_with_histograms(X, y, bins=10)
+    for kind in ("act", "delta", "weight_grad"):
+        for counts, edges in hists[kind]:
+            assert counts.shape == (10,) and edges.shape == (11,)
+    assert hists["act"][0][0].sum() == B * HIDDEN[0]
+    with pytest.raises(ValueError, match="bins"):
+        net.probe_with_histograms(X, y, bins=0)
+
+
+def test_histogram_of_constant_values():
+    """All-equal values (e.g. relu units that are all dead) still give a valid histogram."""
+    from nncore import probes
+    counts, edges = probes.histogram(np.zeros((3, 4)), bins=8)
+    assert counts.sum() == 12 and edges[0] < 0 < edges[-1]
+    counts, _ = probes.histogram(np.array([1.0, np.nan, np.inf, 2.0]), bins=4)
+    assert counts.sum() == 2
+
+
+def test_probe_float32_close_to_float64(ref):
+    X, y = _data("cross_entropy", ref)
+    s64 = _net("tanh").probe(X, y)
+    s32 = _net("tanh", dtype="float32").probe(X, y)
+    for k in STATS:
+        assert np.all(np.isfinite(s32[k]))
+        np.testing.assert_allclose(s32[k], s64[k], rtol=1e-4, atol=1e-5, err_msg=k)
