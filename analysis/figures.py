@@ -19,6 +19,7 @@ Optional ``theory`` frames (columns activation, init, depth, layer, stat, value)
 e.g. mean-field predictions, are drawn as dashed lines in the colour of their depth.
 """
 import functools
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -30,19 +31,21 @@ from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
+from matplotlib.ticker import MaxNLocator, NullLocator
 
 from . import selection, tables
-from .tables import FINAL, INIT
+from .tables import FINAL, HEALTHY_LOG10_RATIO, INIT
 
 PALETTE = "colorblind"
 SEQUENTIAL = "viridis"
 MAX_CATEGORICAL = 10          # the colorblind palette has ten distinct colours
 STYLE = {**sns.axes_style("whitegrid"), **sns.plotting_context("paper"),
          "image.cmap": SEQUENTIAL, "axes.titlesize": 9.0, "figure.titlesize": 11.0,
-         "svg.hashsalt": "gradpath", "svg.fonttype": "path"}
+         # Text stays text in the SVG: smaller and much faster to write than glyph paths.
+         "svg.hashsalt": "gradpath", "svg.fonttype": "none"}
+TITLE_CHARS_PER_INCH = 10     # at figure.titlesize 11 pt, with margin
 PANEL_SIZE = (2.7, 2.1)       # inches per panel; the figure grows with the grid
 DPI = 100                     # PNG resolution: readable on GitHub, quick to write
-HEALTHY_LOG10_RATIO = 1.0     # |log10 ratio| below this: within a factor 10
 # Optimizers are told apart by line style; "--" is kept for theory overlays.
 OPTIMIZER_LINESTYLES = ("-", ":", "-.", (0, (5, 1, 1, 1, 1, 1)))
 THEORY_STYLE = {"linestyle": "--", "linewidth": 1.0, "alpha": 0.9}
@@ -56,11 +59,14 @@ WHEN_LABELS = {INIT: "at initialization", FINAL: "at the last logged step"}
 
 
 def styled(function):
-    """Run ``function`` under the house style (rc settings apply when artists are made)."""
+    """Run the figure function under the house style (rc settings apply when artists
+    are made), then thin its log-axis ticks."""
     @functools.wraps(function)
     def wrapper(*args, **kwargs):
         with matplotlib.rc_context(STYLE):
-            return function(*args, **kwargs)
+            fig = function(*args, **kwargs)
+            drop_minor_log_ticks(fig)
+            return fig
     return wrapper
 
 
@@ -83,8 +89,14 @@ def no_data_figure(title, reason):
     ax.set_axis_off()
     ax.text(0.5, 0.5, f"no data: {reason}", ha="center", va="center", transform=ax.transAxes,
             fontsize=10, color="0.3")
-    fig.suptitle(title)
+    suptitle(fig, title)
     return fig
+
+
+def suptitle(fig, text):
+    """The figure title, wrapped to the figure's width so that it is never cut off."""
+    chars_per_line = max(30, int(fig.get_figwidth() * TITLE_CHARS_PER_INCH))
+    fig.suptitle(textwrap.fill(text, chars_per_line))
 
 
 def mark_empty(ax, reason="no data"):
@@ -112,6 +124,21 @@ def optimizer_styles(optimizers):
             for i, name in enumerate(optimizers)}
 
 
+def drop_minor_log_ticks(fig):
+    """On every log y axis whose data span a decade or more, drop the minor ticks:
+    the labelled decades suffice, this style does not draw tick marks, and minor
+    ticks are the slowest part of laying out a figure."""
+    for ax in fig.axes:
+        if ax.get_yscale() != "log":
+            continue
+        siblings = ax.get_shared_y_axes().get_siblings(ax)
+        ydata = [np.asarray(line.get_ydata(), dtype=np.float64) for axis in siblings for line in axis.get_lines()]
+        values = np.concatenate(ydata) if ydata else np.array([])
+        values = values[np.isfinite(values) & (values > 0)]
+        if values.size and values.max() >= 10 * values.min():
+            ax.yaxis.set_minor_locator(NullLocator())
+
+
 def positive(frame, column="value"):
     """Rows with a finite positive ``column``: what a log axis can show."""
     values = frame[column].to_numpy(dtype=np.float64)
@@ -123,16 +150,22 @@ def layer_colorbar(fig, axes, n_layers, label="layer"):
     cmap = matplotlib.colormaps[SEQUENTIAL]
     norm = Normalize(1, max(n_layers, 2))
     mappable = matplotlib.cm.ScalarMappable(norm=norm, cmap=cmap)
-    fig.colorbar(mappable, ax=axes, label=label, shrink=0.8)
+    colorbar = fig.colorbar(mappable, ax=axes, label=label, shrink=0.8)
+    colorbar.locator = MaxNLocator(integer=True)  # layers are whole numbers
+    colorbar.update_ticks()
     return lambda layer: cmap(norm(layer))
 
 
 def save_figure(fig, directory, name, dpi=DPI):
-    """Write ``name``.png and ``name``.svg into ``directory``; returns both paths."""
+    """Write ``name``.png and ``name``.svg into ``directory``; returns both paths.
+    The figure's layout is frozen afterwards (see below)."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     png, svg = directory / f"{name}.png", directory / f"{name}.svg"
     fig.savefig(png, dpi=dpi)
+    # Drawing the PNG ran the constrained layout, the slowest step of a save; its
+    # positions are in figure units, so the SVG can reuse them instead of laying out again.
+    fig.set_layout_engine("none")
     fig.savefig(svg, metadata={"Date": None})  # no timestamp: same data, same file
     return [png, svg]
 
@@ -193,8 +226,8 @@ def _layer_grid(layer_stats, runs, stat, when, title, theory=None):
                     for name, style in styles.items()]
     if drew_theory:
         handles.append(Line2D([], [], color="0.3", label="theory", **THEORY_STYLE))
-    fig.legend(handles=handles, loc="outside right upper", frameon=False)
-    fig.suptitle(title)
+    fig.legend(handles=handles, loc="outside right center", frameon=False)
+    suptitle(fig, title)
     return fig
 
 
@@ -264,8 +297,8 @@ def fig_ratio_vs_depth(layer_stats, runs):
     handles = [Line2D([], [], color=color, marker="o", markersize=3.5, label=init)
                for init, color in colors.items()]
     handles.append(Patch(color="0.85", label=f"healthy: |log10 ratio| < {HEALTHY_LOG10_RATIO:g}"))
-    fig.legend(handles=handles, loc="outside right upper", frameon=False)
-    fig.suptitle(title)
+    fig.legend(handles=handles, loc="outside right center", frameon=False)
+    suptitle(fig, title)
     return fig
 
 
@@ -297,7 +330,7 @@ def fig_grad_heatmaps(layer_stats, runs, optimizer=None):
     """log10 grad_norm over layer x training step for the deepest network of each
     activation x init, for one optimizer (default sgd, else the first)."""
     optimizer, shown = selection.heatmap_runs(runs, optimizer)
-    title = f"log10 gradient norm over layers and training, deepest network per panel, optimizer {optimizer}"
+    title = f"log10 gradient norm per layer during training (deepest network of each panel, {optimizer})"
     if shown.empty:
         return no_data_figure("log10 gradient norm over layers and training", "no runs")
     grads = layer_stats[(layer_stats["stat"] == "grad_norm") & layer_stats["run_id"].isin(shown["run_id"])]
@@ -338,7 +371,7 @@ def fig_grad_heatmaps(layer_stats, runs, optimizer=None):
     label_outer(axes, "training step", "layer $l$")
     if mesh is not None:
         fig.colorbar(mesh, ax=axes, label=r"$\log_{10}\|\partial L/\partial W_l\|_F$", shrink=0.8)
-    fig.suptitle(title)
+    suptitle(fig, title)
     return fig
 
 
@@ -396,8 +429,8 @@ def fig_training_curves(scalars, runs, init=None):
     handles = [Line2D([], [], color=color, label=name) for name, color in colors.items()]
     handles.append(Line2D([], [], color="0.5", marker="X", linestyle="none", markeredgecolor="black",
                           label="diverged (last finite value)"))
-    fig.legend(handles=handles, loc="outside right upper", frameon=False)
-    fig.suptitle(title)
+    fig.legend(handles=handles, loc="outside right center", frameon=False)
+    suptitle(fig, title)
     return fig
 
 
@@ -453,7 +486,7 @@ def fig_saturation(layer_stats, runs, run_id=None):
         ax.set_ylabel(ylabel)
     for ax in (saturation_ax, dead_ax):
         ax.set_ylim(-0.02, 1.02)
-    fig.suptitle(title)
+    suptitle(fig, title)
     return fig
 
 
@@ -512,7 +545,7 @@ def fig_histograms(histograms, runs, activation=None, depth=None, inits=None):
             ax.set_title(f"{init}: {name}")
             ax.set_xlabel(xlabel)
             ax.set_ylabel("density")
-    fig.suptitle(title)
+    suptitle(fig, title)
     return fig
 
 
@@ -572,12 +605,15 @@ def fig_outcome_map(runs):
                         ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, hatch="xx",
                                                edgecolor="0.25", linewidth=0))
                     dark = np.isfinite(accuracy[i, j]) and accuracy[i, j] < 0.6
-                    ax.text(j, i, _cell_text(accuracy[i, j], diverged[i, j], total[i, j]), ha="center",
-                            va="center", fontsize=6.5, color="white" if dark else "black")
+                    text = _cell_text(accuracy[i, j], diverged[i, j], total[i, j])
+                    # A white box keeps the text legible over the hatching.
+                    box = {"facecolor": "white", "edgecolor": "none", "alpha": 0.8, "pad": 1.0} if diverged[i, j] else None
+                    ax.text(j, i, text, ha="center", va="center", fontsize=6.5, bbox=box,
+                            color="black" if box or not dark else "white")
             ax.set_xticks(range(len(depths)), [str(depth) for depth in depths])
             ax.set_yticks(range(len(inits)), inits if col == 0 else [""] * len(inits))
             ax.set_title(f"{activation} · {optimizer}")
     label_outer(axes, "depth", "init")
     fig.colorbar(image, ax=axes, label="final validation accuracy", shrink=0.8)
-    fig.suptitle(title)
+    suptitle(fig, title)
     return fig

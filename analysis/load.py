@@ -124,7 +124,7 @@ def open_client(tracking_uri):
     return MlflowClient(tracking_uri=tracking_uri)
 
 
-def _quoted(value):
+def quoted(value):
     """``value`` as a single-quoted MLflow filter literal."""
     if "'" in value:
         raise ValueError(f"ids with a single quote are not supported in MLflow filters: {value!r}")
@@ -147,7 +147,7 @@ def latest_parent_run(client, experiment_id, sweep=None):
     """The most recently started parent run (of ``sweep`` if given), else None."""
     filter_string = "tags.role = 'parent'"
     if sweep is not None:
-        filter_string += f" and tags.sweep = {_quoted(sweep)}"
+        filter_string += f" and tags.sweep = {quoted(sweep)}"
     page = client.search_runs([experiment_id], filter_string, max_results=1,
                               order_by=["attributes.start_time DESC"])
     return page[0] if page else None
@@ -372,7 +372,7 @@ def select_runs(client, experiment, sweep=None, all_runs=False):
     else:
         parent = latest_parent_run(client, experiment_id, sweep)
     runs = search_all_runs(client, experiment_id,
-                           f"tags.role = 'job' and tags.sweep = {_quoted(sweep)}")
+                           f"tags.role = 'job' and tags.sweep = {quoted(sweep)}")
     if not runs:
         known = _known_sweeps(client, experiment_id)
         raise NoRunsError(f"no job runs of sweep {sweep!r} in experiment {experiment.name!r}"

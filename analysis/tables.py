@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 INIT, FINAL = "init", "final"
+HEALTHY_LOG10_RATIO = 1.0     # |log10 ratio| below this: within a factor 10
 CONFIG = ["activation", "init", "optimizer", "depth"]
 
 

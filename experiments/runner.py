@@ -62,7 +62,8 @@ class Recorder:
         for stat, values in stats.items():
             self.layer_frames.append(pd.DataFrame({"step": step, "layer": np.arange(1, L + 1), "stat": stat,
                                                    "value": np.asarray(values, dtype=np.float64)}))
-        loss_train, acc_train = net.evaluate(self.data.X_train, self.data.y_train)
+        # The probe batch is a fixed subset of the training set: its loss comes free with the probe.
+        loss_train, acc_train = record.probe_loss, record.probe_accuracy
         loss_val, acc_val = net.evaluate(self.data.X_val, self.data.y_val)
         total = math.sqrt(float(np.sum(stats["grad_norm"] ** 2) + np.sum(stats["bias_grad_norm"] ** 2)))
         scalars = dict(zip(SCALARS, (loss_train, loss_val, acc_train, acc_val, total)))

@@ -229,14 +229,17 @@ class MLP:
         ws = self._workspace(X.shape[0], "probe")
         grad_w, grad_b = self._grad_buffers("probe")
         self._forward(X, ws, train=False)
+        accuracy = self.loss_fn.accuracy(ws.z[-1], y)
         loss = self._backward(X, y, ws, grad_w, grad_b)
+        self.probe_loss, self.probe_accuracy = loss, accuracy
         return X, ws, grad_w, grad_b, loss
 
     def probe(self, X, y):
         """Per-layer statistics on (X, y) with dropout off: {stat_name: array over layers 1..L}.
 
         See ``nncore.probes`` for the definitions. The network's parameters and
-        its training gradients are unchanged.
+        its training gradients are unchanged. The probe batch's mean loss and
+        accuracy are left in ``net.probe_loss`` and ``net.probe_accuracy``.
         """
         X, ws, grad_w, grad_b, loss = self._probe_pass(X, y)
         return probes.layer_stats(self, ws, grad_w, grad_b)

@@ -15,7 +15,8 @@ from .rng import generator
 class ProbeRecord:
     """What the callback receives. ``stats`` is ``net.probe`` on the probe batch;
     ``histograms`` is filled at the steps in ``histogram_steps`` (else None);
-    ``train_loss`` is the mean loss of the last training batch (NaN at step 0)."""
+    ``train_loss`` is the mean loss of the last training batch (NaN at step 0);
+    ``probe_loss`` and ``probe_accuracy`` are those of the probe batch (dropout off)."""
     step: int
     epoch: int
     net: object
@@ -24,6 +25,8 @@ class ProbeRecord:
     train_loss: float = float("nan")
     grad_norm_total: float = float("nan")
     final: bool = False
+    probe_loss: float = float("nan")
+    probe_accuracy: float = float("nan")
 
 
 @dataclass
@@ -76,7 +79,8 @@ def train(net, opt, X, y, *, epochs, batch_size, probe_X=None, probe_y=None, log
             stats, hists = net.probe_with_histograms(probe_X, probe_y, bins=histogram_bins)
         else:
             stats, hists = net.probe(probe_X, probe_y), None
-        callback(ProbeRecord(step, epoch, net, stats, hists, loss, gnorm, final))
+        callback(ProbeRecord(step, epoch, net, stats, hists, loss, gnorm, final,
+                             net.probe_loss, net.probe_accuracy))
 
     with np.errstate(all="ignore"):
         report(0, 0, float("nan"), float("nan"), final=total == 0)

@@ -173,11 +173,14 @@ def numerical_grad(f, x, eps=1e-6):
     return g
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _single_threaded_blas():
-    """The nncore tests use small matrices (the largest is a 512x512 QR): one BLAS thread
-    is fastest, and it avoids OpenBLAS spin-waiting when the cores are shared (a 512x512
-    QR took seconds instead of ~60 ms with 2 threads on a busy 2-core machine)."""
+@pytest.fixture(scope="module")
+def single_thread_blas():
+    """One BLAS thread for modules that use it (``pytestmark = pytest.mark.usefixtures(...)``).
+
+    These tests multiply small matrices (the largest is a 512x512 QR), where one thread is
+    fastest; with OpenBLAS's default of one thread per core, its threads spin-wait when the
+    cores are shared, and a 512x512 QR or a 40x300x300 GEMM took seconds instead of
+    milliseconds on a busy 2-core machine."""
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=1, user_api="blas"):

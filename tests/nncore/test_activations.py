@@ -7,6 +7,8 @@ import pytest
 
 from nncore import activations
 
+pytestmark = pytest.mark.usefixtures("single_thread_blas")
+
 ACTIVATIONS = ("sigmoid", "tanh", "relu", "leaky_relu", "softsign", "identity")
 
 

@@ -6,6 +6,8 @@ import pytest
 
 from nncore import MLP
 
+pytestmark = pytest.mark.usefixtures("single_thread_blas")
+
 ACTIVATIONS = ("sigmoid", "tanh", "relu", "leaky_relu", "softsign", "identity")
 LOSSES = ("cross_entropy", "bce", "mse")
 N_IN, HIDDEN, N_OUT, B = 4, [5, 6, 5], 3, 7  # depth 3: L = 4 layers

@@ -10,7 +10,10 @@ import pytest
 
 from nncore import MLP, initializers
 
+pytestmark = pytest.mark.usefixtures("single_thread_blas")
+
 SHAPES = [(512, 512), (512, 256), (256, 512)]
+
 N_SE = 5.0  # tolerance in standard errors
 
 

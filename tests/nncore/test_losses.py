@@ -8,6 +8,8 @@ import pytest
 
 from nncore import losses
 
+pytestmark = pytest.mark.usefixtures("single_thread_blas")
+
 LOSSES = ("cross_entropy", "bce", "mse")
 
 

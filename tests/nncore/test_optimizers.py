@@ -8,6 +8,8 @@ import pytest
 
 from nncore import MLP, Grads, optimizers
 
+pytestmark = pytest.mark.usefixtures("single_thread_blas")
+
 N_STEPS = 20
 RTOL = 1e-12
 ATOL = 1e-15

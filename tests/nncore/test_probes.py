@@ -8,6 +8,8 @@ import pytest
 
 from nncore import MLP, STATS, optimizers
 
+pytestmark = pytest.mark.usefixtures("single_thread_blas")
+
 ACTIVATIONS = ("sigmoid", "tanh", "relu", "leaky_relu", "softsign", "identity")
 N_IN, HIDDEN, N_OUT, B = 6, [8, 7, 8], 4, 10
 

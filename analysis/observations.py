@@ -1,0 +1,328 @@
+"""The sentences of the report, computed from the data.
+
+Each ``*_observations`` function reads the same tables (and makes the same run
+choices, via ``selection``) as the figure it describes, and returns a list of
+sentences. Nothing here states a result that was not measured: when the data
+cannot support a sentence, the function says what is missing instead.
+
+Numbers are written for GitHub markdown: powers of ten as 10<sup>x</sup>.
+"""
+import numpy as np
+import pandas as pd
+
+from . import selection, tables
+from .tables import FINAL, HEALTHY_LOG10_RATIO, INIT
+
+
+def pow10(exponent):
+    """10<sup>exponent</sup> with one decimal, e.g. 10<sup>-17.2</sup>."""
+    return f"10<sup>{exponent:.1f}</sup>"
+
+
+def config_name(row, with_optimizer=False, with_seed=False):
+    """"sigmoid + uniform, depth 50" (", sgd", ", seed 0" on request)."""
+    text = f"{row['activation']} + {row['init']}, depth {int(row['depth'])}"
+    if with_optimizer:
+        text += f", {row['optimizer']}"
+    if with_seed:
+        text += f", seed {int(row['seed'])}"
+    return text
+
+
+def listing(items, limit=5):
+    """"a, b and c", cut to ``limit`` items ("... and 3 more")."""
+    items = list(items)
+    if len(items) > limit:
+        items = items[:limit] + [f"{len(items) - limit} more"]
+    if len(items) <= 1:
+        return "".join(items)
+    return ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def _finite_rows(frame, column="value"):
+    return frame[np.isfinite(frame[column].to_numpy(np.float64))]
+
+
+def _config_ratios(layer_stats, runs, stat, when, top, bottom, by=("activation", "init", "depth")):
+    ratios = tables.log10_layer_ratio(layer_stats, runs, stat, when, top, bottom)
+    return _finite_rows(tables.config_ratio(ratios, runs, by))
+
+
+def _extremes_at_max_depth(config_ratios):
+    """(depth, rows at that depth sorted from most to least extreme |value|)."""
+    depth = int(config_ratios["depth"].max())
+    at_depth = config_ratios[config_ratios["depth"] == depth]
+    order = at_depth["value"].abs().sort_values(ascending=False).index
+    return depth, at_depth.loc[order]
+
+
+def grad_init_observations(layer_stats, runs):
+    """The most extreme and the most balanced layer-1 / layer-L gradient ratio at init,
+    at the largest depth, and how many configurations stay within a factor 10."""
+    ratios = _config_ratios(layer_stats, runs, "grad_norm", INIT, "first", "output")
+    if ratios.empty:
+        return ["No finite gradient norms at layers 1 and L at initialization: nothing to compare."]
+    depth, ranked = _extremes_at_max_depth(ratios)
+    worst = ranked.iloc[0]
+    direction = "vanishes" if worst["value"] < 0 else "explodes"
+    sentences = [f"{config_name(worst)}: the layer-1 gradient norm is {pow10(worst['value'])} times the "
+                 f"layer-{depth + 1} (output) gradient norm at initialization, the most extreme case at "
+                 f"this depth: the gradient {direction} toward the input."]
+    if len(ranked) > 1:
+        best = ranked.iloc[-1]
+        healthy = int((ranked["value"].abs() < HEALTHY_LOG10_RATIO).sum())
+        sentences.append(f"The most balanced at depth {depth} is {best['activation']} + {best['init']} "
+                         f"({pow10(best['value'])}); {healthy} of {len(ranked)} activation × init pairs stay "
+                         f"within a factor 10 (|log10 ratio| < {HEALTHY_LOG10_RATIO:g}).")
+    return sentences
+
+
+def healthy_up_to(by_depth):
+    """The largest depth up to which every tested depth has |log10 ratio| below the
+    healthy bound (None: not even the shallowest); ``by_depth`` is depth -> ratio."""
+    reached = None
+    for depth, value in sorted(by_depth.items()):
+        if not (np.isfinite(value) and abs(value) < HEALTHY_LOG10_RATIO):
+            break
+        reached = depth
+    return reached
+
+
+def _per_layer_slope(depths, values):
+    """Slope of log10 ratio against depth (log10 gain per added layer), NaN if < 2 depths."""
+    depths, values = np.asarray(depths, np.float64), np.asarray(values, np.float64)
+    keep = np.isfinite(values)
+    if np.unique(depths[keep]).size < 2:
+        return np.nan
+    return float(np.polyfit(depths[keep], values[keep], 1)[0])
+
+
+def ratio_vs_depth_observations(layer_stats, runs):
+    """Per activation, the depth up to which each init keeps the ratio healthy, and the
+    steepest per-layer change of the ratio."""
+    ratios = tables.config_ratio(tables.grad_ratio(layer_stats, runs, INIT), runs)
+    if not np.isfinite(ratios["value"]).any():
+        return ["No finite gradient ratios at initialization: nothing to compare."]
+    max_depth = int(ratios["depth"].max())
+    sentences = []
+    slopes = []
+    for activation, per_activation in ratios.groupby("activation"):
+        parts = []
+        for init, per_init in per_activation.groupby("init"):
+            by_depth = dict(zip(per_init["depth"].astype(int), per_init["value"]))
+            reached = healthy_up_to(by_depth)
+            if reached is None:
+                parts.append(f"{init} at no tested depth")
+            elif reached == max(by_depth):
+                parts.append(f"{init} up to depth {reached} (every depth tested)")
+            else:
+                parts.append(f"{init} up to depth {reached}")
+            slopes.append((_per_layer_slope(per_init["depth"], per_init["value"]), activation, init))
+        sentences.append(f"{activation}: |log10 ratio| < {HEALTHY_LOG10_RATIO:g} holds for {listing(parts, 10)}.")
+    slopes = [entry for entry in slopes if np.isfinite(entry[0])]
+    if slopes:
+        slope, activation, init = max(slopes, key=lambda entry: abs(entry[0]))
+        sentences.append(f"The ratio changes fastest with depth for {activation} + {init}: each added layer "
+                         f"multiplies it by about {pow10(slope)} (fit over depths up to {max_depth}).")
+    return sentences
+
+
+def grad_final_observations(layer_stats, runs):
+    """How the layer-1 / layer-L gradient ratio changed between init and the end."""
+    both = pd.DataFrame({"init": tables.grad_ratio(layer_stats, runs, INIT),
+                         "final": tables.grad_ratio(layer_stats, runs, FINAL)})
+    both = both[np.isfinite(both["init"]) & np.isfinite(both["final"])]
+    if both.empty:
+        return ["No run has finite gradient ratios both at initialization and at its last logged step."]
+    sentences = [f"Across {len(both)} runs, the median |log10 ratio| (layer 1 over layer L) goes from "
+                 f"{both['init'].abs().median():.2f} at initialization to {both['final'].abs().median():.2f} "
+                 "at the last logged step."]
+    change = (both["final"] - both["init"]).abs()
+    run_id = change.idxmax()
+    run = runs[runs["run_id"] == run_id].iloc[0]
+    sentences.append(f"The largest change is for {config_name(run, with_optimizer=True)}: from "
+                     f"{pow10(both.loc[run_id, 'init'])} to {pow10(both.loc[run_id, 'final'])}.")
+    return sentences
+
+
+def _profile_extremes(layer_stats, runs, stat, when, top, bottom, description):
+    """Sentences on the most and least extreme log10(stat at top / stat at bottom)
+    at the largest depth; ``description`` names the ratio."""
+    by = ("activation", "init", "depth") if when == INIT else ("activation", "init", "depth", "optimizer")
+    ratios = _config_ratios(layer_stats, runs, stat, when, top, bottom, by)
+    if ratios.empty:
+        return [f"No finite positive {stat} at the compared layers: nothing to compare."]
+    depth, ranked = _extremes_at_max_depth(ratios)
+    worst, best = ranked.iloc[0], ranked.iloc[-1]
+    label = (lambda row: f"{row['activation']} + {row['init']}" +
+             (f" with {row['optimizer']}" if "optimizer" in row else ""))
+    sentence = (f"At depth {depth} ({'initialization' if when == INIT else 'last logged step'}), {description} "
+                f"is {pow10(worst['value'])} for {label(worst)} (the largest departure from 1)")
+    if len(ranked) > 1:
+        sentence += f" and {pow10(best['value'])} for {label(best)} (the best preserved)"
+    return [sentence + "."]
+
+
+def act_var_observations(layer_stats, runs, when=INIT):
+    return _profile_extremes(layer_stats, runs, "act_var", when, "last_hidden", "first",
+                             "the activation variance of the last hidden layer relative to layer 1")
+
+
+def delta_ms_observations(layer_stats, runs, when=INIT):
+    return _profile_extremes(layer_stats, runs, "delta_ms", when, "first", "output",
+                             "the mean square back-propagated error at layer 1 relative to the output layer")
+
+
+def heatmap_observations(layer_stats, runs, optimizer=None):
+    """For the runs the heatmaps show: the largest change of the gradient ratio over
+    training, and which of them diverged."""
+    optimizer, shown = selection.heatmap_runs(runs, optimizer)
+    if shown.empty:
+        return ["No runs to show."]
+    shown = shown.set_index("run_id", drop=False)
+    start = tables.grad_ratio(layer_stats, shown, INIT)
+    end = tables.grad_ratio(layer_stats, shown, FINAL)
+    last = tables.last_steps(layer_stats)
+    change = (end - start).abs().dropna()
+    sentences = []
+    if not change.empty:
+        run_id = change.idxmax()
+        sentences.append(f"With {optimizer}, the layer-1 / layer-L gradient ratio changes most for "
+                         f"{config_name(shown.loc[run_id])}: from {pow10(start[run_id])} at step 0 to "
+                         f"{pow10(end[run_id])} at step {int(last[run_id])}.")
+    else:
+        sentences.append("No shown run has a finite gradient ratio both at step 0 and at its last step.")
+    diverged = shown[shown["outcome"] == "diverged"]
+    if not diverged.empty:
+        names = [f"{config_name(row)} (step {int(row['diverged_step'])})" if np.isfinite(row["diverged_step"])
+                 else config_name(row) for _, row in diverged.iterrows()]
+        sentences.append(f"{len(diverged)} of the {len(shown)} networks shown diverged: {listing(names)}.")
+    return sentences
+
+
+def mean_final_accuracy(group):
+    """(mean acc/val over runs that did not diverge, number diverged, number of runs)."""
+    is_diverged = group["outcome"] == "diverged"
+    values = group.loc[~is_diverged, "acc/val"].to_numpy(np.float64)
+    values = values[np.isfinite(values)]
+    return (values.mean() if values.size else np.nan), int(is_diverged.sum()), len(group)
+
+
+def curves_observations(runs, init=None):
+    """Final validation accuracy per optimizer at the largest depth, per activation,
+    and which optimizer wins how often."""
+    init, setup = selection.curves_setup(runs, init)
+    if not setup:
+        return ["No runs to compare."]
+    sentences, winners = [], []
+    for activation, (depth, group) in sorted(setup.items()):
+        parts, scores = [], {}
+        for optimizer, per_optimizer in group.groupby("optimizer"):
+            accuracy, n_diverged, n_runs = mean_final_accuracy(per_optimizer)
+            if n_diverged == n_runs:
+                parts.append(f"{optimizer} diverged")
+                continue
+            text = f"{optimizer} {accuracy:.2f}" if np.isfinite(accuracy) else f"{optimizer} n/a"
+            parts.append(text + (f" ({n_diverged}/{n_runs} diverged)" if n_diverged else ""))
+            if np.isfinite(accuracy):
+                scores[optimizer] = accuracy
+        sentences.append(f"{activation} at depth {depth} ({init}), final validation accuracy: {listing(parts, 10)}.")
+        if len(scores) > 1:
+            winners.append(max(scores, key=scores.get))
+    if winners:
+        counts = pd.Series(winners).value_counts()
+        sentences.append(f"{counts.index[0]} has the higher final validation accuracy at the largest depth for "
+                         f"{counts.iloc[0]} of {len(winners)} activations.")
+    return sentences
+
+
+def saturation_observations(layer_stats, runs, run_id=None):
+    """For the run of the saturation figure: the top hidden layer's saturation and mean
+    at init and at the end, and the most saturated / most dead layers at the end."""
+    run = selection.saturation_run(runs, run_id)
+    if run is None:
+        return ["No runs to show."]
+    depth = int(run["depth"])
+    rows = layer_stats[(layer_stats["run_id"] == run["run_id"]) & (layer_stats["layer"] <= depth)]
+    rows = _finite_rows(rows)
+    stats = rows.pivot_table(index=["step", "layer"], columns="stat", values="value", aggfunc="first")
+    if stats.empty or "saturation" not in stats or "act_mean" not in stats:
+        return [f"No saturation or activation statistics for {config_name(run, True)}."]
+    steps = stats.index.get_level_values("step")
+    first, last = int(steps.min()), int(steps.max())
+    name = config_name(run, with_optimizer=True)
+    sentences = []
+    if (first, depth) in stats.index and (last, depth) in stats.index:
+        top_start, top_end = stats.loc[(first, depth)], stats.loc[(last, depth)]
+        sentences.append(f"In {name}, the saturated fraction of the top hidden layer (layer {depth}) goes from "
+                         f"{top_start['saturation']:.2f} at step {first} to {top_end['saturation']:.2f} at step "
+                         f"{last}, and its mean activation from {top_start['act_mean']:.2f} to "
+                         f"{top_end['act_mean']:.2f}.")
+    at_end = stats.loc[last]
+    saturation = at_end["saturation"].dropna()
+    if saturation.empty:
+        return sentences
+    most = saturation.idxmax()
+    sentence = f"At step {last} the most saturated layer is layer {most} ({saturation[most]:.2f})"
+    dead = at_end["dead_frac"].dropna() if "dead_frac" in at_end else pd.Series(dtype="float64")
+    if not dead.empty:
+        sentence += f"; the largest dead-unit fraction is {dead.max():.2f} (layer {dead.idxmax()})"
+    sentences.append(sentence + ".")
+    return sentences
+
+
+def histogram_observations(histograms, runs, activation=None, depth=None, inits=None):
+    """For each init of the histogram figure: how the spread of the errors and of the
+    activations changes from the last hidden layer down to layer 1."""
+    activation, depth, chosen = selection.histogram_setup(runs, histograms, activation, depth, inits)
+    if not chosen:
+        return ["No run has histograms at step 0."]
+    spreads = tables.histogram_std(histograms[(histograms["step"] == 0)
+                                              & histograms["run_id"].isin(chosen.values())])
+    sentences = []
+    for init, run_id in chosen.items():
+        spread = spreads[spreads["run_id"] == run_id].set_index(["kind", "layer"])["std"]
+        parts = []
+        for kind, label in (("delta", "back-propagated errors"), ("act", "activations")):
+            if (kind, 1) in spread.index and (kind, depth) in spread.index:
+                ratio = tables.safe_log10(spread[(kind, 1)]) - tables.safe_log10(spread[(kind, depth)])
+                if np.isfinite(ratio):
+                    parts.append(f"{label} {pow10(ratio)}")
+        if parts:
+            sentences.append(f"{activation} + {init}, depth {depth}: the std at layer 1 relative to layer {depth} "
+                             f"is {listing(parts)}.")
+        else:
+            sentences.append(f"{activation} + {init}, depth {depth}: no usable histograms at layers 1 and {depth}.")
+    return sentences
+
+
+def outcome_observations(runs):
+    """How many runs diverged (and which), the best and worst final accuracy, and the
+    mean accuracy per optimizer."""
+    if runs.empty:
+        return ["No runs."]
+    multiple_seeds = runs["seed"].nunique() > 1
+    diverged = runs[runs["outcome"] == "diverged"]
+    sentences = []
+    if diverged.empty:
+        sentences.append(f"None of the {len(runs)} runs diverged.")
+    else:
+        names = [config_name(row, with_optimizer=True, with_seed=multiple_seeds) for _, row in diverged.iterrows()]
+        sentences.append(f"{len(diverged)} of {len(runs)} runs diverged: {listing(names)}.")
+    unfinished = runs[runs["status"] != "FINISHED"]
+    if not unfinished.empty:
+        counts = unfinished["status"].value_counts()
+        sentences.append(f"{len(unfinished)} run(s) did not finish ("
+                         + ", ".join(f"{count} {status}" for status, count in counts.items()) + ").")
+    completed = _finite_rows(runs[runs["outcome"] != "diverged"], "acc/val")
+    if not completed.empty:
+        best = completed.loc[completed["acc/val"].idxmax()]
+        worst = completed.loc[completed["acc/val"].idxmin()]
+        sentences.append(f"Best final validation accuracy: {best['acc/val']:.3f} "
+                         f"({config_name(best, True, multiple_seeds)}); worst among runs that did not diverge: "
+                         f"{worst['acc/val']:.3f} ({config_name(worst, True, multiple_seeds)}).")
+        if completed["optimizer"].nunique() > 1:
+            means = completed.groupby("optimizer")["acc/val"].mean().sort_values(ascending=False)
+            sentences.append("Mean final validation accuracy by optimizer (runs that did not diverge): "
+                             + ", ".join(f"{name} {value:.2f}" for name, value in means.items()) + ".")
+    return sentences

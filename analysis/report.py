@@ -1,0 +1,310 @@
+"""The report: figures, summary.csv and report.md for one sweep, logged back to MLflow.
+
+    python -m analysis.report [--experiment NAME] [--sweep ID | --all-runs]
+                              [--tracking-uri URI] [--out reports] [--no-log] [--no-cache]
+
+writes <out>/figures/*.png and *.svg, <out>/summary.csv and <out>/report.md, then
+logs them under report/ in the sweep's parent run (or in a run named "report",
+tag role=report, when the runs are not one sweep) so they show in the MLflow UI.
+
+``build_report(frames, out_dir)`` does everything but the MLflow parts, so tests
+and notebooks can build a report from any Frames. Every observation in report.md
+is computed from the frames (see analysis.observations).
+"""
+import argparse
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from . import figures, observations, selection, tables
+from .load import DEFAULT_EXPERIMENT, REPO_ROOT, NoRunsError, load_frames, open_client, quoted
+from .tables import FINAL, INIT
+
+DEFAULT_OUT = REPO_ROOT / "reports"
+FIGURE_DIR = "figures"
+
+
+@dataclass(frozen=True)
+class FigureSpec:
+    """One figure of the report: how to draw it, what it shows, what it says."""
+    name: str                      # file stem in figures/
+    section: str
+    heading: str
+    draw: Callable                 # (frames, theory) -> Figure
+    caption: Callable              # (frames) -> str: what the figure shows
+    observe: Callable              # (frames) -> [sentence]: what the data says
+
+
+def _heatmap_caption(frames):
+    optimizer, _ = selection.heatmap_runs(frames.runs)
+    return (f"log10 of the weight-gradient norm of every layer (rows) at every logged step (columns), for the "
+            f"deepest network of each activation × init trained with {optimizer}. Colours share one scale; "
+            "grey cells are missing or non-finite probes.")
+
+
+def _curves_caption(frames):
+    init, _ = selection.curves_setup(frames.runs)
+    return (f"Training loss (log scale) and validation accuracy against step at the largest depth of each "
+            f"activation, init {init}; one colour per optimizer, a cross where a diverged run stops.")
+
+
+def _saturation_caption(frames):
+    run = selection.saturation_run(frames.runs)
+    shown = observations.config_name(run, with_optimizer=True) if run is not None else "no run"
+    return (f"{shown}: mean activation of each hidden layer with a ±1 std band over training (as Glorot & "
+            "Bengio 2010, Fig. 2), the fraction of saturated unit-examples (φ′ below 10% of its maximum) and "
+            "the fraction of units saturated on every probe example (dead).")
+
+
+def _histogram_caption(frames):
+    activation, depth, chosen = selection.histogram_setup(frames.runs, frames.histograms)
+    if not chosen:
+        return "Histograms of activations and back-propagated errors at initialization (none logged)."
+    return (f"Normalized histograms at initialization of the activations (top) and of the per-example "
+            f"back-propagated errors (bottom, log density) of every hidden layer, {activation} at depth {depth}, "
+            f"{' vs '.join(chosen)} (as Glorot & Bengio 2010, Figs. 6-7).")
+
+
+FIGURES = (
+    FigureSpec("grad_norm_init", "Gradients at initialization", "Gradient norm per layer at initialization",
+               lambda f, theory: figures.fig_grad_norm_init(f.layer_stats, f.runs, theory),
+               lambda f: ("Frobenius norm of the weight gradient of each layer at step 0 (log scale), one line "
+                          "per depth; rows are initializations, columns activations. A line that rises toward "
+                          "the output layer means vanishing gradients, one that falls means exploding."),
+               lambda f: observations.grad_init_observations(f.layer_stats, f.runs)),
+    FigureSpec("ratio_vs_depth", "Gradients at initialization", "First-to-last layer gradient ratio against depth",
+               lambda f, theory: figures.fig_ratio_vs_depth(f.layer_stats, f.runs),
+               lambda f: ("log10 of the layer-1 over the layer-L (output) gradient norm at initialization "
+                          "against depth, one line per initialization; the grey band is the healthy zone "
+                          "where the two norms are within a factor 10."),
+               lambda f: observations.ratio_vs_depth_observations(f.layer_stats, f.runs)),
+    FigureSpec("act_var_init", "Forward and backward signals at initialization",
+               "Activation variance per layer at initialization",
+               lambda f, theory: figures.fig_act_var(f.layer_stats, f.runs, INIT, theory),
+               lambda f: "Variance of each layer's activations at step 0 (log scale; the last layer is the logits).",
+               lambda f: observations.act_var_observations(f.layer_stats, f.runs, INIT)),
+    FigureSpec("delta_ms_init", "Forward and backward signals at initialization",
+               "Back-propagated error per layer at initialization",
+               lambda f, theory: figures.fig_delta_ms(f.layer_stats, f.runs, INIT, theory),
+               lambda f: ("Mean square of the per-example back-propagated error ∂ℓ/∂z at each layer at step 0 "
+                          "(log scale); it does not depend on the batch size."),
+               lambda f: observations.delta_ms_observations(f.layer_stats, f.runs, INIT)),
+    FigureSpec("histograms", "Forward and backward signals at initialization",
+               "Distributions of activations and errors at initialization",
+               lambda f, theory: figures.fig_histograms(f.histograms, f.runs),
+               _histogram_caption,
+               lambda f: observations.histogram_observations(f.histograms, f.runs)),
+    FigureSpec("grad_norm_final", "During and after training", "Gradient norm per layer at the end of training",
+               lambda f, theory: figures.fig_grad_norm_final(f.layer_stats, f.runs),
+               lambda f: ("As the first figure, at each run's last logged step (for a diverged run, its last "
+                          "finite probe); line style distinguishes optimizers."),
+               lambda f: observations.grad_final_observations(f.layer_stats, f.runs)),
+    FigureSpec("act_var_final", "During and after training", "Activation variance per layer at the end of training",
+               lambda f, theory: figures.fig_act_var(f.layer_stats, f.runs, FINAL),
+               lambda f: "Variance of each layer's activations at each run's last logged step; line style = optimizer.",
+               lambda f: observations.act_var_observations(f.layer_stats, f.runs, FINAL)),
+    FigureSpec("grad_heatmaps", "During and after training", "Gradient norm over layers and training",
+               lambda f, theory: figures.fig_grad_heatmaps(f.layer_stats, f.runs),
+               _heatmap_caption,
+               lambda f: observations.heatmap_observations(f.layer_stats, f.runs)),
+    FigureSpec("saturation", "During and after training", "Activations and saturation during training",
+               lambda f, theory: figures.fig_saturation(f.layer_stats, f.runs),
+               _saturation_caption,
+               lambda f: observations.saturation_observations(f.layer_stats, f.runs)),
+    FigureSpec("training_curves", "Outcomes", "Training curves at the largest depth",
+               lambda f, theory: figures.fig_training_curves(f.scalars, f.runs),
+               _curves_caption,
+               lambda f: observations.curves_observations(f.runs)),
+    FigureSpec("outcome_map", "Outcomes", "Final validation accuracy over the grid",
+               lambda f, theory: figures.fig_outcome_map(f.runs),
+               lambda f: ("Final validation accuracy, mean over the seeds that did not diverge, for every depth "
+                          "and initialization; one panel per activation and optimizer. Hatched cells hold "
+                          "diverged runs."),
+               lambda f: observations.outcome_observations(f.runs)),
+)
+
+
+def _values(series):
+    """Sorted distinct values, comma-separated."""
+    return ", ".join(str(value) for value in sorted(series.unique()))
+
+
+def source_line(frames):
+    """Where the runs came from, in one sentence."""
+    parts = []
+    if frames.experiment:
+        parts.append(f"experiment `{frames.experiment}`")
+    if frames.sweep:
+        parts.append(f"sweep `{frames.sweep}`")
+    if frames.parent_run_id:
+        parts.append(f"parent run `{frames.parent_run_id}`")
+    where = ", ".join(parts) if parts else "the given frames"
+    return f"Source: {where}; {len(frames.runs)} runs."
+
+
+def at_a_glance(frames):
+    """Bullet points: the grid, the outcomes, the headline numbers."""
+    runs = frames.runs
+    if runs.empty:
+        return ["- No runs: nothing to report."]
+    outcomes = runs["outcome"].value_counts()
+    bullets = [
+        f"- Grid: activations {_values(runs['activation'])}; initializations {_values(runs['init'])}; "
+        f"depths {_values(runs['depth'])}; optimizers {_values(runs['optimizer'])}; "
+        f"seeds {_values(runs['seed'])}; dataset {_values(runs['dataset'])}.",
+        "- Outcomes: " + ", ".join(f"{count} {outcome}" for outcome, count in outcomes.items()) + ".",
+    ]
+    bullets += [f"- {sentence}" for sentence in observations.grad_init_observations(frames.layer_stats, runs)[:1]]
+    bullets += [f"- {sentence}" for sentence in observations.outcome_observations(runs)
+                if sentence.startswith("Best")]
+    return bullets
+
+
+def key_numbers_table(frames):
+    """Markdown table at the largest depth: per activation x init, the log10 gradient
+    ratio at init and the final validation accuracy per optimizer."""
+    runs = frames.runs
+    if runs.empty:
+        return []
+    depth = int(runs["depth"].max())
+    deepest = runs[runs["depth"] == depth]
+    ratios = tables.config_ratio(tables.grad_ratio(frames.layer_stats, deepest, INIT), deepest,
+                                 by=("activation", "init"))
+    optimizers = sorted(deepest["optimizer"].unique())
+    header = ["activation", "init", "log10 grad ratio at init", *[f"acc/val {name}" for name in optimizers]]
+    lines = [f"Key numbers at the largest depth ({depth}); accuracy is the mean over seeds that did not "
+             "diverge, \"div\" when all diverged.", "",
+             "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for _, row in ratios.iterrows():
+        cells = [row["activation"], row["init"], f"{row['value']:.2f}" if np.isfinite(row["value"]) else "n/a"]
+        for optimizer in optimizers:
+            group = deepest[(deepest["activation"] == row["activation"]) & (deepest["init"] == row["init"])
+                            & (deepest["optimizer"] == optimizer)]
+            if group.empty:
+                cells.append("")
+                continue
+            accuracy, n_diverged, n_runs = observations.mean_final_accuracy(group)
+            cells.append("div" if n_diverged == n_runs else (f"{accuracy:.2f}" if np.isfinite(accuracy) else "n/a"))
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def figure_section(number, spec, frames):
+    """The markdown of one figure: heading, image, caption, observations."""
+    sentences = spec.observe(frames)
+    return [f"### Figure {number}. {spec.heading}", "",
+            f"![{spec.heading}]({FIGURE_DIR}/{spec.name}.png)", "",
+            f"*{spec.caption(frames)}* ([SVG]({FIGURE_DIR}/{spec.name}.svg))", "",
+            *[f"- {sentence}" for sentence in sentences], ""]
+
+
+def build_markdown(frames):
+    """The text of report.md (the figures are expected in figures/)."""
+    lines = ["# Vanishing and exploding gradients: sweep report", "", source_line(frames),
+             "Every number in this report is computed from the logged runs by `python -m analysis.report`; "
+             "[summary.csv](summary.csv) has one row per run.", "",
+             "## At a glance", "", *at_a_glance(frames), ""]
+    table = key_numbers_table(frames)
+    if table:
+        lines += [*table, ""]
+    section = None
+    for number, spec in enumerate(FIGURES, start=1):
+        if spec.section != section:
+            section = spec.section
+            lines += [f"## {section}", ""]
+        lines += figure_section(number, spec, frames)
+    if frames.notes:
+        lines += ["## Data notes", "", *[f"- {note}" for note in frames.notes], ""]
+    return "\n".join(lines)
+
+
+def write_figures(frames, figure_dir, theory=None):
+    """Draw and save every figure (PNG and SVG); returns the written paths."""
+    written = []
+    for spec in FIGURES:
+        fig = spec.draw(frames, theory)
+        written += figures.save_figure(fig, figure_dir, spec.name)
+        del fig  # pyplot-free figures are freed with their last reference
+    return written
+
+
+def build_report(frames, out_dir, theory=None):
+    """Write figures/, summary.csv and report.md into ``out_dir`` from ``frames``
+    (no MLflow needed) and return the markdown."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_figures(frames, out_dir / FIGURE_DIR, theory)
+    tables.summary_table(frames.runs, frames.layer_stats).to_csv(out_dir / "summary.csv", index=False)
+    markdown = build_markdown(frames)
+    (out_dir / "report.md").write_text(markdown)
+    return markdown
+
+
+def report_run_id(client, frames):
+    """The run that receives the report: the sweep's parent, else the experiment's
+    "report" run for this selection (created once, reused afterwards)."""
+    if frames.parent_run_id:
+        return frames.parent_run_id
+    sweep_filter = f" and tags.sweep = {quoted(frames.sweep)}" if frames.sweep else ""
+    existing = client.search_runs([frames.experiment_id], f"tags.role = 'report'{sweep_filter}", max_results=1,
+                                  order_by=["attributes.start_time DESC"])
+    if existing:
+        return existing[0].info.run_id
+    run = client.create_run(frames.experiment_id, run_name="report",
+                            tags={"role": "report", "sweep": frames.sweep})
+    client.set_terminated(run.info.run_id, "FINISHED")
+    return run.info.run_id
+
+
+def log_report_to_mlflow(frames, out_dir):
+    """Log figures/, report.md and summary.csv under report/ of the receiving run;
+    returns its run id."""
+    out_dir = Path(out_dir)
+    client = open_client(frames.tracking_uri)
+    run_id = report_run_id(client, frames)
+    client.log_artifacts(run_id, str(out_dir / FIGURE_DIR), "report/figures")
+    for name in ("report.md", "summary.csv"):
+        client.log_artifact(run_id, str(out_dir / name), "report")
+    return run_id
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(prog="python -m analysis.report", description=__doc__.splitlines()[0])
+    parser.add_argument("--experiment", default=DEFAULT_EXPERIMENT, help="MLflow experiment name")
+    chosen = parser.add_mutually_exclusive_group()
+    chosen.add_argument("--sweep", default=None, help="sweep id (default: the most recent parent run's)")
+    chosen.add_argument("--all-runs", action="store_true", help="every job run of the experiment")
+    parser.add_argument("--tracking-uri", default=None,
+                        help="default: $MLFLOW_TRACKING_URI, else sqlite:///<repo>/mlflow.db")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output directory (default: reports/)")
+    parser.add_argument("--no-log", action="store_true", help="do not log the report to MLflow")
+    parser.add_argument("--no-cache", action="store_true", help="read every artifact again")
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    """Entry point; returns the exit status (2 when there is nothing to report)."""
+    args = parse_args(argv)
+    started = time.perf_counter()
+    try:
+        frames = load_frames(args.experiment, sweep=args.sweep, all_runs=args.all_runs,
+                             tracking_uri=args.tracking_uri, cache_dir=None if args.no_cache else args.out / ".cache")
+    except NoRunsError as error:
+        print(f"analysis.report: {error}", file=sys.stderr)
+        return 2
+    loaded = time.perf_counter()
+    build_report(frames, args.out)
+    built = time.perf_counter()
+    logged_to = "" if args.no_log else log_report_to_mlflow(frames, args.out)
+    print(f"report of {len(frames.runs)} runs in {args.out}: load {loaded - started:.1f} s, "
+          f"figures and report {built - loaded:.1f} s"
+          + (f", logged to run {logged_to} ({time.perf_counter() - built:.1f} s)" if logged_to else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,292 @@
+"""The training loop: callback schedule and step numbering, batching, determinism,
+float32, and divergence handling."""
+import math
+import warnings
+
+import numpy as np
+import pytest
+
+import nncore
+from nncore import MLP, STATS, optimizers, train
+from nncore.rng import generator
+from nncore.training import n_steps
+
+pytestmark = pytest.mark.usefixtures("single_thread_blas")
+
+
+def _data(n=50, n_in=5, n_out=3, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, n_in))
+    y = (np.argmax(X[:, :n_out], axis=1)).astype(np.int64)
+    return X, y
+
+
+class Recorder:
+    def __init__(self):
+        self.records = []
+
+    def __call__(self, rec):
+        self.records.append(dict(step=rec.step, epoch=rec.epoch, final=rec.final, train_loss=rec.train_loss,
+                                 grad_norm_total=rec.grad_norm_total,
+                                 stats={k: v.copy() for k, v in rec.stats.items()},
+                                 hist=rec.histograms is not None, net=rec.net))
+
+    @property
+    def steps(self):
+        return [r["step"] for r in self.records]
+
+
+# ------------------------------------------------------------ schedule
+@pytest.mark.parametrize("n,bs,epochs,log_every,expected", [
+    (50, 8, 3, 5, [0, 5, 10, 15, 20, 21]),    # 7 batches/epoch, 21 steps, last one not a multiple
+    (50, 8, 3, 7, [0, 7, 14, 21]),            # last step is a multiple: reported once
+    (48, 8, 2, 100, [0, 12]),                 # log_every beyond the end: step 0 and the end
+    (10, 3, 1, 1, [0, 1, 2, 3, 4]),
+])
+def test_callback_schedule(n, bs, epochs, log_every, expected):
+    X, y = _data(n)
+    net = MLP(5, [6], 3, seed=0)
+    rec = Recorder()
+    res = train(net, optimizers.get("sgd", lr=0.1), X, y, epochs=epochs, batch_size=bs, log_every=log_every,
+                callback=rec)
+    assert rec.steps == expected
+    assert res.steps == n_steps(n, bs, epochs) == expected[-1]
+    assert len(res.train_losses) == res.steps
+    assert res.diverged_step is None and not res.diverged
+    assert [r["final"] for r in rec.records] == [False] * (len(expected) - 1) + [True]
+
+
+def test_n_steps():
+    assert n_steps(50, 8, 3) == 21
+    assert n_steps(48, 8, 2) == 12
+    assert n_steps(1, 8, 5) == 5
+    assert n_steps(10, 10, 0) == 0
+
+
+def test_step_zero_is_before_any_update():
+    X, y = _data()
+    net = MLP(5, [6, 6], 3, seed=1)
+    w0 = [w.copy() for w in net.weights]
+    seen = {}
+
+    def cb(rec):
+        if rec.step == 0:
+            seen["weights"] = [w.copy() for w in rec.net.weights]
+            seen["stats"] = {k: v.copy() for k, v in rec.stats.items()}
+            seen["loss"] = rec.train_loss
+            seen["epoch"] = rec.epoch
+
+    train(net, optimizers.get("adam", lr=0.01), X, y, epochs=1, batch_size=10, log_every=2, callback=cb)
+    for w, v in zip(seen["weights"], w0):
+        np.testing.assert_array_equal(w, v)
+    np.testing.assert_array_equal(seen["stats"]["update_ratio"], np.zeros(net.n_layers))
+    assert math.isnan(seen["loss"]) and seen["epoch"] == 0
+    assert set(seen["stats"]) == set(STATS)
+    np.testing.assert_allclose(seen["stats"]["weight_norm"], [np.linalg.norm(w) for w in w0], rtol=1e-12)
+    assert not any(np.array_equal(w, v) for w, v in zip(net.weights, w0))  # training did happen
+
+
+def test_epoch_numbers_and_records():
+    X, y = _data(50)
+    net = MLP(5, [6], 3, seed=0)
+    rec = Recorder()
+    res = train(net, optimizers.get("sgd", lr=0.1), X, y, epochs=3, batch_size=8, log_every=5, callback=rec)
+    # 7 steps per epoch: the epoch reported is the number of completed epochs
+    assert [r["epoch"] for r in rec.records] == [0, 0, 1, 2, 2, 3]
+    for r in rec.records[1:]:
+        assert r["train_loss"] == res.train_losses[r["step"] - 1]
+        assert math.isfinite(r["grad_norm_total"]) and r["grad_norm_total"] > 0
+        assert np.all(r["stats"]["update_ratio"] > 0)
+    assert rec.records[0]["net"] is net
+
+
+def test_loop_equals_manual_loop():
+    """train == shuffled mini-batches from the 'shuffle' stream, loss_and_grads, opt.step."""
+    X, y = _data(23)
+    a = MLP(5, [7, 7], 3, seed=4, dropout=0.2)
+    b = MLP(5, [7, 7], 3, seed=4, dropout=0.2)
+    res = train(a, optimizers.get("momentum", lr=0.05), X, y, epochs=2, batch_size=5)
+    opt = optimizers.get("momentum", lr=0.05)
+    rng = generator(4, "shuffle")
+    losses = []
+    for _ in range(2):
+        order = rng.permutation(23)
+        for s in range(0, 23, 5):
+            idx = order[s:s + 5]
+            loss, grads = b.loss_and_grads(X[idx], y[idx], train=True)
+            losses.append(loss)
+            opt.step(b, grads)
+    assert res.train_losses == losses
+    for p, q in zip(a.weights + a.biases, b.weights + b.biases):
+        np.testing.assert_array_equal(p, q)
+
+
+def test_first_batch_loss_matches_reference(ref):
+    X, y = _data(40)
+    net = MLP(5, [6, 6], 3, activation="softsign", seed=2, sigma_b=0.1)
+    Ws = [w.copy() for w in net.weights]
+    bs = [b.copy() for b in net.biases]
+    res = train(net, optimizers.get("sgd"), X, y, epochs=1, batch_size=16, seed=9)
+    idx = generator(9, "shuffle").permutation(40)[:16]
+    assert res.train_losses[0] == pytest.approx(ref.total_loss(Ws, bs, X[idx], y[idx], "softsign", "cross_entropy"),
+                                                rel=1e-12)
+
+
+def test_probe_batch_default_and_explicit():
+    X, y = _data(300)
+    rec_default, rec_explicit, rec_first = Recorder(), Recorder(), Recorder()
+    for rec, kw in ((rec_default, {}), (rec_explicit, {"probe_X": X[:256], "probe_y": y[:256]}),
+                    (rec_first, {"probe_X": X[:10], "probe_y": y[:10]})):
+        net = MLP(5, [6], 3, seed=0)
+        train(net, optimizers.get("sgd", lr=0.1), X, y, epochs=1, batch_size=100, log_every=1, callback=rec, **kw)
+    for ra, rb in zip(rec_default.records, rec_explicit.records):
+        for k in STATS:
+            np.testing.assert_array_equal(ra["stats"][k], rb["stats"][k])
+    assert not np.array_equal(rec_default.records[0]["stats"]["grad_norm"], rec_first.records[0]["stats"]["grad_norm"])
+
+
+def test_histogram_steps():
+    X, y = _data(50)
+    net = MLP(5, [6], 3, seed=0)
+    rec = Recorder()
+    train(net, optimizers.get("sgd", lr=0.1), X, y, epochs=2, batch_size=10, log_every=2, callback=rec,
+          histogram_steps=(0, 4))
+    assert [(r["step"], r["hist"]) for r in rec.records] == [(0, True), (2, False), (4, True), (6, False),
+                                                            (8, False), (10, True)]  # and the final step
+
+
+def test_zero_epochs():
+    X, y = _data(20)
+    net = MLP(5, [6], 3, seed=0)
+    w0 = [w.copy() for w in net.weights]
+    rec = Recorder()
+    res = train(net, optimizers.get("sgd"), X, y, epochs=0, batch_size=4, callback=rec)
+    assert res.steps == 0 and res.train_losses == [] and rec.steps == [0] and rec.records[0]["final"]
+    for w, v in zip(net.weights, w0):
+        np.testing.assert_array_equal(w, v)
+
+
+def test_batch_larger_than_dataset():
+    X, y = _data(7)
+    net = MLP(5, [6], 3, seed=0)
+    res = train(net, optimizers.get("sgd"), X, y, epochs=3, batch_size=100)
+    assert res.steps == 3
+
+
+# --------------------------------------------------------------- determinism
+def _full_run(seed, dropout=0.3, dtype="float64", act="tanh"):
+    X, y = _data(60, seed=11)
+    net = MLP(5, [12, 12, 12], 3, activation=act, dropout=dropout, seed=seed, sigma_b=0.1, dtype=dtype)
+    rec = Recorder()
+    res = train(net, optimizers.get("adam", lr=0.01), X, y, epochs=3, batch_size=8, log_every=4, callback=rec,
+                histogram_steps=(0, 8))
+    return net, res, rec
+
+
+def test_same_seed_bit_identical():
+    n1, r1, c1 = _full_run(5)
+    n2, r2, c2 = _full_run(5)
+    for p, q in zip(n1.weights + n1.biases, n2.weights + n2.biases):
+        np.testing.assert_array_equal(p, q)
+    assert r1.train_losses == r2.train_losses
+    assert c1.steps == c2.steps
+    for a, b in zip(c1.records, c2.records):
+        for k in STATS:
+            np.testing.assert_array_equal(a["stats"][k], b["stats"][k])
+
+
+def test_different_seed_differs():
+    n1, r1, c1 = _full_run(5)
+    n2, r2, c2 = _full_run(6)
+    assert not np.array_equal(n1.weights[0], n2.weights[0])
+    assert r1.train_losses != r2.train_losses
+    assert not np.array_equal(c1.records[0]["stats"]["grad_norm"], c2.records[0]["stats"]["grad_norm"])
+
+
+def test_shuffle_seed_only_changes_order():
+    X, y = _data(40)
+    nets = [MLP(5, [6], 3, seed=1) for _ in range(3)]
+    r0 = train(nets[0], optimizers.get("sgd", lr=0.1), X, y, epochs=1, batch_size=8)
+    r1 = train(nets[1], optimizers.get("sgd", lr=0.1), X, y, epochs=1, batch_size=8, seed=1)
+    r2 = train(nets[2], optimizers.get("sgd", lr=0.1), X, y, epochs=1, batch_size=8, seed=2)
+    assert r0.train_losses == r1.train_losses  # default shuffle seed is the network's seed
+    assert r0.train_losses != r2.train_losses
+
+
+# ------------------------------------------------------------------- float32
+def test_float32_everywhere():
+    X, y = _data(30)
+    net = MLP(5, [8, 8], 3, dtype="float32", seed=0, dropout=0.1, sigma_b=0.1)
+    assert all(p.dtype == np.float32 for p in net.weights + net.biases)
+    loss, grads = net.loss_and_grads(X, y)
+    assert isinstance(loss, float)
+    for arr in grads.weights + grads.biases + grads.deltas + list(net.last_masks):
+        assert arr.dtype == np.float32
+    assert net.forward(X).dtype == np.float32
+    res = train(net, optimizers.get("adam", lr=0.01), X, y, epochs=2, batch_size=10)
+    assert res.steps == 6 and all(math.isfinite(v) for v in res.train_losses)
+    assert all(p.dtype == np.float32 for p in net.weights + net.biases)
+
+
+@pytest.mark.parametrize("act", ["sigmoid", "tanh", "relu", "leaky_relu", "softsign", "identity"])
+@pytest.mark.parametrize("loss", ["cross_entropy", "bce", "mse"])
+def test_float32_close_to_float64(ref, act, loss):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(16, 5))
+    y = ref.make_targets(loss, rng, 16, 3)
+    n64 = MLP(5, [8, 8, 8], 3, activation=act, loss=loss, seed=3)
+    n32 = MLP(5, [8, 8, 8], 3, activation=act, loss=loss, seed=3, dtype="float32")
+    l64, g64 = n64.loss_and_grads(X, y)
+    g64 = [g.copy() for g in g64.weights]
+    l32, g32 = n32.loss_and_grads(X, y)
+    assert l32 == pytest.approx(l64, rel=1e-5)
+    for a, b in zip(g32.weights, g64):
+        assert a.dtype == np.float32
+        assert np.max(np.abs(a - b)) <= 1e-4 * max(np.max(np.abs(b)), 1e-3)
+
+
+def test_float32_dtype_spellings():
+    for spelling in ("float32", np.float32, np.dtype("float32")):
+        assert MLP(2, [3], 2, dtype=spelling).weights[0].dtype == np.float32
+    assert MLP(2, [3], 2).weights[0].dtype == np.float64
+
+
+# ----------------------------------------------------------------- divergence
+def test_divergence_is_reported_without_warnings_or_exceptions():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(64, 10))
+    y = rng.integers(0, 4, size=64)
+    net = MLP(10, [32] * 20, 4, activation="relu", init="normal", init_params={"sigma_w": 10}, seed=0)
+    rec = Recorder()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        res = train(net, optimizers.get("sgd", lr=1.0), X, y, epochs=20, batch_size=16, log_every=1, callback=rec)
+    assert res.diverged_step is not None and res.diverged
+    assert isinstance(res.diverged_step, int)
+    assert 0 <= res.diverged_step < n_steps(64, 16, 20)
+    assert res.steps == res.diverged_step
+    assert len(res.train_losses) == res.diverged_step + 1
+    assert all(math.isfinite(v) for v in res.train_losses[:-1])
+    assert rec.steps == list(range(res.diverged_step + 1))
+
+
+def test_divergence_on_gradient_norm_overflow_with_finite_loss():
+    """Loss log(3) is finite, but dL/dW_2 ~ 1e308 makes the gradient norm overflow: that stops training too."""
+    X = np.ones((8, 5))
+    y = np.arange(8) % 3
+    net = MLP(5, [4], 3, activation="identity", seed=0)
+    net.weights[0][...] = 3e307   # hidden activations 1.5e308, finite
+    net.weights[1][...] = 0.0     # logits 0: loss log(3)
+    w_before = [w.copy() for w in net.weights]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        res = train(net, optimizers.get("sgd"), X, y, epochs=2, batch_size=8)
+    assert res.diverged_step == 0 and res.steps == 0
+    assert res.train_losses == [pytest.approx(math.log(3.0), rel=1e-12)]
+    for w, v in zip(net.weights, w_before):  # no update was applied
+        np.testing.assert_array_equal(w, v)
+
+
+def test_train_exports():
+    assert nncore.train is train
+    assert {"MLP", "Grads", "STATS", "train"} <= set(nncore.__all__)
