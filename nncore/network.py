@@ -93,6 +93,7 @@ class MLP:
             self.biases.append(initializers.init_bias(init_rng, fan_out, self.dtype, sigma_b))
         self._dropout_rng = generator(seed, "dropout")
         self.update_norms = np.zeros(self.n_layers)  # ||delta W_l|| of the last optimizer step
+        self.probe_loss = self.probe_accuracy = float("nan")
         self._grads = {}
         self._workspaces = {}
 
