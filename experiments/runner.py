@@ -17,8 +17,8 @@ from omegaconf import OmegaConf
 from nncore import MLP, optimizers, train
 from nncore.training import n_steps
 
-from . import datasets, tracking
-from .config import config_hash, flatten, identity, optimizer_kwargs, run_name, validate
+from . import datasets, sync, tracking
+from .config import config_hash, optimizer_kwargs, run_name, validate
 
 # Set by the launcher process (experiments/train.py) for the jobs of a sweep.
 ENV_EXPERIMENT_ID = "GRADPATH_EXPERIMENT_ID"
@@ -54,7 +54,6 @@ class Recorder:
     layer_frames: list = field(default_factory=list)
     hist_frames: list = field(default_factory=list)
     scalar_rows: list = field(default_factory=list)
-    metric_steps: list = field(default_factory=list)   # (step, {metric: value})
 
     def __call__(self, record):
         net, step, L = record.net, record.step, self.n_layers
@@ -67,12 +66,8 @@ class Recorder:
         loss_val, acc_val = net.evaluate(self.data.X_val, self.data.y_val)
         total = math.sqrt(float(np.sum(stats["grad_norm"] ** 2) + np.sum(stats["bias_grad_norm"] ** 2)))
         scalars = dict(zip(SCALARS, (loss_train, loss_val, acc_train, acc_val, total)))
-        self.scalar_rows.extend((step, name, float(v)) for name, v in scalars.items())
-        metrics = dict(scalars)
-        for stat in LOGGED_LAYER_STATS:
-            for layer, v in enumerate(stats[stat], start=1):
-                metrics[layer_key(stat, layer, L)] = v
-        self.metric_steps.append((step, metrics))
+        now = int(time.time() * 1000)
+        self.scalar_rows.extend((step, name, float(v), now) for name, v in scalars.items())
         if record.histograms:
             for kind, per_layer in record.histograms.items():
                 for layer, (counts, edges) in enumerate(per_layer, start=1):
@@ -88,8 +83,8 @@ class Recorder:
                                           "left": "float64", "right": "float64", "count": "int64"})
 
     def scalars(self):
-        frame = pd.DataFrame(self.scalar_rows, columns=["step", "name", "value"])
-        return frame.astype({"step": "int64", "name": "str", "value": "float64"})
+        frame = pd.DataFrame(self.scalar_rows, columns=["step", "name", "value", "timestamp"])
+        return frame.astype({"step": "int64", "name": "str", "value": "float64", "timestamp": "int64"})
 
 
 def _concat(frames, dtypes):
@@ -130,7 +125,12 @@ def tags_for(cfg, cfg_hash):
 
 
 def run_job(cfg, output_dir, overrides=()):
-    """Train one configuration and record it; returns "ok", "diverged" or "skipped"."""
+    """Train one configuration and record it; returns "ok", "diverged" or "skipped".
+
+    The local record in ``output_dir`` is complete before MLflow is touched at the
+    end; if the store is unreachable even after retries, the record stays marked
+    unsynced for ``make sync`` and the job still succeeds.
+    """
     validate(cfg)
     cfg_hash = config_hash(cfg)
     if cfg_hash in _skip_hashes():
@@ -148,23 +148,15 @@ def run_job(cfg, output_dir, overrides=()):
 
     (output_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     (output_dir / "overrides.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(list(overrides))))
-    status = {"config_hash": cfg_hash, "run_name": run_name(cfg), "status": "RUNNING", "synced": False}
-    _write_status(output_dir, status)
-
-    uri = tracking.resolve_uri(cfg.tracking.uri)
-    client = tracking.client(uri)
-    experiment_id = os.environ.get(ENV_EXPERIMENT_ID) or tracking.get_or_create_experiment(
-        client, uri, cfg.tracking.experiment)
     tags = {k: str(v) for k, v in tags_for(cfg, cfg_hash).items()}
-    parent = os.environ.get(ENV_PARENT_RUN)
-    if parent:
-        tags["mlflow.parentRunId"] = parent
-    run = tracking.retry(client.create_run, experiment_id, run_name=run_name(cfg), tags=tags)
-    run_id = run.info.run_id
-    status["run_id"] = run_id
-    logger = tracking.RunLogger(client, run_id)
+    if os.environ.get(ENV_PARENT_RUN):
+        tags["mlflow.parentRunId"] = os.environ[ENV_PARENT_RUN]
+    status = {"config_hash": cfg_hash, "run_name": run_name(cfg), "status": "RUNNING", "synced": False,
+              "tracking_uri": tracking.resolve_uri(cfg.tracking.uri), "experiment": cfg.tracking.experiment,
+              "experiment_id": os.environ.get(ENV_EXPERIMENT_ID), "tags": tags, "run_id": None}
+    write_status(output_dir, status)
+    sync.open_run(output_dir, status)
     try:
-        logger.params(flatten(identity(cfg)))
         t_train = time.time()
         result = train(net, opt, data.X_train, data.y_train, epochs=cfg.train.epochs,
                        batch_size=cfg.train.batch_size, probe_X=data.X_train[:probe_n],
@@ -172,43 +164,36 @@ def run_job(cfg, output_dir, overrides=()):
                        histogram_steps=histogram_steps(total, cfg.train.log_every, cfg.train.histogram_snapshots),
                        histogram_bins=cfg.train.histogram_bins)
         train_seconds = time.time() - t_train
-        outcome = "diverged" if result.diverged else "ok"
-
-        recorder.layer_stats().to_parquet(output_dir / "layer_stats.parquet", index=False)
-        recorder.histograms().to_parquet(output_dir / "histograms.parquet", index=False)
-        recorder.scalars().to_parquet(output_dir / "scalars.parquet", index=False)
-        status.update(status="FINISHED", outcome=outcome, steps=result.steps, diverged_step=result.diverged_step,
-                      train_seconds=round(train_seconds, 3))
-        _write_status(output_dir, status)
-
-        t_log = time.time()
-        for step, metrics in recorder.metric_steps:
-            logger.metrics(metrics, step)
-        if result.diverged:
-            logger.metrics({"diverged_step": result.diverged_step}, result.diverged_step)
-        logger.metrics({"time/train_seconds": train_seconds}, result.steps)
-        logger.flush()
-        for name in ("config.yaml", "overrides.yaml", "layer_stats.parquet", "histograms.parquet", "scalars.parquet"):
-            tracking.retry(client.log_artifact, run_id, str(output_dir / name))
-        logger.tags({"outcome": outcome})
-        tracking.retry(client.set_terminated, run_id, "FINISHED")
-        status.update(synced=True, log_seconds=round(time.time() - t_log, 3),
-                      total_seconds=round(time.time() - started, 3))
-        _write_status(output_dir, status)
-        _mark_progress(cfg_hash, outcome)
-        return outcome
     except BaseException as exc:
         state = "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
         status.update(status=state, error=f"{type(exc).__name__}: {exc}")
-        _write_status(output_dir, status)
-        try:
-            tracking.retry(client.set_terminated, run_id, state, attempts=2)
-        finally:
-            _mark_progress(cfg_hash, "failed")
+        write_status(output_dir, status)
+        sync.close_run(status, state)
+        _mark_progress(cfg_hash, "failed")
         raise
+    outcome = "diverged" if result.diverged else "ok"
+    recorder.layer_stats().to_parquet(output_dir / "layer_stats.parquet", index=False)
+    recorder.histograms().to_parquet(output_dir / "histograms.parquet", index=False)
+    recorder.scalars().to_parquet(output_dir / "scalars.parquet", index=False)
+    status.update(status="FINISHED", outcome=outcome, steps=result.steps, diverged_step=result.diverged_step,
+                  train_seconds=round(train_seconds, 3))
+    write_status(output_dir, status)
+    t_log = time.time()
+    synced = sync.upload(output_dir)
+    if synced:
+        status = read_status(output_dir)
+        status.update(log_seconds=round(time.time() - t_log, 3), total_seconds=round(time.time() - started, 3))
+        write_status(output_dir, status)
+    _mark_progress(cfg_hash, outcome)
+    return outcome
 
 
-def _write_status(output_dir, status):
-    tmp = output_dir / "status.json.tmp"
+def read_status(output_dir):
+    return json.loads((Path(output_dir) / "status.json").read_text())
+
+
+def write_status(output_dir, status):
+    """Atomic: a kill leaves the old or the new status, never half a file."""
+    tmp = Path(output_dir) / "status.json.tmp"
     tmp.write_text(json.dumps(status, indent=2, default=str))
-    tmp.replace(output_dir / "status.json")
+    tmp.replace(Path(output_dir) / "status.json")

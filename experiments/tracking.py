@@ -73,6 +73,12 @@ def is_transient(exc):
     return any(marker in text for marker in TRANSIENT)
 
 
+def short(exc):
+    """First line of an exception, for one-line warnings."""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"[:300]
+
+
 def retry(fn, *args, attempts=6, base_delay=0.2, **kwargs):
     """fn(*args, **kwargs), retried with exponential backoff on transient store errors."""
     for attempt in range(attempts):
@@ -106,34 +112,3 @@ def get_or_create_experiment(mlflow_client, uri, name):
         return retry(get_or_create)
     with FileLock(str(db) + ".lock", timeout=120):
         return retry(get_or_create)
-
-
-class RunLogger:
-    """Buffers metrics of one run and writes them with log_batch, 1000 at a time."""
-
-    def __init__(self, mlflow_client, run_id):
-        self.client = mlflow_client
-        self.run_id = run_id
-        self.pending = []
-
-    def metrics(self, values, step, timestamp=None):
-        from mlflow.entities import Metric
-        ts = int((timestamp or time.time()) * 1000)
-        self.pending.extend(Metric(key, float(v), ts, int(step)) for key, v in values.items())
-
-    def flush(self):
-        while self.pending:
-            chunk, self.pending = self.pending[:BATCH], self.pending[BATCH:]
-            retry(self.client.log_batch, self.run_id, metrics=chunk)
-
-    def params(self, params):
-        from mlflow.entities import Param
-        items = [Param(k, str(v)) for k, v in params.items()]
-        for i in range(0, len(items), PARAM_BATCH):
-            retry(self.client.log_batch, self.run_id, params=items[i:i + PARAM_BATCH])
-
-    def tags(self, tags):
-        from mlflow.entities import RunTag
-        items = [RunTag(k, str(v)) for k, v in tags.items()]
-        for i in range(0, len(items), PARAM_BATCH):
-            retry(self.client.log_batch, self.run_id, tags=items[i:i + PARAM_BATCH])

@@ -1,0 +1,159 @@
+"""Upload local run records to MLflow: at the end of every job, and later for records a
+store outage left unsynced.
+
+    python -m experiments.sync [DIR ...]     # default: outputs/ and multirun/; make sync
+
+A record is a job's output directory: config.yaml, overrides.yaml, the Parquet
+histories and status.json. Uploading is idempotent: a record is uploaded into the
+run it already names (status.json ``run_id``), metrics keep their recorded
+timestamps, and a synced record is never uploaded again, so running sync twice
+creates no duplicates.
+"""
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from . import tracking
+from .config import flatten
+
+ARTIFACTS = ("config.yaml", "overrides.yaml", "layer_stats.parquet", "histograms.parquet", "scalars.parquet")
+LOGGED_LAYER_STATS = ("grad_norm", "act_var")
+REPO_ROOT = tracking.REPO_ROOT
+
+
+def _status(record):
+    return json.loads((Path(record) / "status.json").read_text())
+
+
+def _write(record, status):
+    tmp = Path(record) / "status.json.tmp"
+    tmp.write_text(json.dumps(status, indent=2, default=str))
+    tmp.replace(Path(record) / "status.json")
+
+
+def _experiment_id(client, status):
+    return status.get("experiment_id") or tracking.get_or_create_experiment(
+        client, status["tracking_uri"], status["experiment"])
+
+
+def open_run(record, status):
+    """Create the run (RUNNING) at the start of a job; stay offline if the store is down."""
+    try:
+        client = tracking.client(status["tracking_uri"])
+        exp_id = _experiment_id(client, status)
+        run = tracking.retry(client.create_run, exp_id, run_name=status["run_name"], tags=status["tags"])
+    except Exception as exc:  # noqa: BLE001 - any store failure: train anyway, sync later
+        print(f"warning: tracking store unavailable at start ({tracking.short(exc)}); recording locally in {record}",
+              file=sys.stderr)
+        return None
+    status.update(run_id=run.info.run_id, experiment_id=exp_id)
+    _write(record, status)
+    return run.info.run_id
+
+
+def close_run(status, state):
+    if status.get("run_id"):
+        try:
+            tracking.retry(tracking.client(status["tracking_uri"]).set_terminated, status["run_id"], state, attempts=2)
+        except Exception:  # noqa: BLE001 - the local record says what happened
+            pass
+
+
+def metrics_of(record):
+    """The run's metrics as MLflow Metric entities, from its Parquet histories."""
+    from mlflow.entities import Metric
+
+    from .runner import layer_key
+    record = Path(record)
+    scalars = pd.read_parquet(record / "scalars.parquet")
+    stats = pd.read_parquet(record / "layer_stats.parquet")
+    stamp = dict(zip(scalars.step, scalars.timestamp))
+    metrics = [Metric(n, float(v), int(t), int(s)) for s, n, v, t in
+               scalars[["step", "name", "value", "timestamp"]].itertuples(index=False)]
+    n_layers = int(stats.layer.max()) if len(stats) else 0
+    picked = stats[stats.stat.isin(LOGGED_LAYER_STATS)]
+    metrics += [Metric(layer_key(stat, int(layer), n_layers), float(v), int(stamp.get(s, 0)), int(s))
+                for s, layer, stat, v in picked[["step", "layer", "stat", "value"]].itertuples(index=False)]
+    return metrics
+
+
+def upload(record):
+    """Log a finished local record to MLflow; True when synced. Never raises for store errors."""
+    record = Path(record)
+    status = _status(record)
+    if status.get("synced"):
+        return True
+    if status.get("status") != "FINISHED":
+        return False
+    try:
+        from mlflow.entities import Metric, Param, RunTag
+        client = tracking.client(status["tracking_uri"])
+        if not status.get("run_id"):
+            exp_id = _experiment_id(client, status)
+            run = tracking.retry(client.create_run, exp_id, run_name=status["run_name"], tags=status["tags"])
+            status.update(run_id=run.info.run_id, experiment_id=exp_id)
+            _write(record, status)
+        run_id = status["run_id"]
+        cfg = yaml.safe_load((record / "config.yaml").read_text())
+        params = [Param(k, str(v)) for k, v in flatten(cfg).items()]
+        for i in range(0, len(params), tracking.PARAM_BATCH):
+            tracking.retry(client.log_batch, run_id, params=params[i:i + tracking.PARAM_BATCH])
+        metrics = metrics_of(record)
+        last = int(status.get("steps") or 0)
+        if status.get("diverged_step") is not None:
+            metrics.append(Metric("diverged_step", float(status["diverged_step"]), _last_ts(metrics), last))
+        if status.get("train_seconds") is not None:
+            metrics.append(Metric("time/train_seconds", float(status["train_seconds"]), _last_ts(metrics), last))
+        for i in range(0, len(metrics), tracking.BATCH):
+            tracking.retry(client.log_batch, run_id, metrics=metrics[i:i + tracking.BATCH])
+        for name in ARTIFACTS:
+            if (record / name).exists():
+                tracking.retry(client.log_artifact, run_id, str(record / name))
+        tracking.retry(client.log_batch, run_id, tags=[RunTag("outcome", status.get("outcome", ""))])
+        tracking.retry(client.set_terminated, run_id, "FINISHED")
+    except Exception as exc:  # noqa: BLE001 - keep the record; `make sync` retries later
+        print(f"warning: could not sync {record} ({tracking.short(exc)}); it stays unsynced: run `make sync`",
+              file=sys.stderr)
+        return False
+    status["synced"] = True
+    _write(record, status)
+    return True
+
+
+def _last_ts(metrics):
+    return max((m.timestamp for m in metrics), default=0)
+
+
+def find_records(roots):
+    for root in roots:
+        root = Path(root)
+        if root.is_dir():
+            yield from sorted(p.parent for p in root.rglob("status.json"))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m experiments.sync", description=__doc__.split("\n\n")[0])
+    parser.add_argument("roots", nargs="*", default=[str(REPO_ROOT / "outputs"), str(REPO_ROOT / "multirun")],
+                        help="directories searched for job records (default: outputs/ and multirun/)")
+    args = parser.parse_args(argv)
+    counts = {"already synced": 0, "uploaded": 0, "failed": 0, "unfinished": 0}
+    for record in find_records(args.roots):
+        status = _status(record)
+        if status.get("synced"):
+            counts["already synced"] += 1
+        elif status.get("status") != "FINISHED":
+            counts["unfinished"] += 1
+        elif upload(record):
+            counts["uploaded"] += 1
+        else:
+            counts["failed"] += 1
+    print("sync: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
+    return 1 if counts["failed"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
