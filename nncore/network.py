@@ -72,9 +72,13 @@ class MLP:
         dropout = float(dropout)
         if not (0.0 <= dropout < 1.0):
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
-        if dtype not in DTYPES and np.dtype(dtype).name not in DTYPES:
+        try:
+            dtype_name = np.dtype(dtype).name if dtype not in DTYPES else dtype
+        except TypeError:
+            dtype_name = None
+        if dtype_name not in DTYPES:
             raise ValueError(f"unknown dtype {dtype!r}; valid: {', '.join(DTYPES)}")
-        self.dtype = np.dtype(DTYPES.get(dtype, dtype))
+        self.dtype = np.dtype(DTYPES[dtype_name])
         self.activation = activations.get(activation, **(activation_params or {}))
         self.loss_fn = losses.get(loss)
         initializers.get(init)
@@ -121,9 +125,13 @@ class MLP:
             raise ValueError("X must hold at least one example")
         if not np.issubdtype(X.dtype, np.number):
             raise ValueError(f"X must be numeric, got dtype {X.dtype}")
-        X = X.astype(self.dtype, copy=False)
         if not np.isfinite(X).all():
             raise ValueError("X contains NaN or inf")
+        if X.dtype != self.dtype:
+            with np.errstate(over="ignore"):
+                X = X.astype(self.dtype)
+            if not np.isfinite(X).all():
+                raise ValueError(f"X contains NaN or inf in {self.dtype.name} (values beyond its range)")
         if y is not None:
             y = self.loss_fn.check_targets(y, X.shape[0], self.sizes[-1])
         return X, y

@@ -247,7 +247,10 @@ class Adam(Optimizer):
 
     def _validate(self):
         h = self.hyper
-        betas = tuple(h["betas"])
+        try:
+            betas = tuple(h["betas"])
+        except TypeError:
+            betas = ()
         if len(betas) != 2:
             raise ValueError(f"betas must be a pair, got {h['betas']!r}")
         h["betas"] = tuple(_number(f"betas[{i}]", b, low=0.0, high=1.0) for i, b in enumerate(betas))

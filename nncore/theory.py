@@ -49,6 +49,9 @@ sech^4(5 z) is narrower than the node spacing), and 1.7e-2 on softsign's at q = 
 (the kink). The composite rule agrees with adaptive quadrature to ~1e-13 for q in
 [0, 1e8] (see tests/nncore/test_theory.py).
 
+``activation`` is an nncore name (sigmoid, tanh, relu, leaky_relu, softsign, identity) or an
+``nncore.activations`` instance; ``alpha`` (leaky_relu's slope) is used only with the name.
+
 Everything here is a prediction for the ensemble over initializations at infinite width;
 a finite network of width n fluctuates around it by O(1/sqrt(n)) per layer.
 """
@@ -313,9 +316,11 @@ def critical_sigma_w2(activation, sigma_b2, alpha=0.01, rtol=1e-12):
     """sigma_w2 on the order-to-chaos transition: chi(q*) = 1 for bias variance ``sigma_b2``.
 
     Closed forms: relu 2, leaky_relu 2/(1+alpha^2), identity 1 (any sigma_b2). Otherwise by
-    bisection on sigma_w2, which assumes chi(q*(sigma_w2), sigma_w2) increases with sigma_w2
-    (it does for sigmoid, tanh and softsign: checked in the tests); chi < 1 below
-    1/max(phi')^2 (chi <= sigma_w2 max(phi')^2), and the upper end is found by doubling.
+    bisection on sigma_w2 to relative width ``rtol``, which assumes chi(q*(sigma_w2), sigma_w2)
+    increases with sigma_w2 (it does for sigmoid, tanh and softsign: checked in the tests);
+    chi < 1 below 1/max(phi')^2 (chi <= sigma_w2 max(phi')^2), and the upper end is found by
+    doubling. For tanh and softsign at sigma_b2 = 0 the answer is 1, but chi(q*) - 1 grows
+    only quadratically in sigma_w2 - 1 above it, so the bisection returns 1 + O(1e-8).
     """
     act = _activation(activation, alpha)
     sigma_b2 = _nonnegative("sigma_b2", sigma_b2)

@@ -260,3 +260,27 @@ def test_probe_float32_close_to_float64(ref):
     for k in STATS:
         assert np.all(np.isfinite(s32[k]))
         np.testing.assert_allclose(s32[k], s64[k], rtol=1e-4, atol=1e-5, err_msg=k)
+
+
+@pytest.mark.parametrize("loss", ["cross_entropy", "bce", "mse"])
+def test_probe_loss_and_accuracy(ref, loss):
+    net = _net("tanh", loss, dropout=0.5)
+    assert math.isnan(net.probe_loss) and math.isnan(net.probe_accuracy)
+    X, y = _data(loss, ref, B=40)
+    net.probe(X, y)
+    zs, _, _ = ref.forward(net.weights, net.biases, X, "tanh")  # dropout off
+    z = zs[-1]
+    assert net.probe_loss == pytest.approx(ref.loss_and_dz(loss, z, y)[0], rel=1e-12)
+    if loss == "cross_entropy":
+        acc = np.mean(np.argmax(z, axis=1) == y)
+    elif loss == "bce":
+        acc = np.mean((z > 0) == (y == 1))
+    else:
+        acc = np.mean(np.argmax(z, axis=1) == np.argmax(y, axis=1))
+    assert net.probe_accuracy == pytest.approx(acc, abs=1e-15)
+    assert 0 < acc < 1  # not a degenerate check
+    # probe_with_histograms sets them too
+    X2, y2 = _data(loss, ref, seed=5, B=40)
+    net.probe_with_histograms(X2, y2)
+    zs2, _, _ = ref.forward(net.weights, net.biases, X2, "tanh")
+    assert net.probe_loss == pytest.approx(ref.loss_and_dz(loss, zs2[-1], y2)[0], rel=1e-12)

@@ -132,6 +132,21 @@ def test_first_batch_loss_matches_reference(ref):
                                                 rel=1e-12)
 
 
+def test_records_carry_probe_loss_and_accuracy(ref):
+    X, y = _data(40)
+    net = MLP(5, [6, 6], 3, seed=2, sigma_b=0.1, dropout=0.3)
+    Ws = [w.copy() for w in net.weights]
+    bs = [b.copy() for b in net.biases]
+    recs = []
+    train(net, optimizers.get("sgd", lr=0.1), X, y, epochs=1, batch_size=8, log_every=1, callback=recs.append,
+          probe_X=X[:20], probe_y=y[:20])
+    zs, _, _ = ref.forward(Ws, bs, X[:20], "tanh")
+    assert recs[0].probe_loss == pytest.approx(ref.loss_and_dz("cross_entropy", zs[-1], y[:20])[0], rel=1e-12)
+    assert recs[0].probe_accuracy == pytest.approx(np.mean(np.argmax(zs[-1], axis=1) == y[:20]), abs=1e-15)
+    assert all(math.isfinite(r.probe_loss) for r in recs)
+    assert len({r.probe_loss for r in recs}) == len(recs)  # it follows training
+
+
 def test_probe_batch_default_and_explicit():
     X, y = _data(300)
     rec_default, rec_explicit, rec_first = Recorder(), Recorder(), Recorder()
