@@ -53,6 +53,12 @@ def test_unknown_activation_lists_valid_names():
         theory.chi("gelu", 1.0, 1.0)
 
 
+def test_activation_instance_accepted():
+    leaky = activations.get("leaky_relu", alpha=0.2)
+    assert theory.chi(leaky, 1.0, 2.0) == theory.chi("leaky_relu", 1.0, 2.0, alpha=0.2) == pytest.approx(1.04)
+    assert theory.length_map(activations.get("tanh"), 0.7, 1.5, 0.1) == theory.length_map("tanh", 0.7, 1.5, 0.1)
+
+
 def test_negative_or_nonfinite_q_rejected():
     for q in (-1.0, np.nan, np.inf):
         with pytest.raises(ValueError, match="q must be"):
@@ -297,6 +303,7 @@ def test_predict_rejects_constant_init_and_bad_sizes():
 WIDTH, DEPTH, N_OUT, BATCH, SEEDS = 1024, 10, 10, 256, range(8)
 MEASURED_ACTIVATIONS = ("tanh", "sigmoid", "relu", "leaky_relu")
 MEASURED_INITS = ("uniform", "xavier_normal", "he_normal")
+USED_STATS = ("preact_mean", "preact_var", "act_var", "delta_ms")
 
 
 def test_weights_depend_on_seed_and_init_only():
@@ -330,9 +337,9 @@ def measured():
                 for dst, src in zip(net.weights, weights):
                     np.copyto(dst, src)
                 stats = net.probe(X, y)
-                acc = sums.setdefault((act, init), {k: np.zeros_like(v) for k, v in stats.items()})
-                for k, v in stats.items():
-                    acc[k] += v
+                acc = sums.setdefault((act, init), {k: np.zeros(len(net.sizes) - 1) for k in USED_STATS})
+                for k in USED_STATS:
+                    acc[k] += stats[k]
             del weights
     out = {}
     for key, acc in sums.items():
@@ -385,11 +392,14 @@ def test_measured_backward_factor_is_chi(measured, activation, init):
 
 @pytest.mark.parametrize("activation, init", COMBOS)
 def test_measured_profiles_against_predict_from_the_input(measured, activation, init):
-    """End to end from the input alone: looser, since finite-width errors compound over depth
-    (for relu q^l is a random walk: ~sqrt(l * 2/width / 8 seeds) ~ 5% at l = 10)."""
+    """End to end from the input alone, so finite-width errors compound over depth (for relu
+    q^l is a random walk, ~sqrt(l * 2/width / 8 seeds) ~ 5% at l = 10): 10% on the hidden
+    layers. The output layer's q is left out: with 10 units its mean square fluctuates by
+    ~sqrt(2/10) per seed (measured up to 18% off after averaging 8 seeds, for sigmoid, whose
+    per-unit offsets 0.5 * sum_i W_ij do not average over the batch)."""
     m = measured[activation, init]
     p = theory.predict([WIDTH] + [WIDTH] * DEPTH + [N_OUT], activation, init, m["input_ms"])
-    rel = m["preact_ms"] / p["preact_var"] - 1
-    assert np.all(np.abs(rel) < 0.25), rel
+    rel = m["preact_ms"][:DEPTH] / p["preact_var"][:DEPTH] - 1
+    assert np.all(np.abs(rel) < 0.10), rel
     dlog = np.log(m["delta_ms"] / m["delta_ms"][-1]) - np.log(p["delta_ms"])
     assert np.all(np.abs(dlog) < 0.1), dlog
