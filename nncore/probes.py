@@ -12,11 +12,14 @@ All statistics are arrays over layers l = 1..L (index l-1). Definitions:
   dead_frac       fraction of units with phi'(z) < 0.1 max phi' for every example
   weight_norm     ||W_l||_F
   update_ratio    ||delta W_l||_F / ||W_l||_F over the last optimizer step (0 before any)
+  unit_spread     how different the units of layer l are: max_j ||w_j - w_1|| / rms_j ||w_j||,
+                  w_j = (W_l[:, j], b_l[j]) the incoming weights and bias of unit j; exactly 0
+                  when all units are identical (the symmetry problem of constant init)
 """
 import numpy as np
 
 STATS = ("grad_norm", "bias_grad_norm", "delta_ms", "preact_mean", "preact_var", "act_mean",
-         "act_var", "saturation", "dead_frac", "weight_norm", "update_ratio")
+         "act_var", "saturation", "dead_frac", "weight_norm", "update_ratio", "unit_spread")
 HISTOGRAM_KINDS = ("act", "delta", "weight_grad")
 SATURATION_THRESHOLD = 0.1  # relative to max phi'
 
@@ -24,6 +27,17 @@ SATURATION_THRESHOLD = 0.1  # relative to max phi'
 def _sq_norm(x):
     flat = x.reshape(-1)
     return float(np.dot(flat, flat))
+
+
+def unit_spread(W, b):
+    """max_j ||w_j - w_1|| / sqrt(mean_k ||w_k||^2) over units j (columns of W, with b_j).
+
+    Measured against unit 1, not the mean, so that identical units give exactly 0."""
+    dev = W - W[:, :1]
+    dev *= dev
+    dist2 = dev.sum(axis=0) + (b - b[0]) ** 2
+    rms2 = (_sq_norm(W) + _sq_norm(b)) / W.shape[1]
+    return float(np.sqrt(dist2.max() / rms2)) if rms2 > 0 else 0.0
 
 
 def layer_stats(net, ws, grad_w, grad_b):
@@ -40,6 +54,7 @@ def layer_stats(net, ws, grad_w, grad_b):
         out["preact_mean"][l] = z.mean(dtype=np.float64)
         out["preact_var"][l] = z.var(dtype=np.float64)
         out["weight_norm"][l] = _sq_norm(net.weights[l]) ** 0.5
+        out["unit_spread"][l] = unit_spread(net.weights[l], net.biases[l])
         if l == L - 1:  # linear output layer: a_L = z_L, phi' = 1
             out["act_mean"][l] = out["preact_mean"][l]
             out["act_var"][l] = out["preact_var"][l]

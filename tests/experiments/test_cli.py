@@ -7,6 +7,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from nncore import STATS
+
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 
@@ -67,7 +69,8 @@ def test_tiny_multirun_logs_everything_and_resumes(tmp_path):
         local = client.download_artifacts(run.info.run_id, "layer_stats.parquet", str(tmp_path / run.info.run_id))
         stats = pd.read_parquet(local)
         assert list(stats.columns) == ["step", "layer", "stat", "value"]
-        assert len(stats) == 4 * 4 * 11  # 4 probed steps x 4 layers x 11 statistics
+        assert len(stats) == 4 * 4 * len(STATS)  # 4 probed steps x 4 layers x every statistic
+        assert set(stats.stat) == set(STATS)
         assert set(stats.layer) == {1, 2, 3, 4}
         hist = pd.read_parquet(client.download_artifacts(run.info.run_id, "histograms.parquet",
                                                          str(tmp_path / run.info.run_id)))

@@ -52,6 +52,9 @@ def reference_stats(ref, Ws, bs, X, y, act, loss, prev_weights=None, alpha=None)
             out["saturation"].append(0.0)
             out["dead_frac"].append(0.0)
         out["weight_norm"].append(math.sqrt(np.sum(Ws[l] ** 2)))
+        units = np.vstack([Ws[l], bs[l][None, :]]).T  # one row per unit: its incoming weights and bias
+        centred = units - units[0]
+        out["unit_spread"].append(np.sqrt(np.max(np.sum(centred ** 2, axis=1)) / np.mean(np.sum(units ** 2, axis=1))))
         if prev_weights is None:
             out["update_ratio"].append(0.0)
         else:
@@ -284,3 +287,13 @@ def test_probe_loss_and_accuracy(ref, loss):
     net.probe_with_histograms(X2, y2)
     zs2, _, _ = ref.forward(net.weights, net.biases, X2, "tanh")
     assert net.probe_loss == pytest.approx(ref.loss_and_dz(loss, zs2[-1], y2)[0], rel=1e-12)
+
+
+def test_unit_spread_is_zero_for_constant_init_and_positive_otherwise():
+    X = np.random.default_rng(0).normal(size=(16, 5))
+    y = np.arange(16) % 3
+    same = MLP(5, [6, 6], 3, activation="tanh", init="constant", init_params={"value": 0.2}, seed=0)
+    stats = same.probe(X, y)
+    np.testing.assert_array_equal(stats["unit_spread"], 0.0)
+    varied = MLP(5, [6, 6], 3, activation="tanh", init="xavier_uniform", seed=0)
+    assert np.all(varied.probe(X, y)["unit_spread"] > 0.1)
