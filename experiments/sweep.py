@@ -76,6 +76,7 @@ def expand(overrides, multirun):
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
+    register()
     parser = OverridesParser.create()
     try:
         parsed = parser.parse_overrides(overrides)
