@@ -78,6 +78,8 @@ def metrics_of(record):
     picked = stats[stats.stat.isin(LOGGED_LAYER_STATS)]
     metrics += [Metric(layer_key(stat, int(layer), n_layers), float(v), int(stamp.get(s, 0)), int(s))
                 for s, layer, stat, v in picked[["step", "layer", "stat", "value"]].itertuples(index=False)]
+    # Key-major order: each batch then touches few keys, which MLflow's latest-metric upsert favours.
+    metrics.sort(key=lambda m: (m.key, m.step))
     return metrics
 
 
