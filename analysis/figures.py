@@ -27,11 +27,12 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.backends.backend_svg import FigureCanvasSVG
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
-from matplotlib.ticker import MaxNLocator, NullLocator
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullLocator
 
 from . import selection, tables
 from .tables import FINAL, HEALTHY_LOG10_RATIO, INIT
@@ -45,6 +46,7 @@ STYLE = {**sns.axes_style("whitegrid"), **sns.plotting_context("paper"),
          "svg.hashsalt": "gradpath", "svg.fonttype": "none"}
 TITLE_CHARS_PER_INCH = 10     # at figure.titlesize 11 pt, with margin
 PANEL_SIZE = (2.7, 2.1)       # inches per panel; the figure grows with the grid
+MAX_MARKED_POINTS = 12        # lines with more points are drawn without markers
 DPI = 100                     # PNG resolution: readable on GitHub, quick to write
 # Optimizers are told apart by line style; "--" is kept for theory overlays.
 OPTIMIZER_LINESTYLES = ("-", ":", "-.", (0, (5, 1, 1, 1, 1, 1)))
@@ -60,12 +62,12 @@ WHEN_LABELS = {INIT: "at initialization", FINAL: "at the last logged step"}
 
 def styled(function):
     """Run the figure function under the house style (rc settings apply when artists
-    are made), then thin its log-axis ticks."""
+    are made), then tidy its log axes."""
     @functools.wraps(function)
     def wrapper(*args, **kwargs):
         with matplotlib.rc_context(STYLE):
             fig = function(*args, **kwargs)
-            drop_minor_log_ticks(fig)
+            tidy_log_axes(fig)
             return fig
     return wrapper
 
@@ -124,10 +126,27 @@ def optimizer_styles(optimizers):
             for i, name in enumerate(optimizers)}
 
 
-def drop_minor_log_ticks(fig):
-    """On every log y axis whose data span a decade or more, drop the minor ticks:
-    the labelled decades suffice, this style does not draw tick marks, and minor
-    ticks are the slowest part of laying out a figure."""
+SUPERSCRIPTS = str.maketrans("-0123456789.", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹·")
+
+
+def decade_label(value, position=None):
+    """Log-axis tick label in plain text (no mathtext parsing, a large share of
+    drawing time): "0.5", "1", "20" near 1, "10⁻³" for other powers of ten."""
+    if not (np.isfinite(value) and value > 0):
+        return ""
+    exponent = np.log10(value)
+    if -2 <= exponent <= 2:
+        return f"{value:g}"
+    if abs(exponent - round(exponent)) < 1e-9:
+        return "10" + str(int(round(exponent))).translate(SUPERSCRIPTS)
+    return f"{value:.3g}"
+
+
+def tidy_log_axes(fig):
+    """Plain-text labels on every log y axis and no minor ticks (this style draws no
+    tick marks, and minor ticks are the slowest part of laying out). Data spanning
+    less than two decades get ticks at 1, 2 and 5 times each power of ten, so that
+    more than one tick is labelled."""
     for ax in fig.axes:
         if ax.get_yscale() != "log":
             continue
@@ -135,8 +154,17 @@ def drop_minor_log_ticks(fig):
         ydata = [np.asarray(line.get_ydata(), dtype=np.float64) for axis in siblings for line in axis.get_lines()]
         values = np.concatenate(ydata) if ydata else np.array([])
         values = values[np.isfinite(values) & (values > 0)]
-        if values.size and values.max() >= 10 * values.min():
-            ax.yaxis.set_minor_locator(NullLocator())
+        if values.size and values.max() < 100 * values.min():
+            ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+        ax.yaxis.set_major_formatter(FuncFormatter(decade_label))
+        ax.yaxis.set_minor_locator(NullLocator())
+
+
+def point_markers(n_points):
+    """Markers for a line of few points (a single point would be invisible without
+    one); a long line is readable without them, and thousands of markers make the
+    SVG slow to write and heavy to view."""
+    return {"marker": "o", "markersize": 2.5} if n_points <= MAX_MARKED_POINTS else {}
 
 
 def positive(frame, column="value"):
@@ -158,15 +186,21 @@ def layer_colorbar(fig, axes, n_layers, label="layer"):
 
 def save_figure(fig, directory, name, dpi=DPI):
     """Write ``name``.png and ``name``.svg into ``directory``; returns both paths.
-    The figure's layout is frozen afterwards (see below)."""
+
+    This consumes the figure: its layout is frozen and its dpi left at the SVG's.
+    ``Figure.savefig`` draws twice when a layout engine is set (once to lay out,
+    once to render); drawing is most of a report's time, so the canvases' print
+    methods are called directly: the PNG draw lays out and renders in one pass,
+    and the SVG reuses that layout (it is in figure units) with a single draw.
+    """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     png, svg = directory / f"{name}.png", directory / f"{name}.svg"
-    fig.savefig(png, dpi=dpi)
-    # Drawing the PNG ran the constrained layout, the slowest step of a save; its
-    # positions are in figure units, so the SVG can reuse them instead of laying out again.
-    fig.set_layout_engine("none")
-    fig.savefig(svg, metadata={"Date": None})  # no timestamp: same data, same file
+    with matplotlib.rc_context(STYLE):  # the svg.* settings are read when saving
+        fig.set_dpi(dpi)
+        FigureCanvasAgg(fig).print_png(png)
+        fig.set_layout_engine("none")
+        FigureCanvasSVG(fig).print_svg(svg, metadata={"Date": None})  # no date: same data, same file
     return [png, svg]
 
 
@@ -212,14 +246,15 @@ def _layer_grid(layer_stats, runs, stat, when, title, theory=None):
                 line = line.sort_values("layer")
                 linestyle = styles[key[1]] if by_optimizer else "-"
                 ax.plot(line["layer"], line["value"], color=colors[depth], linestyle=linestyle,
-                        marker="o", markersize=2.2)
+                        **point_markers(len(line)))
             drew_theory |= _draw_theory(ax, theory, stat, activation, init, colors)
             if panel.empty:
                 mark_empty(ax)
             ax.set_yscale("log")
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # layers are whole numbers
             ax.set_title(f"{activation} · {init}")
     label_outer(axes, "layer $l$ (1 = input side)", STAT_LABELS.get(stat, stat))
-    handles = [Line2D([], [], color=color, marker="o", markersize=3, label=f"depth {depth}")
+    handles = [Line2D([], [], color=color, label=f"depth {depth}")
                for depth, color in colors.items()]
     if by_optimizer:
         handles += [Line2D([], [], color="0.3", linestyle=style, label=name)
@@ -281,6 +316,7 @@ def fig_ratio_vs_depth(layer_stats, runs):
         return no_data_figure(title, "no finite positive grad_norm at layers 1 and L at step 0")
     activations = sorted(runs["activation"].unique())
     colors = ordered_colors(sorted(runs["init"].unique()))
+    depths = sorted(int(depth) for depth in ratios["depth"].unique())
     fig, axes = new_figure(1, len(activations), sharex=True, sharey=True, extra_width=1.8)
     for col, activation in enumerate(activations):
         ax = axes[0, col]
@@ -292,6 +328,7 @@ def fig_ratio_vs_depth(layer_stats, runs):
             ax.plot(line["depth"], line["value"], color=colors[init], marker="o", markersize=3.5)
         if panel.empty:
             mark_empty(ax)
+        ax.set_xticks(depths)  # the tested depths, whole numbers even when there is one
         ax.set_title(activation)
     label_outer(axes, "depth (hidden layers)", r"$\log_{10}(\|g_1\| / \|g_L\|)$ at init")
     handles = [Line2D([], [], color=color, marker="o", markersize=3.5, label=init)
@@ -459,6 +496,7 @@ def fig_saturation(layer_stats, runs, run_id=None):
     if run["outcome"] == "diverged":
         title += " (diverged)"
     rows = layer_stats[(layer_stats["run_id"] == run["run_id"]) & (layer_stats["layer"] <= depth)]
+    rows = tables.finite(rows)
     stats = rows.pivot_table(index=["layer", "step"], columns="stat", values="value", aggfunc="first")
     needed = ["act_mean", "act_var", "saturation", "dead_frac"]
     if stats.empty or any(name not in stats.columns for name in needed):
@@ -524,9 +562,12 @@ def fig_histograms(histograms, runs, activation=None, depth=None, inits=None):
     if not chosen:
         return no_data_figure(base_title, "no run with histograms at step 0")
     title = f"{base_title}: {activation}, depth {depth}, hidden layers 1-{depth}"
+    at_init = histograms[(histograms["step"] == 0) & (histograms["layer"] <= depth)
+                         & histograms["run_id"].isin(chosen.values())]
+    if not (at_init["count"] > 0).any():
+        return no_data_figure(title, "every histogram at step 0 is empty")
     fig, axes = new_figure(len(HISTOGRAM_ROWS), len(chosen), sharex="row", sharey="row", extra_width=1.0)
     color_of = layer_colorbar(fig, axes, depth, label="hidden layer $l$")
-    at_init = histograms[(histograms["step"] == 0) & (histograms["layer"] <= depth)]
     for col, (init, run_id) in enumerate(chosen.items()):
         run_hists = at_init[at_init["run_id"] == run_id]
         for row, (kind, name, xlabel, log_scale) in enumerate(HISTOGRAM_ROWS):
@@ -574,7 +615,7 @@ def _cell_text(accuracy, diverged, total):
     if total == 0:
         return ""
     if diverged == total:
-        return "diverged"
+        return "div."  # the whole word does not fit a cell of a 5-depth panel
     text = f"{accuracy:.2f}" if np.isfinite(accuracy) else "n/a"
     return f"{text}\n{diverged}/{total} div." if diverged else text
 

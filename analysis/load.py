@@ -2,6 +2,7 @@
 
     frames = load_frames()                                  # latest sweep of "gradpath"
     frames = load_frames(sweep="2025-11-23_18-30-00")       # one sweep
+    frames = load_frames(study="he2015")                    # latest sweep of a named study
     frames = load_frames(all_runs=True)                     # every job run of the experiment
 
 ``Frames`` holds four long-format tables keyed by ``run_id``:
@@ -78,7 +79,11 @@ SEARCH_PAGE_SIZE = 1000
 READ_THREADS = 8          # Parquet reads release the GIL; threads overlap file I/O
 
 
-class NoRunsError(ValueError):
+class SelectionError(ValueError):
+    """The requested runs cannot be selected; the message says why, in one line."""
+
+
+class NoRunsError(SelectionError):
     """The experiment, the sweep or the store holds no runs to analyse."""
 
 
@@ -127,7 +132,7 @@ def open_client(tracking_uri):
 def quoted(value):
     """``value`` as a single-quoted MLflow filter literal."""
     if "'" in value:
-        raise ValueError(f"ids with a single quote are not supported in MLflow filters: {value!r}")
+        raise SelectionError(f"names with a single quote are not supported in MLflow filters: {value!r}")
     return f"'{value}'"
 
 
@@ -143,19 +148,22 @@ def search_all_runs(client, experiment_id, filter_string, order_by=None):
             return runs
 
 
-def latest_parent_run(client, experiment_id, sweep=None):
-    """The most recently started parent run (of ``sweep`` if given), else None."""
+def latest_parent_run(client, experiment_id, sweep=None, study=None):
+    """The most recently started parent run (of ``sweep`` / ``study`` if given), else None."""
     filter_string = "tags.role = 'parent'"
     if sweep is not None:
         filter_string += f" and tags.sweep = {quoted(sweep)}"
+    if study is not None:
+        filter_string += f" and tags.study = {quoted(study)}"
     page = client.search_runs([experiment_id], filter_string, max_results=1,
                               order_by=["attributes.start_time DESC"])
     return page[0] if page else None
 
 
-def _known_sweeps(client, experiment_id):
+def _known_tag_values(client, experiment_id, tag):
+    """The distinct values of ``tag`` over the parent runs (for error messages)."""
     parents = search_all_runs(client, experiment_id, "tags.role = 'parent'")
-    return sorted({run.data.tags.get("sweep", "") for run in parents} - {""})
+    return sorted({run.data.tags.get(tag, "") for run in parents} - {""})
 
 
 def _as_number(text, kind):
@@ -356,16 +364,23 @@ def write_cache(cache_dir, key, tables, notes):
     _cache_notes_path(cache_dir, key).write_text("".join(f"{note}\n" for note in notes))
 
 
-def select_runs(client, experiment, sweep=None, all_runs=False):
-    """(job runs, sweep id, parent run or None, notes) for the requested selection."""
+def select_runs(client, experiment, sweep=None, all_runs=False, study=None):
+    """(job runs, sweep id, parent run or None, notes) for the requested selection:
+    every job run, one sweep, the latest sweep of a study, or the latest sweep."""
     experiment_id = experiment.experiment_id
     if all_runs:
         return search_all_runs(client, experiment_id, "tags.role = 'job'"), "", None, []
     notes = []
     if sweep is None:
-        parent = latest_parent_run(client, experiment_id)
+        parent = latest_parent_run(client, experiment_id, study=study)
         if parent is None:
-            runs = search_all_runs(client, experiment_id, "tags.role = 'job'")
+            # Single runs (no sweep) have no parent: take all job runs (of the study).
+            filter_string = "tags.role = 'job'" + (f" and tags.study = {quoted(study)}" if study else "")
+            runs = search_all_runs(client, experiment_id, filter_string)
+            if not runs and study is not None:
+                known = _known_tag_values(client, experiment_id, "study")
+                raise NoRunsError(f"no runs of study {study!r} in experiment {experiment.name!r}"
+                                  f" (studies: {', '.join(known) if known else 'none'})")
             notes.append(f"no sweep parent run in the experiment: using all {len(runs)} job run(s)")
             return runs, "", None, notes
         sweep = parent.data.tags.get("sweep", "")
@@ -374,16 +389,17 @@ def select_runs(client, experiment, sweep=None, all_runs=False):
     runs = search_all_runs(client, experiment_id,
                            f"tags.role = 'job' and tags.sweep = {quoted(sweep)}")
     if not runs:
-        known = _known_sweeps(client, experiment_id)
+        known = _known_tag_values(client, experiment_id, "sweep")
         raise NoRunsError(f"no job runs of sweep {sweep!r} in experiment {experiment.name!r}"
                           f" (sweeps: {', '.join(known) if known else 'none'})")
     return runs, sweep, parent, notes
 
 
 def load_frames(experiment=DEFAULT_EXPERIMENT, sweep=None, all_runs=False, tracking_uri=None,
-                cache_dir=None):
-    """The Frames of one sweep (default: the most recent parent run's) or, with
-    ``all_runs``, of every job run in ``experiment``.
+                cache_dir=None, study=None):
+    """The Frames of one sweep (default: the most recent parent run's; with ``study``,
+    the most recent of that study's) or, with ``all_runs``, of every job run in
+    ``experiment``.
 
     Raises NoRunsError (a ValueError) for a missing store, an unknown experiment or
     sweep, or an experiment without job runs. ``cache_dir`` (e.g. reports/.cache)
@@ -394,7 +410,7 @@ def load_frames(experiment=DEFAULT_EXPERIMENT, sweep=None, all_runs=False, track
     found = client.get_experiment_by_name(experiment)
     if found is None:
         raise NoRunsError(f"no MLflow experiment named {experiment!r} at {tracking_uri}")
-    mlflow_runs, sweep_id, parent, notes = select_runs(client, found, sweep, all_runs)
+    mlflow_runs, sweep_id, parent, notes = select_runs(client, found, sweep, all_runs, study)
     if not mlflow_runs:
         raise NoRunsError(f"experiment {experiment!r} at {tracking_uri} has no job runs")
     runs, skipped = runs_table(mlflow_runs)

@@ -14,9 +14,13 @@ from . import selection, tables
 from .tables import FINAL, HEALTHY_LOG10_RATIO, INIT
 
 
+ACCURACY_TIE = 0.01  # final accuracies closer than this are reported as a tie
+NEGLIGIBLE_FRACTION = 0.005  # saturated fractions below this print as 0.00: say "none" instead
+
+
 def pow10(exponent):
-    """10<sup>exponent</sup> with one decimal, e.g. 10<sup>-17.2</sup>."""
-    return f"10<sup>{exponent:.1f}</sup>"
+    """10<sup>exponent</sup> with one decimal, e.g. 10<sup>-17.2</sup> (never "-0.0")."""
+    return f"10<sup>{round(float(exponent), 1) + 0.0:.1f}</sup>"
 
 
 def config_name(row, with_optimizer=False, with_seed=False):
@@ -179,16 +183,15 @@ def heatmap_observations(layer_stats, runs, optimizer=None):
     optimizer, shown = selection.heatmap_runs(runs, optimizer)
     if shown.empty:
         return ["No runs to show."]
-    shown = shown.set_index("run_id", drop=False)
     start = tables.grad_ratio(layer_stats, shown, INIT)
     end = tables.grad_ratio(layer_stats, shown, FINAL)
-    last = tables.last_steps(layer_stats)
+    last = tables.last_steps(layer_stats[layer_stats["run_id"].isin(shown["run_id"])])
     change = (end - start).abs().dropna()
     sentences = []
     if not change.empty:
         run_id = change.idxmax()
         sentences.append(f"With {optimizer}, the layer-1 / layer-L gradient ratio changes most for "
-                         f"{config_name(shown.loc[run_id])}: from {pow10(start[run_id])} at step 0 to "
+                         f"{config_name(shown.set_index('run_id').loc[run_id])}: from {pow10(start[run_id])} at step 0 to "
                          f"{pow10(end[run_id])} at step {int(last[run_id])}.")
     else:
         sentences.append("No shown run has a finite gradient ratio both at step 0 and at its last step.")
@@ -208,32 +211,56 @@ def mean_final_accuracy(group):
     return (values.mean() if values.size else np.nan), int(is_diverged.sum()), len(group)
 
 
+def _optimizer_scores(group):
+    """({optimizer: mean final acc/val}, [sentence part per optimizer]) for one slice."""
+    parts, scores = [], {}
+    for optimizer, per_optimizer in group.groupby("optimizer"):
+        accuracy, n_diverged, n_runs = mean_final_accuracy(per_optimizer)
+        if n_diverged == n_runs:
+            parts.append(f"{optimizer} diverged")
+            continue
+        text = f"{optimizer} {accuracy:.2f}" if np.isfinite(accuracy) else f"{optimizer} n/a"
+        parts.append(text + (f" ({n_diverged}/{n_runs} diverged)" if n_diverged else ""))
+        if np.isfinite(accuracy):
+            scores[optimizer] = accuracy
+    return scores, parts
+
+
+def optimizer_summary(runs, init=None):
+    """One sentence: which optimizer reaches the highest final validation accuracy at
+    the largest depth for how many activations (ties within ACCURACY_TIE counted
+    apart), or None with fewer than two optimizers to compare."""
+    init, setup = selection.curves_setup(runs, init)
+    winners = []
+    for _, group in setup.values():
+        scores, _ = _optimizer_scores(group)
+        if len(scores) > 1:
+            ranked = sorted(scores.items(), key=lambda item: item[1], reverse=True)
+            winners.append(ranked[0][0] if ranked[0][1] - ranked[1][1] >= ACCURACY_TIE else None)
+    if not winners:
+        return None
+    leaders = pd.Series([winner for winner in winners if winner is not None], dtype="str").value_counts()
+    ties = winners.count(None)
+    if leaders.empty:
+        return (f"At the largest depth ({init}), the optimizers' final validation accuracies are within "
+                f"{ACCURACY_TIE:g} of each other for all {len(winners)} activations.")
+    tie_text = f" ({ties} tied within {ACCURACY_TIE:g})" if ties else ""
+    return (f"At the largest depth ({init}), {leaders.index[0]} has the highest final validation accuracy for "
+            f"{leaders.iloc[0]} of {len(winners)} activations{tie_text}.")
+
+
 def curves_observations(runs, init=None):
     """Final validation accuracy per optimizer at the largest depth, per activation,
     and which optimizer wins how often."""
     init, setup = selection.curves_setup(runs, init)
     if not setup:
         return ["No runs to compare."]
-    sentences, winners = [], []
+    sentences = []
     for activation, (depth, group) in sorted(setup.items()):
-        parts, scores = [], {}
-        for optimizer, per_optimizer in group.groupby("optimizer"):
-            accuracy, n_diverged, n_runs = mean_final_accuracy(per_optimizer)
-            if n_diverged == n_runs:
-                parts.append(f"{optimizer} diverged")
-                continue
-            text = f"{optimizer} {accuracy:.2f}" if np.isfinite(accuracy) else f"{optimizer} n/a"
-            parts.append(text + (f" ({n_diverged}/{n_runs} diverged)" if n_diverged else ""))
-            if np.isfinite(accuracy):
-                scores[optimizer] = accuracy
+        _, parts = _optimizer_scores(group)
         sentences.append(f"{activation} at depth {depth} ({init}), final validation accuracy: {listing(parts, 10)}.")
-        if len(scores) > 1:
-            winners.append(max(scores, key=scores.get))
-    if winners:
-        counts = pd.Series(winners).value_counts()
-        sentences.append(f"{counts.index[0]} has the higher final validation accuracy at the largest depth for "
-                         f"{counts.iloc[0]} of {len(winners)} activations.")
-    return sentences
+    summary = optimizer_summary(runs, init)
+    return sentences + ([summary] if summary else [])
 
 
 def saturation_observations(layer_stats, runs, run_id=None):
@@ -262,6 +289,9 @@ def saturation_observations(layer_stats, runs, run_id=None):
     saturation = at_end["saturation"].dropna()
     if saturation.empty:
         return sentences
+    if saturation.max() < NEGLIGIBLE_FRACTION:
+        sentences.append(f"At step {last} every hidden layer has a saturated fraction below {NEGLIGIBLE_FRACTION:g}.")
+        return sentences
     most = saturation.idxmax()
     sentence = f"At step {last} the most saturated layer is layer {most} ({saturation[most]:.2f})"
     dead = at_end["dead_frac"].dropna() if "dead_frac" in at_end else pd.Series(dtype="float64")
@@ -287,9 +317,9 @@ def histogram_observations(histograms, runs, activation=None, depth=None, inits=
             if (kind, 1) in spread.index and (kind, depth) in spread.index:
                 ratio = tables.safe_log10(spread[(kind, 1)]) - tables.safe_log10(spread[(kind, depth)])
                 if np.isfinite(ratio):
-                    parts.append(f"{label} {pow10(ratio)}")
+                    parts.append(f"{pow10(ratio)} for the {label}")
         if parts:
-            sentences.append(f"{activation} + {init}, depth {depth}: the std at layer 1 relative to layer {depth} "
+            sentences.append(f"{activation} + {init}, depth {depth}: relative to layer {depth}, the std at layer 1 "
                              f"is {listing(parts)}.")
         else:
             sentences.append(f"{activation} + {init}, depth {depth}: no usable histograms at layers 1 and {depth}.")
@@ -314,15 +344,29 @@ def outcome_observations(runs):
         counts = unfinished["status"].value_counts()
         sentences.append(f"{len(unfinished)} run(s) did not finish ("
                          + ", ".join(f"{count} {status}" for status, count in counts.items()) + ").")
+    best_worst = best_and_worst(runs)
+    if best_worst:
+        sentences.append(best_worst)
     completed = _finite_rows(runs[runs["outcome"] != "diverged"], "acc/val")
-    if not completed.empty:
-        best = completed.loc[completed["acc/val"].idxmax()]
-        worst = completed.loc[completed["acc/val"].idxmin()]
-        sentences.append(f"Best final validation accuracy: {best['acc/val']:.3f} "
-                         f"({config_name(best, True, multiple_seeds)}); worst among runs that did not diverge: "
-                         f"{worst['acc/val']:.3f} ({config_name(worst, True, multiple_seeds)}).")
-        if completed["optimizer"].nunique() > 1:
-            means = completed.groupby("optimizer")["acc/val"].mean().sort_values(ascending=False)
-            sentences.append("Mean final validation accuracy by optimizer (runs that did not diverge): "
-                             + ", ".join(f"{name} {value:.2f}" for name, value in means.items()) + ".")
+    if completed["optimizer"].nunique() > 1:
+        means = completed.groupby("optimizer")["acc/val"].mean().sort_values(ascending=False)
+        sentences.append("Mean final validation accuracy by optimizer (runs that did not diverge): "
+                         + ", ".join(f"{name} {value:.2f}" for name, value in means.items()) + ".")
     return sentences
+
+
+def best_and_worst(runs):
+    """The best and the worst final validation accuracy among runs that did not
+    diverge, with how many runs share each value; None without such runs."""
+    completed = _finite_rows(runs[runs["outcome"] != "diverged"], "acc/val")
+    if completed.empty:
+        return None
+    multiple_seeds = runs["seed"].nunique() > 1
+
+    def described(row):
+        others = int((completed["acc/val"].round(3) == round(row["acc/val"], 3)).sum()) - 1
+        return config_name(row, True, multiple_seeds) + (f", and {others} more run(s)" if others else "")
+    best = completed.loc[completed["acc/val"].idxmax()]
+    worst = completed.loc[completed["acc/val"].idxmin()]
+    return (f"Best final validation accuracy: {best['acc/val']:.3f} ({described(best)}); worst among runs that "
+            f"did not diverge: {worst['acc/val']:.3f} ({described(worst)}).")

@@ -1,27 +1,32 @@
 """The report: figures, summary.csv and report.md for one sweep, logged back to MLflow.
 
-    python -m analysis.report [--experiment NAME] [--sweep ID | --all-runs]
-                              [--tracking-uri URI] [--out reports] [--no-log] [--no-cache]
+    python -m analysis.report [--experiment NAME] [--sweep ID | --study NAME | --all-runs]
+                              [--tracking-uri URI] [--out DIR] [--jobs N] [--no-log] [--no-cache]
 
 writes <out>/figures/*.png and *.svg, <out>/summary.csv and <out>/report.md, then
 logs them under report/ in the sweep's parent run (or in a run named "report",
 tag role=report, when the runs are not one sweep) so they show in the MLflow UI.
+<out> is reports/, or reports/<study>/ with --study so that a named study does not
+overwrite the main report; the artifact cache lives in <out>/.cache.
 
 ``build_report(frames, out_dir)`` does everything but the MLflow parts, so tests
 and notebooks can build a report from any Frames. Every observation in report.md
 is computed from the frames (see analysis.observations).
 """
 import argparse
+import multiprocessing
+import os
 import sys
 import time
-from dataclasses import dataclass
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
 from . import figures, observations, selection, tables
-from .load import DEFAULT_EXPERIMENT, REPO_ROOT, NoRunsError, load_frames, open_client, quoted
+from .load import DEFAULT_EXPERIMENT, REPO_ROOT, SelectionError, load_frames, open_client, quoted
 from .tables import FINAL, INIT
 
 DEFAULT_OUT = REPO_ROOT / "reports"
@@ -43,7 +48,7 @@ def _heatmap_caption(frames):
     optimizer, _ = selection.heatmap_runs(frames.runs)
     return (f"log10 of the weight-gradient norm of every layer (rows) at every logged step (columns), for the "
             f"deepest network of each activation × init trained with {optimizer}. Colours share one scale; "
-            "grey cells are missing or non-finite probes.")
+            "grey cells are missing, non-finite or zero (underflowed) gradient norms.")
 
 
 def _curves_caption(frames):
@@ -123,7 +128,7 @@ FIGURES = (
                lambda f, theory: figures.fig_outcome_map(f.runs),
                lambda f: ("Final validation accuracy, mean over the seeds that did not diverge, for every depth "
                           "and initialization; one panel per activation and optimizer. Hatched cells hold "
-                          "diverged runs."),
+                          "diverged runs (\"k/n div.\": k of the cell's n runs diverged; \"div.\": all)."),
                lambda f: observations.outcome_observations(f.runs)),
 )
 
@@ -158,10 +163,9 @@ def at_a_glance(frames):
         f"seeds {_values(runs['seed'])}; dataset {_values(runs['dataset'])}.",
         "- Outcomes: " + ", ".join(f"{count} {outcome}" for outcome, count in outcomes.items()) + ".",
     ]
-    bullets += [f"- {sentence}" for sentence in observations.grad_init_observations(frames.layer_stats, runs)[:1]]
-    bullets += [f"- {sentence}" for sentence in observations.outcome_observations(runs)
-                if sentence.startswith("Best")]
-    return bullets
+    headlines = [observations.grad_init_observations(frames.layer_stats, runs)[0],
+                 observations.best_and_worst(runs), observations.optimizer_summary(runs)]
+    return bullets + [f"- {sentence}" for sentence in headlines if sentence]
 
 
 def key_numbers_table(frames):
@@ -222,24 +226,98 @@ def build_markdown(frames):
     return "\n".join(lines)
 
 
-def write_figures(frames, figure_dir, theory=None):
-    """Draw and save every figure (PNG and SVG); returns the written paths."""
-    written = []
-    for spec in FIGURES:
-        fig = spec.draw(frames, theory)
-        written += figures.save_figure(fig, figure_dir, spec.name)
-        del fig  # pyplot-free figures are freed with their last reference
-    return written
+FIGURES_BY_NAME = {spec.name: spec for spec in FIGURES}
+MAX_JOBS = 4                  # figure drawing is CPU-bound; more workers than this buy little
+_worker_inputs = {}           # set once per worker process by _start_worker
 
 
-def build_report(frames, out_dir, theory=None):
+def default_jobs():
+    """Worker processes for drawing: the usable cores, at most MAX_JOBS."""
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, min(MAX_JOBS, usable))
+
+
+def _start_worker(frames, theory):
+    _worker_inputs.update(frames=frames, theory=theory)
+
+
+def _draw_and_save(name, figure_dir, frames=None, theory=None):
+    """Draw figure ``name`` and save it; in a worker the inputs come from _start_worker."""
+    if frames is None:
+        frames, theory = _worker_inputs["frames"], _worker_inputs["theory"]
+    fig = FIGURES_BY_NAME[name].draw(frames, theory)
+    return figures.save_figure(fig, figure_dir, name)  # the figure is freed on return
+
+
+def _frames_for_workers(frames):
+    """The frames trimmed to what the figures read, so each worker unpickles less:
+    the histogram figure uses step 0 only."""
+    return replace(frames, histograms=frames.histograms[frames.histograms["step"] == 0])
+
+
+class FigureDrawer:
+    """Draws and saves every figure (PNG and SVG) while the ``with`` block runs.
+
+    Drawing and laying out the figures is most of the report's time and each figure
+    is independent, so with ``jobs`` > 1 they are drawn in that many worker processes,
+    started by a fork server (no copy of this process's threads or MLflow state),
+    while the block computes the text. Leaving the block waits for them; ``paths``
+    then lists the written files. With ``jobs`` = 1 everything happens in-process.
+    """
+
+    def __init__(self, frames, figure_dir, theory=None, jobs=1):
+        self.frames, self.figure_dir, self.theory = frames, figure_dir, theory
+        self.jobs = default_jobs() if jobs is None else max(1, int(jobs))
+        self.names = [spec.name for spec in FIGURES]
+        self.pool, self.pending, self.paths = None, [], []
+
+    def __enter__(self):
+        if self.jobs > 1:
+            if "forkserver" in multiprocessing.get_all_start_methods():
+                context = multiprocessing.get_context("forkserver")
+                # The server imports the plotting stack once; every worker forks from it ready.
+                # (Not this module: under `python -m` the workers run it as their __main__,
+                # and runpy warns when it is already imported.)
+                context.set_forkserver_preload(["analysis.figures", "analysis.observations"])
+            else:
+                context = multiprocessing.get_context("spawn")
+            self.pool = ProcessPoolExecutor(max_workers=min(self.jobs, len(self.names)), mp_context=context,
+                                            initializer=_start_worker,
+                                            initargs=(_frames_for_workers(self.frames), self.theory))
+            self.pending = [self.pool.submit(_draw_and_save, name, self.figure_dir) for name in self.names]
+        return self
+
+    def __exit__(self, *exc_info):
+        if self.pool is None:
+            if exc_info[0] is None:
+                for name in self.names:
+                    self.paths += _draw_and_save(name, self.figure_dir, self.frames, self.theory)
+            return False
+        try:
+            if exc_info[0] is None:
+                for future in self.pending:
+                    self.paths += future.result()
+        finally:
+            self.pool.shutdown(cancel_futures=True)
+        return False
+
+
+def write_figures(frames, figure_dir, theory=None, jobs=1):
+    """Draw and save every figure; returns the written paths."""
+    with FigureDrawer(frames, figure_dir, theory, jobs) as drawer:
+        pass
+    return drawer.paths
+
+
+def build_report(frames, out_dir, theory=None, jobs=1):
     """Write figures/, summary.csv and report.md into ``out_dir`` from ``frames``
-    (no MLflow needed) and return the markdown."""
+    (no MLflow needed) and return the markdown. ``jobs`` > 1 (or None: one per
+    core) draws the figures in parallel."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    write_figures(frames, out_dir / FIGURE_DIR, theory)
-    tables.summary_table(frames.runs, frames.layer_stats).to_csv(out_dir / "summary.csv", index=False)
-    markdown = build_markdown(frames)
+    with FigureDrawer(frames, out_dir / FIGURE_DIR, theory, jobs):
+        tables.summary_table(frames.runs, frames.layer_stats).to_csv(out_dir / "summary.csv", index=False)
+        markdown = build_markdown(frames)
     (out_dir / "report.md").write_text(markdown)
     return markdown
 
@@ -277,27 +355,33 @@ def parse_args(argv):
     parser.add_argument("--experiment", default=DEFAULT_EXPERIMENT, help="MLflow experiment name")
     chosen = parser.add_mutually_exclusive_group()
     chosen.add_argument("--sweep", default=None, help="sweep id (default: the most recent parent run's)")
+    chosen.add_argument("--study", default=None, help="the latest sweep of a named study (conf/experiment/)")
     chosen.add_argument("--all-runs", action="store_true", help="every job run of the experiment")
     parser.add_argument("--tracking-uri", default=None,
                         help="default: $MLFLOW_TRACKING_URI, else sqlite:///<repo>/mlflow.db")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output directory (default: reports/)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="output directory (default: reports/, or reports/<study>/ with --study)")
     parser.add_argument("--no-log", action="store_true", help="do not log the report to MLflow")
     parser.add_argument("--no-cache", action="store_true", help="read every artifact again")
+    parser.add_argument("--jobs", type=int, default=None,
+                        help=f"processes drawing figures (default: one per core, at most {MAX_JOBS})")
     return parser.parse_args(argv)
 
 
 def main(argv=None):
     """Entry point; returns the exit status (2 when there is nothing to report)."""
     args = parse_args(argv)
+    if args.out is None:
+        args.out = DEFAULT_OUT / args.study if args.study else DEFAULT_OUT
     started = time.perf_counter()
     try:
-        frames = load_frames(args.experiment, sweep=args.sweep, all_runs=args.all_runs,
+        frames = load_frames(args.experiment, sweep=args.sweep, all_runs=args.all_runs, study=args.study,
                              tracking_uri=args.tracking_uri, cache_dir=None if args.no_cache else args.out / ".cache")
-    except NoRunsError as error:
+    except SelectionError as error:  # includes NoRunsError
         print(f"analysis.report: {error}", file=sys.stderr)
         return 2
     loaded = time.perf_counter()
-    build_report(frames, args.out)
+    build_report(frames, args.out, jobs=args.jobs)
     built = time.perf_counter()
     logged_to = "" if args.no_log else log_report_to_mlflow(frames, args.out)
     print(f"report of {len(frames.runs)} runs in {args.out}: load {loaded - started:.1f} s, "

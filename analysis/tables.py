@@ -43,8 +43,8 @@ def stat_at(layer_stats, stat, when):
     if when == INIT:
         rows = rows[rows["step"] == 0]
     else:
-        last = rows["run_id"].map(last_steps(layer_stats))
-        rows = rows[rows["step"] == last]
+        # Every stat is logged at the same probes, so the stat's own last step is the run's.
+        rows = rows[rows["step"] == rows.groupby("run_id")["step"].transform("max")]
     return rows[["run_id", "step", "layer", "value"]]
 
 
@@ -69,10 +69,8 @@ def layer_profile(layer_stats, runs, stat, when, by=("activation", "init", "dept
 def layer_value(layer_stats, runs, stat, when, layer):
     """Series run_id -> ``stat`` at ``layer`` ("first", "last_hidden", "output" or an
     int) at init or at the end. "output" is layer depth+1, "last_hidden" layer depth."""
-    rows = stat_at(layer_stats, stat, when)
-    depth = rows["run_id"].map(runs.set_index("run_id")["depth"])
-    wanted = {"first": pd.Series(1, index=rows.index), "last_hidden": depth,
-              "output": depth + 1}.get(layer, layer)
+    rows = stat_at(layer_stats, stat, when).merge(runs[["run_id", "depth"]], on="run_id")
+    wanted = {"first": 1, "last_hidden": rows["depth"], "output": rows["depth"] + 1}.get(layer, layer)
     picked = rows[rows["layer"] == wanted]
     return picked.groupby("run_id")["value"].first()
 

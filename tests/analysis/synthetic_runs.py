@@ -6,10 +6,12 @@ log10 factor by which the gradient norm changes per layer toward the input
 (negative: vanishing). Gains shrink as training goes on, so init and final differ.
 ``write_mlflow_runs`` logs such frames to a real MLflow store as the experiments
 package does: a parent run, tagged child runs, final metrics and Parquet artifacts.
+``quietly`` runs a call with warnings raised as errors.
 
 (No __init__.py in this folder: pytest puts it on sys.path, and a package named
 ``analysis`` here would shadow the real one.)
 """
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -29,61 +31,76 @@ STATS = ("grad_norm", "bias_grad_norm", "delta_ms", "preact_mean", "preact_var",
 BINS = 64
 
 
+def quietly(function, *args, **kwargs):
+    """Call ``function`` with every warning raised as an error."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        return function(*args, **kwargs)
+
+
 def run_id_of(activation, init, depth, optimizer, seed):
     return f"{activation}-{init}-d{depth}-{optimizer}-s{seed}"
 
 
-def _layer_rows(run_id, depth, gain, steps, activation):
-    """Long-format layer stats of one run."""
+def _layer_values(depth, gain, steps, activation):
+    """{stat: array (n_steps, n_layers)} of one run."""
     n_layers = depth + 1
-    layers = np.arange(1, n_layers + 1)
-    last = steps[-1] if steps[-1] > 0 else 1
-    rows = []
-    for step in steps:
-        progress = step / last
-        gain_now = gain * (1 - 0.5 * progress)  # training partly repairs the imbalance
-        distance = n_layers - layers              # layers between l and the output
-        grad = 0.1 * 10.0 ** (gain_now * distance)
-        act_var = 0.3 * 10.0 ** (gain_now * (layers - 1) * 0.5)
-        mean_level = 0.5 if activation == "sigmoid" else (0.3 if "relu" in activation else 0.0)
-        act_mean = mean_level * (1 - 0.8 * progress * layers / n_layers)
-        saturation = np.clip(0.05 + 0.8 * progress * layers / n_layers, 0, 1)
-        values = {
-            "grad_norm": grad, "bias_grad_norm": grad / 5, "delta_ms": 0.01 * 10.0 ** (2 * gain_now * distance),
-            "preact_mean": act_mean / 2, "preact_var": act_var * 2, "act_mean": act_mean, "act_var": act_var,
-            "saturation": saturation, "dead_frac": saturation ** 3, "weight_norm": np.full(n_layers, 5.0),
-            "update_ratio": np.full(n_layers, 0.0 if step == 0 else 1e-3),
-        }
-        values["saturation"][-1] = values["dead_frac"][-1] = 0.0  # linear output layer
-        for stat in STATS:
-            rows.append(pd.DataFrame({"run_id": run_id, "step": step, "layer": layers, "stat": stat,
-                                      "value": np.asarray(values[stat], dtype=np.float64)}))
-    return rows
+    layers = np.arange(1, n_layers + 1)[None, :]
+    progress = (np.asarray(steps, dtype=np.float64) / max(steps[-1], 1))[:, None]
+    gain_now = gain * (1 - 0.5 * progress)  # training partly repairs the imbalance
+    distance = n_layers - layers            # layers between l and the output
+    grad = 0.1 * 10.0 ** (gain_now * distance)
+    act_var = 0.3 * 10.0 ** (gain_now * (layers - 1) * 0.5)
+    mean_level = 0.5 if activation == "sigmoid" else (0.3 if "relu" in activation else 0.0)
+    act_mean = mean_level * (1 - 0.8 * progress * layers / n_layers)
+    saturation = np.clip(0.05 + 0.8 * progress * layers / n_layers, 0, 1)
+    saturation[:, -1] = 0.0  # linear output layer
+    ones = np.ones_like(grad)
+    return {
+        "grad_norm": grad, "bias_grad_norm": grad / 5, "delta_ms": 0.01 * 10.0 ** (2 * gain_now * distance),
+        "preact_mean": act_mean / 2, "preact_var": act_var * 2, "act_mean": act_mean, "act_var": act_var,
+        "saturation": saturation, "dead_frac": saturation ** 3, "weight_norm": 5.0 * ones,
+        "update_ratio": np.where(progress > 0, 1e-3, 0.0) * ones,
+    }
 
 
-def _normal_histogram(mean, std, n=2048):
-    """(left, right, count) of a normal sample of size n, binned over mean ± 4 std."""
-    std = std if std > 0 else 1e-12
-    edges = np.linspace(mean - 4 * std, mean + 4 * std, BINS + 1)
-    centres = (edges[1:] + edges[:-1]) / 2
-    density = np.exp(-0.5 * ((centres - mean) / std) ** 2)
+def _layer_frame(run_id, values, steps):
+    """Long-format layer stats of one run from ``_layer_values``."""
+    n_steps, n_layers = values["grad_norm"].shape
+    step_grid = np.repeat(np.asarray(steps, dtype=np.int64), n_layers)
+    layer_grid = np.tile(np.arange(1, n_layers + 1, dtype=np.int64), n_steps)
+    return pd.DataFrame({"run_id": run_id, "step": np.tile(step_grid, len(STATS)),
+                         "layer": np.tile(layer_grid, len(STATS)),
+                         "stat": np.repeat(STATS, n_steps * n_layers),
+                         "value": np.concatenate([values[stat].reshape(-1) for stat in STATS])})
+
+
+def _normal_histograms(means, stds, n=2048):
+    """(left, right, count) arrays (k, BINS) of normal samples binned over mean ± 4 std."""
+    stds = np.where(stds > 0, stds, 1e-12)[:, None]
+    fractions = np.linspace(-4, 4, BINS + 1)[None, :]
+    edges = means[:, None] + fractions * stds
+    centres = (fractions[:, 1:] + fractions[:, :-1]) / 2
+    density = np.exp(-0.5 * centres ** 2)
     counts = np.round(n * density / density.sum()).astype(np.int64)
-    return edges[:-1], edges[1:], counts
+    return edges[:, :-1], edges[:, 1:], np.broadcast_to(counts, edges[:, 1:].shape)
 
 
-def _histogram_rows(run_id, layer_rows, steps):
-    stats = pd.concat(layer_rows)
-    rows = []
-    for step in steps:
-        at_step = stats[stats["step"] == step].pivot(index="layer", columns="stat", values="value")
-        for layer, row in at_step.iterrows():
-            for kind, mean, std in (("act", row["act_mean"], np.sqrt(row["act_var"])),
-                                    ("delta", 0.0, np.sqrt(row["delta_ms"])),
-                                    ("weight_grad", 0.0, row["grad_norm"] / 32)):
-                left, right, count = _normal_histogram(mean, std)
-                rows.append(pd.DataFrame({"run_id": run_id, "step": step, "layer": layer, "kind": kind,
-                                          "bin": np.arange(BINS), "left": left, "right": right, "count": count}))
-    return rows
+def _histogram_frame(run_id, values, steps, hist_steps):
+    """Histograms of activations, errors and weight gradients at ``hist_steps``."""
+    frames = []
+    for step in hist_steps:
+        i = steps.index(step)
+        layers = np.arange(1, values["grad_norm"].shape[1] + 1)
+        for kind, means, stds in (("act", values["act_mean"][i], np.sqrt(values["act_var"][i])),
+                                  ("delta", 0 * layers, np.sqrt(values["delta_ms"][i])),
+                                  ("weight_grad", 0 * layers, values["grad_norm"][i] / 32)):
+            left, right, count = _normal_histograms(np.asarray(means, np.float64), np.asarray(stds, np.float64))
+            frames.append(pd.DataFrame({"run_id": run_id, "step": step, "layer": np.repeat(layers, BINS),
+                                        "kind": kind, "bin": np.tile(np.arange(BINS), len(layers)),
+                                        "left": left.reshape(-1), "right": right.reshape(-1),
+                                        "count": count.reshape(-1)}))
+    return frames
 
 
 def _final_accuracy(gain, depth, optimizer):
@@ -130,13 +147,17 @@ def make_frames(activations=("relu", "sigmoid"), inits=("he_uniform", "uniform",
                         gain = gains.get((activation, init), 0.0)
                         is_diverged = config in set(diverged)
                         steps = all_steps[: len(all_steps) // 2] if is_diverged else all_steps
-                        rows = _layer_rows(run_id, depth, gain, steps, activation)
+                        values = _layer_values(depth, gain, steps, activation)
+                        stats = _layer_frame(run_id, values, steps)
                         if config == nan_run:
-                            rows[1] = rows[1].assign(value=np.nan)               # a whole NaN probe
-                            rows[-1].loc[rows[-1].index[0], "value"] = np.inf    # an overflowing value
-                        layer_rows += rows
+                            probe = stats["step"] == steps[1]
+                            stats.loc[probe, "value"] = np.nan                    # a whole NaN probe
+                            overflow = ((stats["stat"] == "grad_norm") & (stats["step"] == steps[-1])
+                                        & (stats["layer"] == 1))
+                            stats.loc[overflow, "value"] = np.inf                 # an overflowing value
+                        layer_rows.append(stats)
                         hist_steps = [steps[i] for i in histogram_probes if i < len(steps)] + [steps[-1]]
-                        hist_rows += _histogram_rows(run_id, rows, sorted(set(hist_steps)))
+                        hist_rows += _histogram_frame(run_id, values, steps, sorted(set(hist_steps)))
                         accuracy = _final_accuracy(gain, depth, optimizer)
                         scalar_rows += _scalar_rows(run_id, steps, accuracy)
                         final = {row["name"]: row["value"] for row in scalar_rows[-5:]}
@@ -170,20 +191,20 @@ def _config_params(run):
             "data.name": run["dataset"], "seed": run["seed"]}
 
 
-def write_mlflow_runs(frames, client, experiment_id, workdir, with_parent=True, sweep="sweep-a"):
+def write_mlflow_runs(frames, client, experiment_id, workdir, with_parent=True, sweep="sweep-a", study="study"):
     """Log ``frames`` to MLflow as the experiments package does; returns
     {synthetic run_id: MLflow run_id} and the parent run id ("" without parent)."""
     from mlflow.entities import Metric, Param, RunTag
     parent_id = ""
     if with_parent:
-        parent = client.create_run(experiment_id, run_name=f"sweep-{sweep}",
-                                   tags={"role": "parent", "sweep": sweep})
+        parent = client.create_run(experiment_id, run_name=f"sweep-{study}-{sweep}",
+                                   tags={"role": "parent", "sweep": sweep, "study": study})
         parent_id = parent.info.run_id
     mapping = {}
     for _, run in frames.runs.iterrows():
         tags = {"activation": run["activation"], "init": run["init"], "optimizer": run["optimizer"],
                 "depth": run["depth"], "width": run["width"], "dataset": run["dataset"], "seed": run["seed"],
-                "config_hash": run["run_id"], "sweep": sweep if with_parent else "", "role": "job"}
+                "config_hash": run["run_id"], "sweep": sweep if with_parent else "", "role": "job", "study": study}
         if parent_id:
             tags["mlflow.parentRunId"] = parent_id
         created = client.create_run(experiment_id, run_name=run["run_name"],

@@ -1,0 +1,198 @@
+"""Loading from a real sqlite MLflow store written in the data contract, the cache,
+clear errors, and `python -m analysis.report` end to end (in-process)."""
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from analysis import load, report
+from analysis.load import NoRunsError, load_frames
+
+# MLflow's own sqlalchemy models emit this when the store is opened; it is not ours to fix.
+pytestmark = pytest.mark.filterwarnings("ignore:The ``noload`` loader strategy:DeprecationWarning")
+
+
+def by_config(runs):
+    return runs.set_index(["activation", "init", "depth", "optimizer", "seed"]).sort_index()
+
+
+def test_default_selection_is_the_latest_sweep(mlflow_store):
+    frames = load_frames(mlflow_store["experiment"], tracking_uri=mlflow_store["uri"])
+    expected, mapping, parent_id = mlflow_store["sweeps"]["sweep-b"]
+    assert frames.sweep == "sweep-b" and frames.parent_run_id == parent_id
+    assert sorted(frames.runs["run_id"]) == sorted(mapping.values())
+    assert frames.experiment == mlflow_store["experiment"] and frames.notes == []
+
+
+def test_runs_table_has_the_contract_columns_and_types(mlflow_store):
+    frames = load_frames(mlflow_store["experiment"], sweep="sweep-b", tracking_uri=mlflow_store["uri"])
+    runs = frames.runs
+    assert list(runs.columns) == list(load.RUN_COLUMNS)
+    for column in ("depth", "width", "seed"):
+        assert runs[column].dtype == np.int64
+    assert runs["lr"].dtype == np.float64
+    expected, _, _ = mlflow_store["sweeps"]["sweep-b"]
+    got, want = by_config(runs), by_config(expected.runs)
+    assert list(got.index) == list(want.index)
+    for column in ("outcome", "status", "width", "dataset", "lr"):
+        assert list(got[column]) == list(want[column]), column
+    for column in ("loss/train", "acc/val", "diverged_step"):
+        np.testing.assert_allclose(got[column].to_numpy(float), want[column].to_numpy(float))
+    diverged = runs[runs["outcome"] == "diverged"]
+    assert len(diverged) == 1 and np.isfinite(diverged["diverged_step"]).all()
+
+
+def test_artifact_tables_match_what_was_logged(mlflow_store):
+    frames = load_frames(mlflow_store["experiment"], sweep="sweep-b", tracking_uri=mlflow_store["uri"])
+    expected, mapping, _ = mlflow_store["sweeps"]["sweep-b"]
+    for name, columns in (("layer_stats", load.LAYER_STATS_COLUMNS), ("histograms", load.HISTOGRAM_COLUMNS),
+                          ("scalars", load.SCALAR_COLUMNS)):
+        got = getattr(frames, name)
+        assert list(got.columns) == list(columns)
+        assert {str(dtype) for dtype in got.dtypes[["step"]]} == {"int64"}
+        want = getattr(expected, name).assign(run_id=lambda f: f["run_id"].map(mapping))
+        keys = [column for column in columns if column not in ("value", "count", "left", "right")]
+        pd.testing.assert_frame_equal(got.sort_values(keys).reset_index(drop=True),
+                                      want.sort_values(keys).reset_index(drop=True), check_dtype=False)
+
+
+def test_a_sweep_by_id_and_all_runs(mlflow_store):
+    older = load_frames(mlflow_store["experiment"], sweep="sweep-a", tracking_uri=mlflow_store["uri"])
+    everything = load_frames(mlflow_store["experiment"], all_runs=True, tracking_uri=mlflow_store["uri"])
+    assert len(older.runs) == len(mlflow_store["sweeps"]["sweep-a"][0].runs)
+    assert set(older.runs["depth"]) == {2}
+    assert len(everything.runs) == sum(len(sweep[0].runs) for sweep in mlflow_store["sweeps"].values())
+    assert everything.sweep == "" and everything.parent_run_id == ""
+
+
+def test_the_latest_sweep_of_a_study(mlflow_store):
+    frames = load_frames(mlflow_store["experiment"], study="alpha", tracking_uri=mlflow_store["uri"])
+    assert frames.sweep == "sweep-a" and frames.parent_run_id == mlflow_store["sweeps"]["sweep-a"][2]
+    with pytest.raises(NoRunsError, match=r"no runs of study 'gamma' .*\(studies: alpha, beta\)"):
+        load_frames(mlflow_store["experiment"], study="gamma", tracking_uri=mlflow_store["uri"])
+
+
+def test_the_cache_serves_a_second_load_without_reading_artifacts(mlflow_store, tmp_path, monkeypatch):
+    first = load_frames(mlflow_store["experiment"], tracking_uri=mlflow_store["uri"], cache_dir=tmp_path)
+    assert len(list(tmp_path.glob("*.parquet"))) == 3
+
+    def no_reads(*args):
+        raise AssertionError("artifact read despite the cache")
+    monkeypatch.setattr(load, "read_artifact_table", no_reads)
+    second = load_frames(mlflow_store["experiment"], tracking_uri=mlflow_store["uri"], cache_dir=tmp_path)
+    pd.testing.assert_frame_equal(first.layer_stats, second.layer_stats)
+    pd.testing.assert_frame_equal(first.histograms, second.histograms)
+    # another selection has another key and replaces the entry
+    monkeypatch.undo()
+    load_frames(mlflow_store["experiment"], sweep="sweep-a", tracking_uri=mlflow_store["uri"], cache_dir=tmp_path)
+    assert len(list(tmp_path.glob("*.parquet"))) == 3
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"experiment": "empty"}, "has no job runs"),
+    ({"experiment": "no-such-experiment"}, "no MLflow experiment named 'no-such-experiment'"),
+    ({"experiment": "gradpath-test", "sweep": "no-such-sweep"}, "sweeps: sweep-a, sweep-b"),
+])
+def test_nothing_to_load_is_a_clear_error(mlflow_store, kwargs, message):
+    with pytest.raises(NoRunsError, match=message) as error:
+        load_frames(tracking_uri=mlflow_store["uri"], **kwargs)
+    assert "\n" not in str(error.value)
+    assert isinstance(error.value, ValueError)
+
+
+def test_a_missing_store_is_a_clear_error_and_is_not_created(tmp_path):
+    db = tmp_path / "missing.db"
+    with pytest.raises(NoRunsError, match="no MLflow store"):
+        load_frames(tracking_uri=f"sqlite:///{db}")
+    assert not db.exists()
+
+
+def test_retried_and_incomplete_runs(mlflow_store):
+    """A killed attempt superseded by a finished one counts once; a failed run
+    without artifacts is kept with its status, and the missing files are noted."""
+    from mlflow.entities import Param
+    client = mlflow_store["client"]
+    experiment_id = client.create_experiment("retries", artifact_location=str(mlflow_store["root"] / "retries"))
+    tags = {"activation": "tanh", "init": "uniform", "optimizer": "sgd", "depth": "3", "width": "8",
+            "dataset": "moons", "seed": "0", "role": "job", "sweep": "sweep-retry", "config_hash": "h1"}
+    killed = client.create_run(experiment_id, run_name="attempt-1", tags=tags)
+    client.set_terminated(killed.info.run_id, "KILLED")
+    failed = client.create_run(experiment_id, run_name="attempt-2", tags=tags)
+    client.log_batch(failed.info.run_id, params=[Param("optimizer.lr", "0.1")])
+    client.set_terminated(failed.info.run_id, "FAILED")
+    frames = load_frames("retries", tracking_uri=mlflow_store["uri"])   # no parent run: all job runs
+    assert list(frames.runs["run_id"]) == [failed.info.run_id]   # the later attempt
+    assert frames.runs.loc[0, "status"] == "FAILED" and frames.runs.loc[0, "outcome"] == "unknown"
+    assert frames.runs.loc[0, "lr"] == 0.1
+    assert frames.layer_stats.empty
+    assert "1 earlier attempt(s) of re-run configurations ignored" in frames.notes
+    assert "1 run(s) have no layer_stats.parquet" in frames.notes
+    assert any(note.startswith("no sweep parent run") for note in frames.notes)
+
+
+def test_local_artifact_paths():
+    assert load.local_artifact_dir("file:///tmp/a%20b/artifacts") == Path("/tmp/a b/artifacts")
+    assert load.local_artifact_dir("/tmp/x/artifacts") == Path("/tmp/x/artifacts")
+    assert load.local_artifact_dir("mlflow-artifacts:/1/abc/artifacts") is None
+    assert load.local_artifact_dir("s3://bucket/x") is None
+
+
+# --- the command line, in-process ------------------------------------------------
+
+def test_report_command_writes_everything_and_logs_to_the_parent_run(mlflow_store, tmp_path, capsys):
+    out = tmp_path / "reports"
+    status = report.main(["--experiment", mlflow_store["experiment"], "--tracking-uri", mlflow_store["uri"],
+                          "--out", str(out), "--jobs", "2"])
+    assert status == 0
+    names = [spec.name for spec in report.FIGURES]
+    for name in names:
+        assert (out / "figures" / f"{name}.png").exists() and (out / "figures" / f"{name}.svg").exists()
+    summary = pd.read_csv(out / "summary.csv")
+    assert len(summary) == len(mlflow_store["sweeps"]["sweep-b"][0].runs)
+    markdown = (out / "report.md").read_text()
+    assert "sweep `sweep-b`" in markdown and "1 of 8 runs diverged" in markdown
+    assert list((out / ".cache").glob("*.parquet"))
+    assert "report of 8 runs" in capsys.readouterr().out
+    client = mlflow_store["client"]
+    parent_id = mlflow_store["sweeps"]["sweep-b"][2]
+    logged = {artifact.path for artifact in client.list_artifacts(parent_id, "report")}
+    assert {"report/report.md", "report/summary.csv", "report/figures"} <= logged
+    assert len(client.list_artifacts(parent_id, "report/figures")) == 2 * len(names)
+
+
+def test_runs_without_a_sweep_log_their_report_to_one_report_run(mlflow_store, tmp_path):
+    for name in ("figures/a.png", "report.md", "summary.csv"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_text("x")
+    frames = load_frames(mlflow_store["experiment"], all_runs=True, tracking_uri=mlflow_store["uri"])
+    client = mlflow_store["client"]
+    run_id = report.log_report_to_mlflow(frames, tmp_path)
+    found = client.search_runs([mlflow_store["experiment_id"]], "tags.role = 'report'")
+    assert [run.info.run_id for run in found] == [run_id] and found[0].info.run_name == "report"
+    assert {artifact.path for artifact in client.list_artifacts(run_id, "report")} == {
+        "report/figures", "report/report.md", "report/summary.csv"}
+    assert report.log_report_to_mlflow(frames, tmp_path) == run_id      # reused, not duplicated
+    assert len(client.search_runs([mlflow_store["experiment_id"]], "tags.role = 'report'")) == 1
+
+
+def test_report_command_for_a_study_writes_under_its_name(mlflow_store, tmp_path, monkeypatch):
+    monkeypatch.setattr(report, "DEFAULT_OUT", tmp_path)
+    monkeypatch.setattr(report, "build_report", lambda frames, out, jobs=None: out.mkdir(parents=True, exist_ok=True))
+    arguments = ["--experiment", mlflow_store["experiment"], "--tracking-uri", mlflow_store["uri"], "--no-log"]
+    assert report.main(arguments + ["--study", "alpha"]) == 0
+    assert (tmp_path / "alpha").is_dir() and list((tmp_path / "alpha" / ".cache").glob("*.parquet"))
+
+
+def test_a_sweep_id_with_a_quote_is_a_clear_error(mlflow_store, tmp_path, capsys):
+    status = report.main(["--experiment", mlflow_store["experiment"], "--tracking-uri", mlflow_store["uri"],
+                          "--sweep", "it's", "--out", str(tmp_path)])
+    assert status == 2 and "single quote" in capsys.readouterr().err
+
+
+def test_report_command_on_an_empty_experiment_prints_one_line(mlflow_store, tmp_path, capsys):
+    status = report.main(["--experiment", "empty", "--tracking-uri", mlflow_store["uri"], "--out", str(tmp_path)])
+    assert status == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "has no job runs" in error
+    assert not (tmp_path / "report.md").exists()

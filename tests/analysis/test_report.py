@@ -1,0 +1,164 @@
+"""build_report: every file, a GitHub-readable structure, and observations that
+follow the data (no finding is written in advance)."""
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from analysis import observations, report, tables
+from analysis.load import Frames
+from synthetic_runs import quietly
+
+VANISHING = {("sigmoid", "uniform"): -0.5, ("relu", "uniform"): -0.3}
+BALANCED = {}  # every gain 0: the gradient norm is the same at every layer
+
+
+@pytest.fixture(scope="module")
+def vanishing(tmp_path_factory):
+    from synthetic_runs import make_frames
+    frames = make_frames(gains=VANISHING)
+    out = tmp_path_factory.mktemp("vanishing")
+    return frames, out, quietly(report.build_report, frames, out)
+
+
+@pytest.fixture(scope="module")
+def balanced():
+    """Only the markdown: the text does not need the figures drawn."""
+    from synthetic_runs import make_frames
+    frames = make_frames(gains=BALANCED)
+    return frames, None, quietly(report.build_markdown, frames)
+
+
+def bullets_under(markdown, heading):
+    """The bullet lines of the section that starts with ``heading``."""
+    section = markdown.split(heading, 1)[1].split("\n### ", 1)[0].split("\n## ", 1)[0]
+    return [line[2:] for line in section.splitlines() if line.startswith("- ")]
+
+
+def test_every_file_is_written(vanishing):
+    _, out, markdown = vanishing
+    names = [spec.name for spec in report.FIGURES]
+    assert len(names) == 11
+    for name in names:
+        assert (out / "figures" / f"{name}.png").stat().st_size > 1000
+        assert (out / "figures" / f"{name}.svg").stat().st_size > 1000
+    assert (out / "report.md").read_text() == markdown
+    summary = pd.read_csv(out / "summary.csv")
+    assert len(summary) == 24
+
+
+def test_markdown_has_a_section_per_figure_with_image_caption_and_observations(vanishing):
+    _, out, markdown = vanishing
+    assert markdown.startswith("# ")
+    assert "## At a glance" in markdown
+    for number, spec in enumerate(report.FIGURES, start=1):
+        heading = f"### Figure {number}. {spec.heading}"
+        assert heading in markdown
+        assert f"![{spec.heading}](figures/{spec.name}.png)" in markdown
+        section = markdown.split(heading, 1)[1].split("### ", 1)[0]
+        assert re.search(r"^\*.+\* \(\[SVG\]\(figures/.+\.svg\)\)$", section, re.MULTILINE)  # caption
+        assert bullets_under(markdown, heading), f"no observation under {heading}"
+    # every linked file exists
+    for link in re.findall(r"\]\(([^)]+)\)", markdown):
+        assert (out / link).exists(), link
+
+
+def test_observations_differ_between_vanishing_and_balanced_data(vanishing, balanced):
+    _, _, vanishing_md = vanishing
+    _, _, balanced_md = balanced
+    heading = "### Figure 1. "
+    assert bullets_under(vanishing_md, heading) != bullets_under(balanced_md, heading)
+    # gain -0.5 per layer over 5 layers: layer 1 is 10^-2.5 of layer 6
+    assert ("sigmoid + uniform, depth 5: the layer-1 gradient norm is 10<sup>-2.5</sup> times the layer-6 "
+            "(output) gradient norm at initialization") in vanishing_md
+    assert "the gradient vanishes toward the input" in vanishing_md
+    assert "4 of 6 activation × init pairs stay within a factor 10" in vanishing_md
+    assert "6 of 6 activation × init pairs stay within a factor 10" in balanced_md
+    assert "10<sup>-2.5</sup>" not in balanced_md
+
+
+def test_healthy_depth_and_slope_are_computed(vanishing, balanced):
+    _, _, vanishing_md = vanishing
+    _, _, balanced_md = balanced
+    # relu + uniform: -0.6 at depth 2 (healthy), -1.5 at depth 5; sigmoid + uniform: -1.0 already at depth 2
+    assert "relu: |log10 ratio| < 1 holds for he_uniform up to depth 5 (every depth tested), uniform up to depth 2" \
+        in vanishing_md
+    assert "uniform at no tested depth" in vanishing_md
+    assert "sigmoid + uniform: each added layer multiplies it by about 10<sup>-0.5</sup>" in vanishing_md
+    assert "uniform up to depth 5 (every depth tested)" in balanced_md
+    assert "at no tested depth" not in balanced_md
+
+
+def test_error_and_variance_observations_follow_the_data(vanishing, balanced):
+    _, _, vanishing_md = vanishing
+    _, _, balanced_md = balanced
+    # delta_ms is a squared quantity in the synthetic data: twice the exponent
+    assert "is 10<sup>-5.0</sup> for sigmoid + uniform (the largest departure from 1)" in vanishing_md
+    assert "10<sup>-5.0</sup>" not in balanced_md
+
+
+def test_outcome_observations_count_the_diverged_run(vanishing):
+    frames, _, markdown = vanishing
+    assert "1 of 24 runs diverged: sigmoid + uniform, depth 5, sgd." in markdown
+    completed = frames.runs[frames.runs["outcome"] != "diverged"]
+    best = completed["acc/val"].max()
+    assert f"Best final validation accuracy: {best:.3f}" in markdown
+
+
+def test_optimizer_comparison_uses_the_largest_depth(frames):
+    sentences = observations.curves_observations(frames.runs)
+    uniform = observations.curves_observations(frames.runs, init="uniform")
+    deepest = frames.runs[(frames.runs["depth"] == 5) & (frames.runs["init"] == "xavier_uniform")]
+    for activation in ("relu", "sigmoid"):
+        accuracy = deepest.set_index(["activation", "optimizer"])["acc/val"]
+        expected = f"adam {accuracy[(activation, 'adam')]:.2f} and sgd {accuracy[(activation, 'sgd')]:.2f}"
+        assert any(sentence.startswith(f"{activation} at depth 5") and expected in sentence for sentence in sentences)
+    assert any("sgd diverged" in sentence for sentence in uniform)
+
+
+def test_summary_csv_holds_the_gradient_ratio_at_init(vanishing):
+    frames, out, _ = vanishing
+    summary = pd.read_csv(out / "summary.csv").set_index("run_id")
+    assert {"activation", "init", "optimizer", "depth", "outcome", "loss/train", "acc/val",
+            "log10_grad_ratio_init"} <= set(summary.columns)
+    np.testing.assert_allclose(summary.loc["sigmoid-uniform-d5-sgd-s0", "log10_grad_ratio_init"], -2.5)
+    np.testing.assert_allclose(summary.loc["relu-he_uniform-d2-adam-s0", "log10_grad_ratio_init"], 0.0)
+    assert summary.loc["sigmoid-uniform-d5-sgd-s0", "outcome"] == "diverged"
+
+
+def test_an_empty_selection_still_gives_a_report(frames, tmp_path):
+    empty = Frames(runs=frames.runs.iloc[0:0], layer_stats=frames.layer_stats.iloc[0:0],
+                   histograms=frames.histograms.iloc[0:0], scalars=frames.scalars.iloc[0:0])
+    markdown = quietly(report.build_report, empty, tmp_path)
+    assert "No runs" in markdown
+    assert len(list((tmp_path / "figures").glob("*.png"))) == 11
+
+
+def test_data_notes_are_listed(frames, tmp_path):
+    noted = Frames(**{**frames.__dict__, "notes": ["2 run(s) have no histograms.parquet"]})
+    markdown = report.build_markdown(noted)
+    assert "## Data notes" in markdown and "- 2 run(s) have no histograms.parquet" in markdown
+
+
+def test_svg_output_is_deterministic(frames, tmp_path):
+    """Fixed hash salt and no date: the same data gives the same file (clean diffs)."""
+    for directory in ("first", "second"):
+        fig = report.FIGURES_BY_NAME["outcome_map"].draw(frames, None)
+        report.figures.save_figure(fig, tmp_path / directory, "outcome_map")
+    assert (tmp_path / "first" / "outcome_map.svg").read_bytes() == (tmp_path / "second" / "outcome_map.svg").read_bytes()
+
+
+def test_ratio_tables_treat_non_finite_values_as_missing(frames):
+    ratios = tables.grad_ratio(frames.layer_stats, frames.runs, "final")
+    assert np.isnan(ratios["relu-uniform-d5-adam-s0"])        # layer-1 gradient overflowed to inf
+    assert np.isfinite(ratios.drop("relu-uniform-d5-adam-s0")).all()
+
+
+def test_optimizer_summary_reports_the_winner_or_a_tie(frames, vanishing):
+    assert observations.optimizer_summary(frames.runs) == (
+        "At the largest depth (xavier_uniform), adam has the highest final validation accuracy for 2 of 2 "
+        "activations.")
+    _, _, vanishing_md = vanishing            # gain 0 for xavier_uniform: both optimizers reach the same accuracy
+    assert ("At the largest depth (xavier_uniform), the optimizers' final validation accuracies are within 0.01 "
+            "of each other for all 2 activations.") in vanishing_md
