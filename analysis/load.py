@@ -42,6 +42,8 @@ RUN_COLUMNS = {
     "run_id": "str", "run_name": "str", "sweep": "str",
     "activation": "str", "init": "str", "optimizer": "str",
     "depth": "int64", "width": "int64", "dataset": "str", "seed": "int64", "lr": "float64",
+    "sigma_w": "float64", "sigma_b": "float64", "gain": "float64", "alpha": "float64",
+    "n_in": "float64", "n_out": "float64",  # network input/output widths (tags), NaN if not logged
     "outcome": "str", "status": "str",
     "loss/train": "float64", "loss/val": "float64", "acc/train": "float64", "acc/val": "float64",
     "diverged_step": "float64",  # NaN unless the run diverged
@@ -71,6 +73,8 @@ CONFIG_FIELDS = (
     ("dataset", "dataset", "data.name"),
     ("seed", "seed", "seed"),
 )
+INIT_PARAMS = (("sigma_w", "init.sigma_w"), ("sigma_b", "init.sigma_b"), ("gain", "init.gain"),
+               ("alpha", "activation.alpha"))
 REQUIRED_FIELDS = ("activation", "init", "optimizer", "depth", "width", "seed")
 
 CACHE_FILE = re.compile(r"[0-9a-f]{20}\.(\w+\.parquet|notes\.txt)")
@@ -189,6 +193,13 @@ def run_record(run):
     lr = _as_number(params.get("optimizer.lr"), "float")
     record["lr"] = np.nan if lr is None else lr
     record["dataset"] = record["dataset"] or ""
+    # Initializer and activation parameters, for the mean-field predictions (NaN when not logged).
+    for column, param in INIT_PARAMS:
+        value = _as_number(params.get(param), "float")
+        record[column] = np.nan if value is None else value
+    for column in ("n_in", "n_out"):
+        value = _as_number(tags.get(column), "float")
+        record[column] = np.nan if value is None else value
     # A run without the tag has not reported its outcome (crashed or still running).
     record["outcome"] = tags.get("outcome", "unknown")
     record["status"] = run.info.status

@@ -26,6 +26,7 @@ from typing import Callable
 import numpy as np
 
 from . import figures, observations, selection, tables
+from .theory import markdown_section as theory_section, theory_frame
 from .load import DEFAULT_EXPERIMENT, REPO_ROOT, SelectionError, load_frames, open_client, quoted
 from .tables import FINAL, INIT
 
@@ -221,6 +222,7 @@ def build_markdown(frames):
             section = spec.section
             lines += [f"## {section}", ""]
         lines += figure_section(number, spec, frames)
+    lines += theory_section(frames.layer_stats, frames.runs)
     if frames.notes:
         lines += ["## Data notes", "", *[f"- {note}" for note in frames.notes], ""]
     return "\n".join(lines)
@@ -315,6 +317,8 @@ def build_report(frames, out_dir, theory=None, jobs=1):
     core) draws the figures in parallel."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    if theory is None:
+        theory = theory_frame(frames.layer_stats, frames.runs)
     with FigureDrawer(frames, out_dir / FIGURE_DIR, theory, jobs):
         tables.summary_table(frames.runs, frames.layer_stats).to_csv(out_dir / "summary.csv", index=False)
         markdown = build_markdown(frames)

@@ -93,17 +93,40 @@ def _concat(frames, dtypes):
     return pd.concat(frames, ignore_index=True).astype(dtypes)
 
 
-def _skip_hashes():
+def _skipped(cfg, cfg_hash):
+    """Whether the pre-flight found this grid point FINISHED already (no skip file: nothing skipped)."""
     path = os.environ.get(ENV_SKIP_FILE)
-    if not path or not Path(path).exists():
-        return set()
-    return set(json.loads(Path(path).read_text()))
+    if not path:
+        return False
+    try:
+        return cfg_hash in set(json.loads(Path(path).read_text()))
+    except OSError:
+        # A worker on another host (SLURM, a Ray cluster) does not see the launcher's temporary
+        # directory: ask the store, so that a resumed sweep does not run a FINISHED point again.
+        return _finished_in_store(cfg, cfg_hash)
+
+
+def _finished_in_store(cfg, cfg_hash):
+    exp_id = os.environ.get(ENV_EXPERIMENT_ID)
+    if not exp_id:
+        return False
+    try:
+        client = tracking.client(tracking.resolve_uri(cfg.tracking.uri))
+        found = tracking.retry(client.search_runs, [exp_id], max_results=1, filter_string=(
+            f"tags.role = 'job' and tags.config_hash = '{cfg_hash}' and attributes.status = 'FINISHED'"))
+    except Exception:  # noqa: BLE001 - store down: run the job; sync dedupes later
+        return False
+    return bool(found)
 
 
 def _mark_progress(cfg_hash, outcome):
+    """Marker for the launcher's progress bar; a worker on another host has no such directory."""
     progress = os.environ.get(ENV_PROGRESS_DIR)
     if progress:
-        Path(progress, f"{cfg_hash}.{outcome}").touch()
+        try:
+            Path(progress, f"{cfg_hash}.{outcome}").touch()
+        except OSError:
+            pass
 
 
 def build(cfg, data):
@@ -117,8 +140,9 @@ def build(cfg, data):
     return net, opt
 
 
-def tags_for(cfg, cfg_hash):
-    return {"activation": cfg.activation.name, "init": cfg.init.name, "optimizer": cfg.optimizer.name,
+def tags_for(cfg, cfg_hash, data=None):
+    sizes = {"n_in": data.n_features, "n_out": data.n_classes} if data is not None else {}
+    return {**sizes, "activation": cfg.activation.name, "init": cfg.init.name, "optimizer": cfg.optimizer.name,
             "depth": cfg.model.depth, "width": cfg.model.width, "dataset": cfg.data.name, "seed": cfg.seed,
             "config_hash": cfg_hash, "sweep": os.environ.get(ENV_SWEEP, ""), "role": "job",
             "study": cfg.study or ""}
@@ -133,7 +157,7 @@ def run_job(cfg, output_dir, overrides=()):
     """
     validate(cfg)
     cfg_hash = config_hash(cfg)
-    if cfg_hash in _skip_hashes():
+    if _skipped(cfg, cfg_hash):
         _mark_progress(cfg_hash, "skipped")
         return "skipped"
     output_dir = Path(output_dir)
@@ -148,7 +172,7 @@ def run_job(cfg, output_dir, overrides=()):
 
     (output_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     (output_dir / "overrides.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(list(overrides))))
-    tags = {k: str(v) for k, v in tags_for(cfg, cfg_hash).items()}
+    tags = {k: str(v) for k, v in tags_for(cfg, cfg_hash, data).items()}
     if os.environ.get(ENV_PARENT_RUN):
         tags["mlflow.parentRunId"] = os.environ[ENV_PARENT_RUN]
     status = {"config_hash": cfg_hash, "run_name": run_name(cfg), "status": "RUNNING", "synced": False,

@@ -1,0 +1,55 @@
+"""Theory overlays: predictions built from a run's step-0 statistics agree with a real network."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from analysis import theory
+from nncore import MLP
+
+
+def _frames(activation, init, depth=8, width=256, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(256, width))
+    y = rng.integers(0, 10, size=256)
+    net = MLP(width, [width] * depth, 10, activation=activation, init=init, seed=seed)
+    stats = net.probe(X, y)
+    run_id = f"{activation}-{init}"
+    layer_stats = pd.concat([pd.DataFrame({"run_id": run_id, "step": 0, "layer": np.arange(1, depth + 2),
+                                           "stat": k, "value": v}) for k, v in stats.items()])
+    runs = pd.DataFrame([{"run_id": run_id, "activation": activation, "init": init, "depth": depth,
+                          "width": width, "sigma_w": 1.0, "sigma_b": 0.0, "gain": 1.0, "alpha": 0.01,
+                          "n_in": width, "n_out": 10}])
+    return layer_stats, runs, stats
+
+
+@pytest.mark.parametrize("activation,init", [("tanh", "xavier_uniform"), ("sigmoid", "uniform"),
+                                             ("relu", "he_uniform"), ("tanh", "uniform")])
+def test_predictions_follow_a_real_network(activation, init):
+    layer_stats, runs, stats = _frames(activation, init)
+    frame = theory.theory_frame(layer_stats, runs)
+    assert set(frame["stat"]) == {"preact_var", "act_var", "delta_ms", "grad_norm"}
+    q = frame[frame["stat"] == "preact_var"].sort_values("layer")["value"].to_numpy()
+    hidden = slice(0, 8)
+    np.testing.assert_allclose(q[hidden], stats["preact_var"][hidden], rtol=0.25)
+    d = frame[frame["stat"] == "delta_ms"].sort_values("layer")["value"].to_numpy()
+    assert d[-1] == pytest.approx(stats["delta_ms"][-1])
+    # per-layer log slope of the error within 0.1 of the measured one
+    slope = lambda v: np.polyfit(np.arange(8), np.log(v[hidden]), 1)[0]
+    assert abs(slope(d) - slope(stats["delta_ms"])) < 0.1
+
+
+def test_comparison_table_and_section_change_with_the_data():
+    a = _frames("tanh", "uniform")
+    b = _frames("sigmoid", "uniform")
+    table = theory.comparison_table(*a[:2])
+    assert len(table) == 1 and table["slope_rel_err"].iloc[0] < 0.1
+    text_a = "\n".join(theory.markdown_section(*a[:2]))
+    text_b = "\n".join(theory.markdown_section(*b[:2]))
+    assert "| tanh | uniform |" in text_a and "| sigmoid | uniform |" in text_b and text_a != text_b
+
+
+def test_no_prediction_for_constant_init_or_empty_frames():
+    layer_stats, runs, _ = _frames("tanh", "uniform")
+    runs.loc[:, "init"] = "constant"
+    assert theory.theory_frame(layer_stats, runs).empty
+    assert theory.markdown_section(layer_stats.iloc[0:0], runs.iloc[0:0]) == []
