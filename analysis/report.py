@@ -26,6 +26,7 @@ from typing import Callable
 import numpy as np
 
 from . import figures, observations, selection, tables
+from .studies import study_section
 from .theory import markdown_section as theory_section, theory_frame
 from .load import DEFAULT_EXPERIMENT, REPO_ROOT, SelectionError, load_frames, open_client, quoted
 from .tables import FINAL, INIT
@@ -207,11 +208,12 @@ def figure_section(number, spec, frames):
             *[f"- {sentence}" for sentence in sentences], ""]
 
 
-def build_markdown(frames):
-    """The text of report.md (the figures are expected in figures/)."""
+def build_markdown(frames, study_lines=()):
+    """The text of report.md (the figures are expected in figures/); ``study_lines`` is a
+    named experiment's own section, placed first."""
     lines = ["# Vanishing and exploding gradients: sweep report", "", source_line(frames),
              "Every number in this report is computed from the logged runs by `python -m analysis.report`; "
-             "[summary.csv](summary.csv) has one row per run.", "",
+             "[summary.csv](summary.csv) has one row per run.", "", *study_lines,
              "## At a glance", "", *at_a_glance(frames), ""]
     table = key_numbers_table(frames)
     if table:
@@ -311,7 +313,7 @@ def write_figures(frames, figure_dir, theory=None, jobs=1):
     return drawer.paths
 
 
-def build_report(frames, out_dir, theory=None, jobs=1):
+def build_report(frames, out_dir, theory=None, jobs=1, study=None):
     """Write figures/, summary.csv and report.md into ``out_dir`` from ``frames``
     (no MLflow needed) and return the markdown. ``jobs`` > 1 (or None: one per
     core) draws the figures in parallel."""
@@ -321,7 +323,7 @@ def build_report(frames, out_dir, theory=None, jobs=1):
         theory = theory_frame(frames.layer_stats, frames.runs)
     with FigureDrawer(frames, out_dir / FIGURE_DIR, theory, jobs):
         tables.summary_table(frames.runs, frames.layer_stats).to_csv(out_dir / "summary.csv", index=False)
-        markdown = build_markdown(frames)
+        markdown = build_markdown(frames, study_section(study, frames, out_dir / FIGURE_DIR) if study else ())
     (out_dir / "report.md").write_text(markdown)
     return markdown
 
@@ -385,7 +387,7 @@ def main(argv=None):
         print(f"analysis.report: {error}", file=sys.stderr)
         return 2
     loaded = time.perf_counter()
-    build_report(frames, args.out, jobs=args.jobs)
+    build_report(frames, args.out, jobs=args.jobs, study=args.study)
     built = time.perf_counter()
     logged_to = "" if args.no_log else log_report_to_mlflow(frames, args.out)
     print(f"report of {len(frames.runs)} runs in {args.out}: load {loaded - started:.1f} s, "
