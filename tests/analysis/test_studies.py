@@ -1,0 +1,50 @@
+"""Small versions of the named experiments, run end to end in-process, each writing its report section."""
+import pytest
+
+from analysis import report
+from analysis.load import load_frames
+from analysis.studies import study_section
+from experiments import runner, sweep
+
+pytestmark = pytest.mark.slow
+
+SMALL = {
+    "glorot2010": ["model.width=24", "train.epochs=1", "train.batch_size=128", "train.log_every=4"],
+    "he2015": ["model.width=16", "model.depth=8", "train.epochs=2", "train.log_every=5"],
+    "phase_diagram": ["init.sigma_w=1.0,2.0", "model.depth=3,6", "train.epochs=1", "train.log_every=5"],
+    "symmetry": ["model.width=8", "train.epochs=2", "train.log_every=5"],
+}
+EXPECTED = {
+    "glorot2010": ["## Glorot & Bengio 2010", "glorot_fig2_saturation.png", "glorot_fig6_7_histograms.png",
+                   "| sigmoid | uniform |", "| softsign | xavier_uniform |", "Top hidden layer (layer 5)"],
+    "he2015": ["## He et al. 2015", "he2015_curves.png", "- he_normal: loss", "- xavier_normal: loss"],
+    "phase_diagram": ["## Schoenholz et al. 2017", "phase_diagram.png", "order-to-chaos transition at sigma_w^2 = 1.76"],
+    "symmetry": ["## The symmetry problem", "symmetry.png",
+                 "tanh + constant: all 8 units of every hidden layer stay identical (unit_spread exactly 0)",
+                 "relu + xavier_uniform: unit_spread up to"],
+}
+
+
+@pytest.mark.parametrize("study", sorted(SMALL))
+def test_small_study_runs_and_writes_its_section(study, tmp_path, monkeypatch):
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    for var in (runner.ENV_PARENT_RUN, runner.ENV_SWEEP, runner.ENV_EXPERIMENT_ID, runner.ENV_SKIP_FILE):
+        monkeypatch.delenv(var, raising=False)
+    jobs = sweep.compose_jobs(sweep.expand([f"experiment={study}", f"tracking.uri={uri}", *SMALL[study]], True))
+    for i, (overrides, cfg, _) in enumerate(jobs):
+        assert cfg.study == study
+        assert runner.run_job(cfg, tmp_path / "jobs" / str(i), overrides) in ("ok", "diverged")
+    out = tmp_path / "report"
+    if study == "symmetry":  # the whole command once; the section alone for the others (faster)
+        assert report.main(["--study", study, "--tracking-uri", uri, "--out", str(out), "--no-log", "--jobs", "1"]) == 0
+        text = (out / "report.md").read_text()
+        theory = text.split("## Theory vs measurement")[1]
+        assert "| tanh | xavier_uniform |" in theory and "constant" not in theory  # no mean field for constant
+    else:
+        frames = load_frames(study=study, tracking_uri=uri, cache_dir=tmp_path / "cache")
+        assert len(frames.runs) == len(jobs)
+        text = "\n".join(study_section(study, frames, out / "figures"))
+    for needle in EXPECTED[study]:
+        assert needle in text, needle
+        if needle.endswith(".png"):
+            assert (out / "figures" / needle).exists()
