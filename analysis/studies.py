@@ -91,7 +91,7 @@ def glorot2010(frames, figure_dir):
                   "(first / top).", "",
                   "| activation | init | act std top/first | error RMS first/top | weight grad first/top |",
                   "|---|---|---|---|---|"]
-        lines += [f"| {a} | {i} | {x:.3g} | {d:.3g} | {g:.3g} |" for a, i, x, d, g in rows]
+        lines += [f"| {a} | {i} | {x:.3g} | {d:.3g} | {g:.3g} |" for a, i, x, d, g in rows] + [""]
         table = pd.DataFrame(rows, columns=["activation", "init", "act", "delta", "grad"])
         for activation, group in table.groupby("activation"):
             std = group[group["init"] == "uniform"]
