@@ -155,7 +155,8 @@ def phase_table(runs):
 
 
 def six_xi(sigma_w2_values, sigma_b2):
-    return np.array([6 * mf.depth_scale("tanh", s, sigma_b2) for s in sigma_w2_values])
+    """6 |xi|: xi = -1/ln chi(q*) is negative on the chaotic side, where gradients explode."""
+    return np.array([6 * abs(mf.depth_scale("tanh", s, sigma_b2)) for s in sigma_w2_values])
 
 
 @styled
@@ -172,7 +173,7 @@ def fig_phase_diagram(runs, sigma_b2):
     fig.colorbar(mesh, ax=ax, label="final val accuracy")
     fine = np.linspace(sw2.min(), sw2.max(), 200)
     curve = six_xi(fine, sigma_b2)
-    ax.plot(fine, np.clip(curve, 0, depths.max() * 1.5), color="white", linestyle="--", label="6 xi (mean field)")
+    ax.plot(fine, np.clip(curve, 0, depths.max() * 1.5), color="white", linestyle="--", label="6 |xi| (mean field)")
     ax.set(xlabel="sigma_w^2", ylabel="depth (hidden layers)", ylim=(_edges(depths)[0], _edges(depths)[-1]))
     ax.legend(loc="upper right", fontsize=7)
     suptitle(fig, title)
@@ -193,8 +194,9 @@ def phase_diagram(frames, figure_dir):
     save_figure(fig_phase_diagram(runs, sigma_b2), figure_dir, "phase_diagram")
     lines = ["## Schoenholz et al. 2017: the trainability phase diagram", ""]
     lines += _figure_lines("phase_diagram", "Phase diagram", "Final validation accuracy of tanh networks over "
-                           "sigma_w^2 and depth, with the mean-field 6 xi curve (dashed): networks deeper than "
-                           "about 6 xi should not train.", figure_dir)
+                           "sigma_w^2 and depth, with the mean-field 6 |xi| curve (dashed), xi = -1/ln chi(q*) the "
+                           "depth scale of the gradients (vanishing below the transition, exploding above): networks "
+                           "deeper than about 6 |xi| should not train.", figure_dir)
     if runs["sigma_w"].isna().all():
         return lines
     grid = phase_table(runs)
@@ -204,7 +206,7 @@ def phase_diagram(frames, figure_dir):
     for depth in grid.index:
         for s, acc in grid.loc[depth].items():
             if np.isfinite(acc):
-                (inside if depth <= 6 * mf.depth_scale("tanh", s, sigma_b2) else outside).append(acc >= threshold)
+                (inside if depth <= six_xi([s], sigma_b2)[0] else outside).append(acc >= threshold)
     critical = mf.critical_sigma_w2("tanh", sigma_b2)
     lines.append(f"- Mean field puts the order-to-chaos transition at sigma_w^2 = {critical:.3f}, where xi diverges.")
     best_col = grid.columns[np.nanargmax(np.nanmean(grid.to_numpy(), axis=0))]
@@ -212,7 +214,7 @@ def phase_diagram(frames, figure_dir):
                  f"(val accuracy >= {threshold:.2f}, halfway from chance to the best) has depth "
                  f"{_deepest_trainable(grid, threshold)}.")
     if inside and outside:
-        lines.append(f"- Trainable: {np.mean(inside):.0%} of {len(inside)} cells with depth <= 6 xi and "
+        lines.append(f"- Trainable: {np.mean(inside):.0%} of {len(inside)} cells with depth <= 6 |xi| and "
                      f"{np.mean(outside):.0%} of {len(outside)} cells beyond it.")
     lines.append("")
     return lines
