@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install test bench clean sweep report ui study sync
+.PHONY: help install test bench clean sweep report ui study sync server
 
 help:  ## list targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-10s %s\n", $$1, $$2}'
@@ -43,6 +43,11 @@ study: $(STAMP)  ## run a named experiment: make study NAME=he2015 (see conf/exp
 
 ui: $(STAMP)  ## serve the MLflow UI for the default store on http://127.0.0.1:5000
 	$(PY) -m mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host 127.0.0.1 --port 5000
+
+PORT ?= 5001
+server: $(STAMP)  ## serve the default store (mlflow.db, mlartifacts/) as a tracking server on http://127.0.0.1:5001 (PORT=...)
+	$(PY) -m mlflow server --backend-store-uri sqlite:///$(CURDIR)/mlflow.db \
+		--artifacts-destination $(CURDIR)/mlartifacts --host 127.0.0.1 --port $(PORT)
 
 sync: $(STAMP)  ## upload run records that a store outage left unsynced (idempotent)
 	$(PY) -m experiments.sync

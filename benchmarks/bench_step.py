@@ -62,6 +62,8 @@ def parse_args(argv=None):
                    help="BLAS / torch threads (default: $OMP_NUM_THREADS or os.cpu_count(); now %(default)s)")
     p.add_argument("--repeats", type=int, default=7, help="timed repeats per measurement (median reported)")
     p.add_argument("--target-s", type=float, default=0.25, help="seconds per timed repeat")
+    p.add_argument("--budget-s", type=float, default=100.0,
+                   help="soft limit on the run time: past it, no new repeat starts once 3 are done")
     p.add_argument("--peak-size", type=int, default=2048, help="n of the n x n matmul that measures the peak")
     p.add_argument("--quick", action="store_true", help="fewer, shorter repeats (smoke test)")
     p.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
@@ -95,39 +97,56 @@ def cpu_name():
 
 
 # ---------------------------------------------------------------------- timing
-def measure(fn, repeats, target_s, min_warmup=5, warmup_s=0.1):
-    """Seconds per call of ``fn``: warm-up, then the median over ``repeats`` of the mean of many calls."""
-    return measure_interleaved({"fn": fn}, repeats, target_s, min_warmup, warmup_s)["fn"]
+def measure_interleaved(fns, repeats, target_s, min_warmup=5, warmup_s=0.1, pre_calls=2, deadline=None,
+                        min_repeats=3, clean_cores=0.1):
+    """Time several callables under the same conditions. After a warm-up of each, every round times
+    one block of each (the mean of many calls), in an order rotated every round, each block after
+    ``pre_calls`` untimed calls so that the other library's thread pool has gone idle.
 
-
-def measure_interleaved(fns, repeats, target_s, min_warmup=5, warmup_s=0.1, pre_calls=2):
-    """Time several callables under the same conditions: after a warm-up of each, every repeat times
-    one block of each (mean of many calls, block order rotated every repeat, ``pre_calls`` untimed
-    calls before each block so that the other thread pool has gone idle). Background load on a shared
-    machine then hits all of them alike, which keeps their ratios meaningful.
-    Returns {name: {"median_s", "min_s", "max_s", "samples_s", ...}}."""
-    inner = {}
+    On a shared machine, the CPU time that *other* processes use during each block is read from
+    /proc/stat: a block is clean when they used <= ``clean_cores`` cores on average. Rounds go on
+    until every callable has ``repeats`` clean blocks, for at most 3 * ``repeats`` rounds; past
+    ``deadline`` (a perf_counter value) no round starts once ``min_repeats`` are done. The median
+    is over the clean blocks when there are >= ``min_repeats`` of them, else over all blocks, and
+    then ``clean`` is False. Returns {name: {"median_s", "min_s", "max_s", "clean", ...}}."""
+    inner, pre = {}, {}
     for name, fn in fns.items():
         t0 = time.perf_counter()
         n = 0
         while n < min_warmup or time.perf_counter() - t0 < warmup_s:
             fn()
             n += 1
-        inner[name] = max(3, int(target_s / ((time.perf_counter() - t0) / n)))
+            if time.perf_counter() - t0 > 10 * warmup_s and n >= 2:   # very slow calls: enough
+                break
+        per_call = (time.perf_counter() - t0) / n
+        inner[name] = max(1, int(target_s / per_call))
+        pre[name] = pre_calls if per_call < target_s / 4 else 1
     samples = {name: [] for name in fns}
+    loads = {name: [] for name in fns}
     names = list(fns)
-    for r in range(repeats):
+    for r in range(3 * repeats):
+        n_clean = min(sum(x is not None and x <= clean_cores for x in loads[name]) for name in names)
+        if r >= min_repeats and (n_clean >= repeats or deadline is not None and time.perf_counter() > deadline):
+            break
         for name in names[r % len(names):] + names[:r % len(names)]:
             fn = fns[name]
-            for _ in range(pre_calls):
+            for _ in range(pre[name]):
                 fn()
-            t = time.perf_counter()
-            for _ in range(inner[name]):
-                fn()
-            samples[name].append((time.perf_counter() - t) / inner[name])
-    return {name: {"median_s": statistics.median(s), "min_s": min(s), "max_s": max(s),
-                   "calls_per_repeat": inner[name], "repeats": repeats, "samples_s": s}
-            for name, s in samples.items()}
+            with BackgroundLoad() as load:
+                t = time.perf_counter()
+                for _ in range(inner[name]):
+                    fn()
+                samples[name].append((time.perf_counter() - t) / inner[name])
+            loads[name].append(load.cores)
+    out = {}
+    for name in names:
+        s, ld = samples[name], loads[name]
+        clean = [x for x, c in zip(s, ld) if c is not None and c <= clean_cores]
+        use = clean if len(clean) >= min_repeats else s
+        out[name] = {"median_s": statistics.median(use), "min_s": min(s), "max_s": max(s),
+                     "clean": len(clean) >= min_repeats, "n_clean": len(clean), "blocks": len(s),
+                     "calls_per_block": inner[name], "samples_s": s, "background_cores": ld}
+    return out
 
 
 class BackgroundLoad:
@@ -217,9 +236,10 @@ def nncore_step(net, opt, Xs, ys):
 
 
 def gemm_only_step(np, sizes, batch, dtype):
-    """The np.matmul calls of one training step and nothing else (preallocated outputs)."""
+    """The np.matmul calls of one training step and nothing else (preallocated outputs). W has
+    entries of variance 1/fan_in, so that the values neither blow up nor vanish along the chain."""
     rng = np.random.default_rng(0)
-    Ws = [rng.standard_normal((fi, fo)).astype(dtype) for fi, fo in zip(sizes[:-1], sizes[1:])]
+    Ws = [(rng.standard_normal((fi, fo)) / math.sqrt(fi)).astype(dtype) for fi, fo in zip(sizes[:-1], sizes[1:])]
     acts = [rng.standard_normal((batch, n)).astype(dtype) for n in sizes]
     deltas = [rng.standard_normal((batch, n)).astype(dtype) for n in sizes]
     gWs = [np.empty_like(W) for W in Ws]
@@ -228,12 +248,10 @@ def gemm_only_step(np, sizes, batch, dtype):
     def run():
         for l in range(L):
             np.matmul(acts[l], Ws[l], out=acts[l + 1])
-            acts[l + 1] *= 0.05                              # keep the values bounded
         for l in range(L - 1, -1, -1):
             np.matmul(acts[l].T, deltas[l + 1], out=gWs[l])
             if l:
                 np.matmul(deltas[l + 1], Ws[l].T, out=deltas[l])
-                deltas[l] *= 0.05
     return run
 
 
@@ -268,7 +286,7 @@ def torch_step(torch, ref, opt_name, Xs, ys):
     return step, loss0
 
 
-def bench_config(np, torch, depth, width, batch, dtype, args):
+def bench_config(np, torch, depth, width, batch, dtype, args, deadline=None):
     """All the measurements of one (shape, dtype), interleaved (see measure_interleaved)."""
     from nncore import optimizers
     Xs, ys = make_data(np, width, batch, dtype)
@@ -285,7 +303,7 @@ def bench_config(np, torch, depth, width, batch, dtype, args):
             fns[f"torch_{o}"], extra["loss0_torch"] = torch_step(torch, ref, o, Xs, ys)
         extra["loss0_nncore"] = float(ref.loss(Xs[0], ys[0]))
     with BackgroundLoad() as load:
-        timings = measure_interleaved(fns, args.repeats, args.target_s)
+        timings = measure_interleaved(fns, args.repeats, args.target_s, deadline=deadline)
     out = {"timings": timings, "background_cores": load.cores, **extra}
     if args.breakdown:
         out["breakdown_ms"] = breakdown(np, nets["adam"], opts["adam"], Xs[0], ys[0], args)
@@ -387,30 +405,38 @@ def main(argv=None):
                                                          max(3, args.repeats // 2))
     results["peak_background_cores"] = load.cores
     print(f"  GEMM peak ({args.peak_size}x{args.peak_size} np.matmul, best sustained): "
-          + ", ".join(f"{d} {g:.1f} GFLOP/s" for d, g in results["peak_gflops"].items()))
+          + ", ".join(f"{d} {g:.1f} GFLOP/s" for d, g in results["peak_gflops"].items())
+          + (f" (other processes used {load.cores:.2f} of {os.cpu_count()} cores meanwhile)"
+             if load.cores is not None else ""))
 
     # 2. every (shape, dtype): nncore, bare GEMMs, probe and torch, interleaved
+    configs = [(depth, width, batch, dtype) for depth, width, batch in SHAPES for dtype in DTYPES]
     with np.errstate(all="ignore"):
-        for depth, width, batch in SHAPES:
-            for dtype in DTYPES:
-                sizes = [width] + [width] * depth + [N_CLASSES]
-                run = {"depth": depth, "width": width, "batch": batch, "dtype": dtype,
-                       "gflop_per_step": step_flops(sizes, batch) / 1e9}
-                run.update(bench_config(np, torch, depth, width, batch, dtype, args))
-                run["derived"] = derive(run, results["peak_gflops"][dtype])
-                results["runs"].append(run)
-                bg = run["background_cores"]
-                print(f"  measured depth={depth:<3d} width={width:<4d} batch={batch:<4d} {dtype:<8s}"
-                      + (f" (other processes used {bg:.2f} of {os.cpu_count()} cores meanwhile)" if bg is not None else ""),
-                      flush=True)
+        for k, (depth, width, batch, dtype) in enumerate(configs):
+            remaining = args.budget_s - (time.perf_counter() - t_start)
+            deadline = time.perf_counter() + remaining / (len(configs) - k)
+            sizes = [width] + [width] * depth + [N_CLASSES]
+            run = {"depth": depth, "width": width, "batch": batch, "dtype": dtype,
+                   "gflop_per_step": step_flops(sizes, batch) / 1e9}
+            run.update(bench_config(np, torch, depth, width, batch, dtype, args, deadline))
+            run["derived"] = derive(run, results["peak_gflops"][dtype])
+            results["runs"].append(run)
+            bg = run["background_cores"]
+            tm = run["timings"].values()
+            print(f"  measured depth={depth:<3d} width={width:<4d} batch={batch:<4d} {dtype:<8s} "
+                  f"{sum(t['n_clean'] for t in tm)}/{sum(t['blocks'] for t in tm)} blocks clean"
+                  + (f"; other processes used {bg:.2f} of {os.cpu_count()} cores on average" if bg is not None else ""),
+                  flush=True)
 
     # 3. targets
     checks = []
     for run in results["runs"]:
         d = run["derived"]
-        label = f"({run['depth']},{run['width']},{run['batch']}) {run['dtype']}"
+        noisy = not all(t["clean"] for t in run["timings"].values())
+        label = f"({run['depth']},{run['width']},{run['batch']}) {run['dtype']}" + (" *" if noisy else "")
         if "adam_ratio" in d:
-            checks.append((f"np/torch <= 1.0 (Adam)      {label}", f"{d['adam_ratio']:.2f}",
+            checks.append((f"np/torch <= 1.0 (Adam)      {label}",
+                           f"{d['adam_ratio']:.2f} (from the best repeats: {d['adam_ratio_best']:.2f})",
                            d["adam_ratio"] <= TARGETS["ratio_vs_torch_max"]))
         if (run["depth"], run["width"], run["batch"], run["dtype"]) == TARGETS["peak_fraction_shape"]:
             checks.append((f">= 50% GEMM peak (Adam)     {label}", f"{100 * d['adam_peak_frac']:.1f}%",
@@ -421,7 +447,10 @@ def main(argv=None):
         checks.append(("np/torch <= 1.0", "torch not installed", None))
     results["checks"] = [{"target": c, "value": v, "met": ok} for c, v, ok in checks]
 
-    # 4. print
+    # 4. print (a "*" marks a median over noisy blocks: too few clean ones, see measure_interleaved)
+    def ms(run, key, value, digits=2):
+        return f"{value:.{digits}f}" + ("" if run["timings"][key]["clean"] else "*")
+
     headers = ["depth", "width", "batch", "dtype", "opt", "ms/step", "GFLOP/s", "%peak"]
     if torch is not None:
         headers += ["torch ms", "torch GF/s", "np/torch"]
@@ -429,10 +458,11 @@ def main(argv=None):
     for run in results["runs"]:
         d = run["derived"]
         for o in ("adam", "sgd"):
-            row = [run["depth"], run["width"], run["batch"], run["dtype"], o, f"{d[f'{o}_ms']:.2f}",
+            row = [run["depth"], run["width"], run["batch"], run["dtype"], o, ms(run, f"nncore_{o}", d[f"{o}_ms"]),
                    f"{d[f'{o}_gflops']:.1f}", f"{100 * d[f'{o}_peak_frac']:.1f}%"]
             if torch is not None:
-                row += [f"{d[f'torch_{o}_ms']:.2f}", f"{d[f'torch_{o}_gflops']:.1f}", f"{d[f'{o}_ratio']:.2f}"]
+                row += [ms(run, f"torch_{o}", d[f"torch_{o}_ms"]), f"{d[f'torch_{o}_gflops']:.1f}",
+                        f"{d[f'{o}_ratio']:.2f}"]
             rows.append(row)
     print(f"\nTraining step: forward + backward + optimizer step, probes off (lr {LR}); median of "
           f"{args.repeats} repeats; GFLOP/s counts the step's GEMM flops; %peak of the {results['machine']['threads']}-thread "
@@ -443,8 +473,8 @@ def main(argv=None):
     for run in results["runs"]:
         d = run["derived"]
         rows.append([run["depth"], run["width"], run["batch"], run["dtype"], f"{run['gflop_per_step']:.3f}",
-                     f"{d['gemm_only_ms']:.2f}", f"{d['gemm_only_gflops']:.1f}", f"{100 * d['gemm_only_peak_frac']:.1f}%",
-                     f"{100 * d['gemm_only_ms'] / d['adam_ms']:.0f}%", f"{d['probe_ms']:.2f}",
+                     ms(run, "gemm_only", d["gemm_only_ms"]), f"{d['gemm_only_gflops']:.1f}", f"{100 * d['gemm_only_peak_frac']:.1f}%",
+                     f"{100 * d['gemm_only_ms'] / d['adam_ms']:.0f}%", ms(run, "nncore_probe", d["probe_ms"]),
                      f"{100 * d['probe_overhead']:.1f}%"])
     print(f"\nGEMM floor (the step's np.matmul calls alone, same shapes) and probe cost "
           f"(probe every {PROBE_EVERY} steps adds = probe ms / ({PROBE_EVERY} x Adam ms/step))")
@@ -465,10 +495,16 @@ def main(argv=None):
         if "loss0_torch" in run and not math.isclose(run["loss0_nncore"], run["loss0_torch"], rel_tol=1e-3):
             print(f"  warning: step-0 loss differs, nncore {run['loss0_nncore']:.6f} vs torch "
                   f"{run['loss0_torch']:.6f} at ({run['depth']},{run['width']},{run['batch']}) {run['dtype']}")
-    loads = [r["background_cores"] for r in results["runs"] if r["background_cores"] is not None]
-    if loads and max(loads) > 0.1 * os.cpu_count():
-        print(f"  warning: other processes kept up to {max(loads):.2f} of {os.cpu_count()} cores busy during "
-              "the run; absolute times are inflated and noisy (ratios less so: measurements are interleaved)")
+    noisy = sum(not t["clean"] for r in results["runs"] for t in r["timings"].values())
+    results["noisy_measurements"] = noisy
+    if noisy:
+        print(f"  warning: {noisy} measurement(s) marked * had fewer than 3 blocks during which other processes "
+              "left the CPUs idle; their times are inflated (thread pools oversubscribed) and the targets "
+              "computed from them are not reliable: rerun when the machine is idle")
+    pb = results["peak_background_cores"]
+    if pb is not None and pb > 0.1:
+        print(f"  warning: other processes used {pb:.2f} cores while the GEMM peak was measured: "
+              "the peak (and so %peak) may be off")
 
     results["total_s"] = time.perf_counter() - t_start
     args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -203,7 +203,12 @@ def run_job(cfg, output_dir, overrides=()):
                   train_seconds=round(train_seconds, 3))
     write_status(output_dir, status)
     t_log = time.time()
-    synced = sync.upload(output_dir)
+    try:
+        synced = sync.upload(output_dir)
+    except KeyboardInterrupt:  # Ctrl-C while uploading: close the partial run; the record stays for `make sync`
+        sync.close_run(read_status(output_dir), "KILLED")
+        _mark_progress(cfg_hash, "failed")
+        raise
     if synced:
         status = read_status(output_dir)
         status.update(log_seconds=round(time.time() - t_log, 3), total_seconds=round(time.time() - started, 3))

@@ -92,7 +92,10 @@ def expand(overrides, multirun):
         try:
             base = compose("config", overrides=plain, return_hydra_config=True)
         except Exception as exc:  # noqa: BLE001
-            raise PreflightError(one_line(exc)) from None
+            message = one_line(exc)
+            if "hydra/launcher/" in message and ("ray" in message or "submitit" in message):
+                message += " (the launcher's plugin is not installed: pip install -e '.[slurm]' or -e '.[ray]')"
+            raise PreflightError(message) from None
     params = base.hydra.sweeper.get("params") or {}
     lines = [f"{k}={v}" for k, v in params.items()] + list(overrides)
     batches = BasicSweeper.split_arguments(parser.parse_overrides(lines), None)

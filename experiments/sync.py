@@ -83,8 +83,33 @@ def metrics_of(record):
     return metrics
 
 
-def upload(record):
-    """Log a finished local record to MLflow; True when synced. Never raises for store errors."""
+def finished_run(client, status):
+    """run_id of a FINISHED job run of the record's grid point (same config_hash) in the store, or None."""
+    exp_id = _experiment_id(client, status)
+    found = tracking.retry(client.search_runs, [exp_id], max_results=1, filter_string=(
+        f"tags.role = 'job' and tags.config_hash = '{status['config_hash']}' and attributes.status = 'FINISHED'"))
+    return found[0].info.run_id if found else None
+
+
+def _run_status(client, run_id):
+    """Status of run ``run_id`` in the store; None without a run_id or when the store has no such run."""
+    if not run_id:
+        return None
+    try:
+        return tracking.retry(client.get_run, run_id).info.status
+    except Exception as exc:  # noqa: BLE001
+        if tracking.is_transient(exc):
+            raise
+        return None
+
+
+def upload(record, dedupe=False):
+    """Log a finished local record to MLflow; True when synced. Never raises for store errors.
+
+    With ``dedupe`` (``make sync``), a record whose grid point already has a FINISHED run (a
+    killed sweep that was resumed, say) is marked synced, ``superseded_by`` that run, and not
+    uploaded again: same config_hash, same numbers, and no duplicate.
+    """
     record = Path(record)
     status = _status(record)
     if status.get("synced"):
@@ -94,6 +119,15 @@ def upload(record):
     try:
         from mlflow.entities import Metric, Param, RunTag
         client = tracking.client(status["tracking_uri"])
+        if dedupe:
+            own = _run_status(client, status.get("run_id"))
+            other = None if own == "FINISHED" else finished_run(client, status)
+            if own == "FINISHED" or other is not None:
+                if own == "RUNNING":
+                    close_run(status, "KILLED")  # the record's own run, left partial by the outage
+                status.update(synced=True, **({"superseded_by": other} if other else {}))
+                _write(record, status)
+                return True
         if not status.get("run_id"):
             exp_id = _experiment_id(client, status)
             run = tracking.retry(client.create_run, exp_id, run_name=status["run_name"], tags=status["tags"])
@@ -142,15 +176,15 @@ def main(argv=None):
     parser.add_argument("roots", nargs="*", default=[str(REPO_ROOT / "outputs"), str(REPO_ROOT / "multirun")],
                         help="directories searched for job records (default: outputs/ and multirun/)")
     args = parser.parse_args(argv)
-    counts = {"already synced": 0, "uploaded": 0, "failed": 0, "unfinished": 0}
+    counts = {"already synced": 0, "uploaded": 0, "superseded": 0, "failed": 0, "unfinished": 0}
     for record in find_records(args.roots):
         status = _status(record)
         if status.get("synced"):
             counts["already synced"] += 1
         elif status.get("status") != "FINISHED":
             counts["unfinished"] += 1
-        elif upload(record):
-            counts["uploaded"] += 1
+        elif upload(record, dedupe=True):
+            counts["superseded" if _status(record).get("superseded_by") else "uploaded"] += 1
         else:
             counts["failed"] += 1
     print("sync: " + ", ".join(f"{v} {k}" for k, v in counts.items()))

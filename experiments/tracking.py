@@ -43,8 +43,10 @@ def check_store(uri, timeout=3.0):
     db = sqlite_path(uri)
     if db is not None:
         parent = db.resolve().parent
-        if not parent.is_dir():
+        if not parent.exists():
             raise StoreError(f"tracking store {uri}: directory {parent} does not exist")
+        if not parent.is_dir():
+            raise StoreError(f"tracking store {uri}: {parent} is not a directory")
         if not os.access(parent, os.W_OK) or (db.exists() and not os.access(db, os.W_OK)):
             raise StoreError(f"tracking store {uri}: {db if db.exists() else parent} is not writable")
         if db.exists() and db.stat().st_size > 0:
@@ -79,8 +81,16 @@ def short(exc):
     return f"{type(exc).__name__}: {text[0] if text else ''}"[:300]
 
 
-def retry(fn, *args, attempts=6, base_delay=0.2, **kwargs):
-    """fn(*args, **kwargs), retried with exponential backoff on transient store errors."""
+ENV_RETRY_ATTEMPTS = "GRADPATH_RETRY_ATTEMPTS"
+
+
+def retry(fn, *args, attempts=None, base_delay=0.2, **kwargs):
+    """fn(*args, **kwargs), retried with exponential backoff on transient store errors.
+
+    ``attempts`` defaults to $GRADPATH_RETRY_ATTEMPTS, else 6 (about 6 s of waiting in all).
+    """
+    if attempts is None:
+        attempts = max(1, int(os.environ.get(ENV_RETRY_ATTEMPTS) or 6))
     for attempt in range(attempts):
         try:
             return fn(*args, **kwargs)
@@ -91,8 +101,15 @@ def retry(fn, *args, attempts=6, base_delay=0.2, **kwargs):
 
 
 def client(uri):
+    """MlflowClient for ``uri``. Opening a sqlite store creates and migrates its tables, which
+    races when several processes open a new store at once: the store's file lock serializes it."""
     from mlflow.tracking import MlflowClient
-    return MlflowClient(tracking_uri=uri)
+    db = sqlite_path(uri)
+    if db is None:
+        return MlflowClient(tracking_uri=uri)
+    from filelock import FileLock
+    with FileLock(str(db) + ".lock", timeout=120):
+        return MlflowClient(tracking_uri=uri)
 
 
 def get_or_create_experiment(mlflow_client, uri, name):

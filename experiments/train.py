@@ -9,6 +9,7 @@ and opens the store; a bad value exits non-zero with one line naming the key.
 Sweeps skip grid points already FINISHED (same config_hash) unless FORCE=1.
 """
 import os
+import re
 import sys
 import tempfile
 import time
@@ -63,10 +64,14 @@ def cli(argv=None):
             json.dump(sorted(plan.done), fh)
         progress_dir = os.path.join(tmp, "progress")
         os.makedirs(progress_dir)
-        os.environ.update({runner.ENV_EXPERIMENT_ID: plan.experiment_id, runner.ENV_PARENT_RUN: plan.parent_run_id,
-                           runner.ENV_SWEEP: plan.sweep_id, runner.ENV_SKIP_FILE: skip_file,
-                           runner.ENV_PROGRESS_DIR: progress_dir,
-                           "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})
+        job_env = {runner.ENV_EXPERIMENT_ID: plan.experiment_id, runner.ENV_PARENT_RUN: plan.parent_run_id,
+                   runner.ENV_SWEEP: plan.sweep_id, runner.ENV_SKIP_FILE: "" if force else skip_file,
+                   runner.ENV_PROGRESS_DIR: progress_dir,
+                   "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+        os.environ.update(job_env)  # workers started here (joblib, submitit_local) inherit it
+        # ...and hydra.job.env_set sets it inside every job whatever the launcher, also on workers
+        # that do not inherit this environment (a Ray cluster, SLURM with --export=NONE).
+        sys.argv = [sys.argv[0], *argv, *env_set_overrides(job_env)]
         status = "FAILED"
         try:
             with sweep.Progress(progress_dir, n_total) as progress:
@@ -86,6 +91,14 @@ def cli(argv=None):
                   f"{kinds['ok']} ok, {kinds['diverged']} diverged, {kinds['failed']} failed, "
                   f"{done - sum(kinds.values())} skipped", file=sys.stderr)
     return 0
+
+
+def env_set_overrides(env):
+    """``++hydra.job.env_set.KEY='value'`` overrides: Hydra exports them in each job's process."""
+    def quote(value):  # Hydra's quoted string: backslashes are literal except before a quote or the end
+        value = re.sub(r"(\\+)(?='|$)", lambda m: m.group(1) * 2, str(value))
+        return "'" + value.replace("'", "\\'") + "'"
+    return [f"++hydra.job.env_set.{key}={quote(value)}" for key, value in env.items()]
 
 
 if __name__ == "__main__":
