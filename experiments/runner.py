@@ -178,7 +178,7 @@ def run_job(cfg, output_dir, overrides=()):
     status = {"config_hash": cfg_hash, "run_name": run_name(cfg), "status": "RUNNING", "synced": False,
               "tracking_uri": tracking.resolve_uri(cfg.tracking.uri), "experiment": cfg.tracking.experiment,
               "experiment_id": os.environ.get(ENV_EXPERIMENT_ID), "tags": tags, "run_id": None}
-    write_status(output_dir, status)
+    sync.write_status(output_dir, status)
     sync.open_run(output_dir, status)
     try:
         t_train = time.time()
@@ -191,7 +191,7 @@ def run_job(cfg, output_dir, overrides=()):
     except BaseException as exc:
         state = "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
         status.update(status=state, error=f"{type(exc).__name__}: {exc}")
-        write_status(output_dir, status)
+        sync.write_status(output_dir, status)
         sync.close_run(status, state)
         _mark_progress(cfg_hash, "failed")
         raise
@@ -201,28 +201,18 @@ def run_job(cfg, output_dir, overrides=()):
     recorder.scalars().to_parquet(output_dir / "scalars.parquet", index=False)
     status.update(status="FINISHED", outcome=outcome, steps=result.steps, diverged_step=result.diverged_step,
                   train_seconds=round(train_seconds, 3))
-    write_status(output_dir, status)
+    sync.write_status(output_dir, status)
     t_log = time.time()
     try:
         synced = sync.upload(output_dir)
     except KeyboardInterrupt:  # Ctrl-C while uploading: close the partial run; the record stays for `make sync`
-        sync.close_run(read_status(output_dir), "KILLED")
+        sync.close_run(sync.read_status(output_dir), "KILLED")
         _mark_progress(cfg_hash, "failed")
         raise
     if synced:
-        status = read_status(output_dir)
+        status = sync.read_status(output_dir)
         status.update(log_seconds=round(time.time() - t_log, 3), total_seconds=round(time.time() - started, 3))
-        write_status(output_dir, status)
+        sync.write_status(output_dir, status)
     _mark_progress(cfg_hash, outcome)
     return outcome
 
-
-def read_status(output_dir):
-    return json.loads((Path(output_dir) / "status.json").read_text())
-
-
-def write_status(output_dir, status):
-    """Atomic: a kill leaves the old or the new status, never half a file."""
-    tmp = Path(output_dir) / "status.json.tmp"
-    tmp.write_text(json.dumps(status, indent=2, default=str))
-    tmp.replace(Path(output_dir) / "status.json")

@@ -25,11 +25,12 @@ LOGGED_LAYER_STATS = ("grad_norm", "act_var")
 REPO_ROOT = tracking.REPO_ROOT
 
 
-def _status(record):
+def read_status(record):
     return json.loads((Path(record) / "status.json").read_text())
 
 
-def _write(record, status):
+def write_status(record, status):
+    """Atomic: a kill leaves the old or the new status, never half a file."""
     tmp = Path(record) / "status.json.tmp"
     tmp.write_text(json.dumps(status, indent=2, default=str))
     tmp.replace(Path(record) / "status.json")
@@ -51,7 +52,7 @@ def open_run(record, status):
               file=sys.stderr)
         return None
     status.update(run_id=run.info.run_id, experiment_id=exp_id)
-    _write(record, status)
+    write_status(record, status)
     return run.info.run_id
 
 
@@ -91,7 +92,7 @@ def finished_run(client, status):
     return found[0].info.run_id if found else None
 
 
-def _run_status(client, run_id):
+def _run_state(client, run_id):
     """Status of run ``run_id`` in the store; None without a run_id or when the store has no such run."""
     if not run_id:
         return None
@@ -111,7 +112,7 @@ def upload(record, dedupe=False):
     uploaded again: same config_hash, same numbers, and no duplicate.
     """
     record = Path(record)
-    status = _status(record)
+    status = read_status(record)
     if status.get("synced"):
         return True
     if status.get("status") != "FINISHED":
@@ -120,19 +121,19 @@ def upload(record, dedupe=False):
         from mlflow.entities import Metric, Param, RunTag
         client = tracking.client(status["tracking_uri"])
         if dedupe:
-            own = _run_status(client, status.get("run_id"))
+            own = _run_state(client, status.get("run_id"))
             other = None if own == "FINISHED" else finished_run(client, status)
             if own == "FINISHED" or other is not None:
                 if own == "RUNNING":
                     close_run(status, "KILLED")  # the record's own run, left partial by the outage
                 status.update(synced=True, **({"superseded_by": other} if other else {}))
-                _write(record, status)
+                write_status(record, status)
                 return True
         if not status.get("run_id"):
             exp_id = _experiment_id(client, status)
             run = tracking.retry(client.create_run, exp_id, run_name=status["run_name"], tags=status["tags"])
             status.update(run_id=run.info.run_id, experiment_id=exp_id)
-            _write(record, status)
+            write_status(record, status)
         run_id = status["run_id"]
         cfg = yaml.safe_load((record / "config.yaml").read_text())
         params = [Param(k, str(v)) for k, v in flatten(cfg).items()]
@@ -156,7 +157,7 @@ def upload(record, dedupe=False):
               file=sys.stderr)
         return False
     status["synced"] = True
-    _write(record, status)
+    write_status(record, status)
     return True
 
 
@@ -178,13 +179,13 @@ def main(argv=None):
     args = parser.parse_args(argv)
     counts = {"already synced": 0, "uploaded": 0, "superseded": 0, "failed": 0, "unfinished": 0}
     for record in find_records(args.roots):
-        status = _status(record)
+        status = read_status(record)
         if status.get("synced"):
             counts["already synced"] += 1
         elif status.get("status") != "FINISHED":
             counts["unfinished"] += 1
         elif upload(record, dedupe=True):
-            counts["superseded" if _status(record).get("superseded_by") else "uploaded"] += 1
+            counts["superseded" if read_status(record).get("superseded_by") else "uploaded"] += 1
         else:
             counts["failed"] += 1
     print("sync: " + ", ".join(f"{v} {k}" for k, v in counts.items()))

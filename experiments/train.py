@@ -102,4 +102,9 @@ def env_set_overrides(env):
 
 
 if __name__ == "__main__":
-    sys.exit(cli())
+    try:
+        sys.exit(cli())
+    except KeyboardInterrupt:
+        print("interrupted: unfinished runs are closed as KILLED; run the same command again to resume",
+              file=sys.stderr)
+        sys.exit(130)
