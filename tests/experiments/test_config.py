@@ -88,3 +88,14 @@ def test_histogram_steps_are_logged_steps():
     assert steps[0] == 0 and steps[-1] == 460 and len(steps) == 5
     assert all(s % 10 == 0 for s in steps[:-1])
     assert histogram_steps(0, 10, 3) == [0]
+
+
+def test_preflight_fast_compose_equals_hydra_compose(compose_cfg):
+    from experiments import sweep
+    jobs = sweep.compose_jobs(sweep.expand(["activation=tanh,relu", "model.depth=3,7", "optimizer.lr=0.2",
+                                            "init=normal", "init.sigma_w=1.5"], True))
+    assert len(jobs) == 4
+    for overrides, cfg, cfg_hash in jobs:
+        reference = compose_cfg(*overrides)
+        assert cfg == reference and cfg_hash == config_hash(reference)
+        assert cfg.model.depth in (3, 7) and cfg.optimizer.lr == 0.2 and cfg.init.sigma_w == 1.5
