@@ -24,9 +24,12 @@ Timing: warm-up, then the median over repeats of the mean time of a block of man
 calls (time.perf_counter). The measurements of one (shape, dtype) are interleaved
 block by block (nncore Adam, nncore SGD, probe, bare GEMMs, torch Adam, torch SGD,
 in rotating order, each block after two untimed calls), so that load from other
-processes on a shared machine hits all of them alike; the CPU time those other
-processes used meanwhile is measured (/proc/stat) and reported. Results also go
-to benchmarks/results.json. ``--breakdown`` adds the time of each phase of a step.
+processes on a shared machine hits all of them alike. The CPU time that other
+processes use during each block is read from /proc/stat: medians are over the
+clean blocks (others used <= 0.1 core), more rounds are run to collect them
+within --budget-s, and a value printed with "*" had too few clean blocks to be
+trusted. Results also go to benchmarks/results.json (with every block's time);
+``--breakdown`` adds the time of each phase of a step.
 """
 import argparse
 import json
