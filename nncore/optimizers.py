@@ -46,14 +46,16 @@ class Optimizer:
     def lr(self):
         return self.hyper["lr"]
 
-    def step(self, net, grads):
+    def step(self, net, grads, total_norm=None):
+        """Update ``net`` in place. ``total_norm`` is the global gradient norm when the
+        caller has already computed it (the training loop does, to detect divergence)."""
         params = list(net.weights) + list(net.biases)
         gs = list(grads.weights) + list(grads.biases)
         if len(params) != len(gs) or any(p.shape != g.shape for p, g in zip(params, gs)):
             raise ValueError(f"gradient shapes {[g.shape for g in gs]} do not match parameter shapes "
                              f"{[p.shape for p in params]}")
         scale = 1.0
-        total = math.sqrt(sum(_sq_norm(g) for g in gs))
+        total = global_norm(grads) if total_norm is None else total_norm
         self.last_total_norm = total
         if self.clip_norm is not None:
             coef = self.clip_norm / (total + 1e-6)
@@ -321,10 +323,15 @@ def get(name, **hyper):
     return cls(**hyper)
 
 
+def global_norm(grads):
+    """sqrt of the summed squares of every weight and bias gradient."""
+    return math.sqrt(sum(_sq_norm(g) for g in list(grads.weights) + list(grads.biases)))
+
+
 def clip_grad_norm(grads, max_norm):
     """Scale ``grads`` in place as torch.nn.utils.clip_grad_norm_; returns the total norm before."""
     gs = list(grads.weights) + list(grads.biases)
-    total = math.sqrt(sum(_sq_norm(g) for g in gs))
+    total = global_norm(grads)
     coef = max_norm / (total + 1e-6)
     if coef < 1.0:
         for g in gs:

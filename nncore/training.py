@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .optimizers import global_norm
 from .rng import generator
 
 
@@ -91,12 +92,12 @@ def train(net, opt, X, y, *, epochs, batch_size, probe_X=None, probe_y=None, log
                 idx = order[start:start + batch_size]
                 loss, grads = net.loss_and_grads(X[idx], y[idx], train=True)
                 result.train_losses.append(loss)
-                gnorm = math.sqrt(sum(float(np.dot(g.reshape(-1), g.reshape(-1))) for g in grads.weights + grads.biases))
+                gnorm = global_norm(grads)
                 if not (math.isfinite(loss) and math.isfinite(gnorm)):
                     result.diverged_step = step
                     result.steps = step
                     return result
-                opt.step(net, grads)
+                opt.step(net, grads, total_norm=gnorm)
                 step += 1
                 if step % log_every == 0 or step == total:
                     report(step, epoch + 1 if start + batch_size >= n else epoch, loss, gnorm, final=step == total)

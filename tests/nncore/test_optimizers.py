@@ -332,3 +332,21 @@ def test_with_real_gradients_loss_decreases():
             _, grads = net.loss_and_grads(X, y)
             opt.step(net, grads)
         assert net.loss(X, y) < first, name
+
+
+def test_step_with_a_precomputed_total_norm_matches_step_without():
+    from nncore import MLP, optimizers
+    from nncore.optimizers import global_norm
+    X = np.random.default_rng(0).normal(size=(8, 4))
+    y = np.arange(8) % 3
+    a, b = MLP(4, [5, 5], 3, seed=1), MLP(4, [5, 5], 3, seed=1)
+    opt_a, opt_b = optimizers.get("adam", lr=0.1, clip_norm=0.01), optimizers.get("adam", lr=0.1, clip_norm=0.01)
+    for _ in range(3):
+        _, ga = a.loss_and_grads(X, y, train=False)
+        norm = global_norm(ga)
+        assert norm == pytest.approx(np.sqrt(sum(np.sum(g ** 2) for g in ga.weights + ga.biases)), rel=1e-12)
+        opt_a.step(a, ga, total_norm=norm)
+        _, gb = b.loss_and_grads(X, y, train=False)
+        opt_b.step(b, gb)
+    for wa, wb in zip(a.weights + a.biases, b.weights + b.biases):
+        np.testing.assert_array_equal(wa, wb)
