@@ -9,14 +9,25 @@ Conventions (used by every module of nncore):
     d loss_n / d z_l is B * dL/dz_l (see probes.delta_ms).
 Python lists are 0-based: ``weights[0]`` is W_1.
 """
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import activations, initializers, losses, probes
+from . import activations, initializers, losses, parallel, probes
 from .rng import generator
 
 DTYPES = {"float64": np.float64, "float32": np.float32}
+
+
+def packed(shapes, dtype):
+    """(flat, views): one flat array and a C-contiguous view of it for every shape, in order."""
+    sizes = [int(np.prod(s)) for s in shapes]
+    flat = np.empty(sum(sizes), dtype)
+    views, start = [], 0
+    for shape, size in zip(shapes, sizes):
+        views.append(flat[start:start + size].reshape(shape))
+        start += size
+    return flat, views
 
 
 @dataclass
@@ -25,24 +36,43 @@ class Grads:
 
     The arrays belong to the network and are overwritten by its next
     ``loss_and_grads`` call (as torch's ``.grad``): copy them to keep them.
+    ``flat``, when given, is one array holding every weight then bias gradient, of
+    which ``weights`` and ``biases`` are views (``views`` lists them in that order).
     """
     weights: list
     biases: list
     deltas: list  # dL/dz_l, shape (B, n_l), l = 1..L
+    flat: np.ndarray = field(default=None, repr=False)
+    views: tuple = field(default=(), repr=False)
+
+    def packed(self):
+        """``flat`` if ``weights`` and ``biases`` are still its views, else None."""
+        if self.flat is None:
+            return None
+        current = self.weights + self.biases
+        if len(current) != len(self.views) or any(a is not b for a, b in zip(current, self.views)):
+            return None
+        return self.flat
 
 
 class _Workspace:
-    """Buffers for one batch size: no allocation per step in the hot loop."""
+    """Buffers for one batch size: no allocation per step in the hot loop.
+
+    Each kind of buffer is one flat array holding the layers in order (``z_flat``
+    etc.), so that the probes can treat consecutive layers of equal width as one
+    (layers, batch, width) block.
+    """
 
     def __init__(self, sizes, batch, dtype, dropout):
-        n_layers = len(sizes) - 1
-        self.z = [np.empty((batch, n), dtype) for n in sizes[1:]]
-        self.h = [np.empty((batch, n), dtype) for n in sizes[1:-1]]           # phi(z_l), hidden layers
-        self.a = [np.empty((batch, n), dtype) for n in sizes[1:-1]] if dropout else self.h  # after dropout
-        self.delta = [np.empty((batch, n), dtype) for n in sizes[1:]]
-        self.scratch = [np.empty((batch, n), dtype) for n in sizes[1:-1]]
-        self.masks = [np.empty((batch, n), dtype) for n in sizes[1:-1]] if dropout else None
-        self.n_layers = n_layers
+        every = [(batch, n) for n in sizes[1:]]
+        hidden = every[:-1]
+        self.z_flat, self.z = packed(every, dtype)
+        self.h_flat, self.h = packed(hidden, dtype)              # phi(z_l), hidden layers
+        self.a = packed(hidden, dtype)[1] if dropout else self.h  # after dropout
+        self.delta_flat, self.delta = packed(every, dtype)
+        self.scratch_flat, self.scratch = packed(hidden, dtype)  # phi'(z_l) after a backward pass
+        self.masks = packed(hidden, dtype)[1] if dropout else None
+        self.n_layers = len(sizes) - 1
 
 
 class MLP:
@@ -90,11 +120,13 @@ class MLP:
                            init_params=dict(init_params or {}), activation_params=dict(activation_params or {}))
 
         init_rng = generator(seed, "init")
-        self.weights, self.biases = [], []
-        for fan_in, fan_out in zip(self.sizes[:-1], self.sizes[1:]):
-            self.weights.append(initializers.init_weights(init, init_rng, fan_in, fan_out, self.dtype,
-                                                          **(init_params or {})))
-            self.biases.append(initializers.init_bias(init_rng, fan_out, self.dtype, sigma_b))
+        self._params, views = packed(self._param_shapes(), self.dtype)
+        self.weights, self.biases = views[:self.n_layers], views[self.n_layers:]
+        for w, b, fan_in, fan_out in zip(self.weights, self.biases, self.sizes[:-1], self.sizes[1:]):
+            np.copyto(w, initializers.init_weights(init, init_rng, fan_in, fan_out, self.dtype,
+                                                   **(init_params or {})))
+            np.copyto(b, initializers.init_bias(init_rng, fan_out, self.dtype, sigma_b))
+        self._param_views = tuple(views)
         self._dropout_rng = generator(seed, "dropout")
         self.update_norms = np.zeros(self.n_layers)  # ||delta W_l|| of the last optimizer step
         self.probe_loss = self.probe_accuracy = float("nan")
@@ -110,6 +142,30 @@ class MLP:
     @property
     def depth(self):
         return len(self.sizes) - 2
+
+    def _param_shapes(self):
+        return ([(fi, fo) for fi, fo in zip(self.sizes[:-1], self.sizes[1:])]
+                + [(fo,) for fo in self.sizes[1:]])
+
+    def flat_parameters(self):
+        """Every weight then every bias as one flat array, of which ``weights`` and ``biases``
+        are views: the optimizers update it in one pass. An entry of ``weights`` or ``biases``
+        that was replaced by another array is copied in first (ValueError on a bad shape)."""
+        current = self.weights + self.biases
+        views = self._param_views
+        if (len(current) == len(views) and all(a is b for a, b in zip(current, views))
+                and views[0].base is self._params):
+            return self._params
+        shapes = self._param_shapes()
+        if len(current) != len(shapes) or any(np.shape(a) != s for a, s in zip(current, shapes)):
+            raise ValueError(f"weights and biases must have shapes {shapes}, got "
+                             f"{[np.shape(a) for a in current]}")
+        flat, views = packed(shapes, self.dtype)
+        for v, a in zip(views, current):
+            np.copyto(v, a, casting="same_kind")
+        self._params, self._param_views = flat, tuple(views)
+        self.weights, self.biases = views[:self.n_layers], views[self.n_layers:]
+        return flat
 
     def __repr__(self):
         return (f"MLP(sizes={self.sizes}, activation={self.activation.name!r}, init={self.config['init']!r}, "
@@ -145,10 +201,11 @@ class MLP:
         return ws
 
     def _grad_buffers(self, kind):
+        """(weight grads, bias grads, flat, views): the views of one flat array."""
         g = self._grads.get(kind)
         if g is None:
-            g = self._grads[kind] = ([np.empty_like(w) for w in self.weights],
-                                     [np.empty_like(b) for b in self.biases])
+            flat, views = packed(self._param_shapes(), self.dtype)
+            g = self._grads[kind] = (views[:self.n_layers], views[self.n_layers:], flat, tuple(views))
         return g
 
     def _forward(self, X, ws, train, masks=None):
@@ -159,23 +216,46 @@ class MLP:
         for l in range(L):
             z = ws.z[l]
             np.matmul(a_prev, self.weights[l], out=z)
-            z += self.biases[l]
             if l == L - 1:
+                z += self.biases[l]
                 break
-            h = self.activation.forward(z, out=ws.h[l])
-            if self.dropout > 0:
-                if use_dropout:
-                    if masks is not None:
-                        np.copyto(ws.masks[l], masks[l])
-                    else:
-                        keep = self._dropout_rng.random(z.shape) >= self.dropout
-                        np.multiply(keep, 1.0 / (1.0 - self.dropout), out=ws.masks[l])
-                    np.multiply(h, ws.masks[l], out=ws.a[l])
+            if use_dropout:
+                if masks is not None:
+                    np.copyto(ws.masks[l], masks[l])
                 else:
-                    np.copyto(ws.a[l], h)
+                    keep = self._dropout_rng.random(z.shape) >= self.dropout
+                    np.multiply(keep, 1.0 / (1.0 - self.dropout), out=ws.masks[l])
+            parallel.split_rows(self._activate(ws, l, use_dropout), z.shape[0], z.size)
             a_prev = ws.a[l]
         ws.dropout_active = use_dropout
         return ws.z[L - 1]
+
+    def _activate(self, ws, l, use_dropout):
+        """Rows [lo, hi) of hidden layer l after its matrix product: bias, phi, dropout."""
+        z, h, a, b = ws.z[l], ws.h[l], ws.a[l], self.biases[l]
+
+        def rows(lo, hi):
+            zr = z[lo:hi]
+            zr += b
+            self.activation.forward(zr, out=h[lo:hi])
+            if use_dropout:
+                np.multiply(h[lo:hi], ws.masks[l][lo:hi], out=a[lo:hi])
+            elif a is not h:
+                np.copyto(a[lo:hi], h[lo:hi])
+        return rows
+
+    def _backpropagate(self, ws, l):
+        """Rows [lo, hi) of dL/dz_l from dL/da_l (in ws.delta[l-1]): dropout mask, then phi'(z_l).
+        phi'(z_l) is left in ws.scratch for the probes."""
+        d, z, h, s = ws.delta[l], ws.z[l], ws.h[l], ws.scratch[l]
+        mask = ws.masks[l] if ws.dropout_active else None
+
+        def rows(lo, hi):
+            dr = d[lo:hi]
+            if mask is not None:
+                dr *= mask[lo:hi]
+            dr *= self.activation.derivative(z[lo:hi], h[lo:hi], out=s[lo:hi])
+        return rows
 
     def _backward(self, X, y, ws, grad_w, grad_b):
         L = self.n_layers
@@ -184,14 +264,12 @@ class MLP:
             a_prev = X if l == 0 else ws.a[l - 1]
             d = ws.delta[l]
             np.matmul(a_prev.T, d, out=grad_w[l])
-            np.sum(d, axis=0, out=grad_b[l])
+            np.add.reduce(d, axis=0, out=grad_b[l])
             if l == 0:
                 break
             d_prev = ws.delta[l - 1]
             np.matmul(d, self.weights[l].T, out=d_prev)
-            if ws.dropout_active:
-                d_prev *= ws.masks[l - 1]
-            d_prev *= self.activation.derivative(ws.z[l - 1], ws.h[l - 1], out=ws.scratch[l - 1])
+            parallel.split_rows(self._backpropagate(ws, l - 1), d_prev.shape[0], d_prev.size)
         return loss
 
     def loss_and_grads(self, X, y, train=True, masks=None):
@@ -205,11 +283,11 @@ class MLP:
         if masks is not None:
             if len(masks) != self.depth or any(m.shape != h.shape for m, h in zip(masks, ws.h)):
                 raise ValueError(f"masks must be {self.depth} arrays of shapes {[h.shape for h in ws.h]}")
-        grad_w, grad_b = self._grad_buffers("train")
+        grad_w, grad_b, flat, views = self._grad_buffers("train")
         self._forward(X, ws, train, masks)
         loss = self._backward(X, y, ws, grad_w, grad_b)
         self.last_masks = ws.masks if ws.dropout_active else None
-        return loss, Grads(grad_w, grad_b, ws.delta)
+        return loss, Grads(list(grad_w), list(grad_b), ws.delta, flat, views)
 
     def forward(self, X, train=False):
         """Logits z_L for X (a new array). Dropout only when ``train``."""
@@ -236,7 +314,7 @@ class MLP:
     def _probe_pass(self, X, y):
         X, y = self.check_inputs(X, y)
         ws = self._workspace(X.shape[0], "probe")
-        grad_w, grad_b = self._grad_buffers("probe")
+        grad_w, grad_b = self._grad_buffers("probe")[:2]
         self._forward(X, ws, train=False)
         accuracy = self.loss_fn.accuracy(ws.z[-1], y)
         loss = self._backward(X, y, ws, grad_w, grad_b)

@@ -1,9 +1,15 @@
 """Optimizers with torch.optim's update rules, defaults and keyword names.
 
 ``opt = get("adam", lr=1e-3)``; ``opt.step(net, grads)`` updates ``net.weights`` and
-``net.biases`` in place. State is kept per parameter. Each rule computes the
-amount ``u`` to subtract (p <- p - u), so ||u|| of every weight matrix is
-recorded in ``net.update_norms`` for the ``update_ratio`` probe.
+``net.biases`` in place. Each rule computes the amount ``u`` to subtract
+(p <- p - u), so ||u|| of every weight matrix is recorded in ``net.update_norms``
+for the ``update_ratio`` probe.
+
+The rules are elementwise, so they run on the network's parameters as one flat
+array (``net.flat_parameters()``: every weight, then every bias) in blocks of
+``BLOCK`` elements, which stay in cache for all the passes of a rule, split over
+threads (nncore.parallel). ``opt.state`` holds the rule's state as flat arrays
+in that order (``exp_avg``, ``momentum_buffer``, ... as torch names them).
 
 Two options common to all, as in torch:
   weight_decay  coupled L2: g <- g + weight_decay * p before the rule (biases included);
@@ -14,10 +20,15 @@ import math
 
 import numpy as np
 
+from . import parallel
+
+BLOCK = 65536  # elements: the arrays of one block fit in a core's L2 cache
+
 
 class Optimizer:
     name = "optimizer"
     defaults = {}
+    scratch = ()  # names of per-step work arrays a rule needs besides u
 
     def __init__(self, **hyper):
         unknown = set(hyper) - set(self.defaults) - {"weight_decay", "clip_norm"}
@@ -33,6 +44,7 @@ class Optimizer:
         self.t = 0
         self.state = {}
         self.last_total_norm = float("nan")
+        self._layout = None
 
     def _validate(self):
         pass
@@ -49,40 +61,99 @@ class Optimizer:
     def step(self, net, grads, total_norm=None):
         """Update ``net`` in place. ``total_norm`` is the global gradient norm when the
         caller has already computed it (the training loop does, to detect divergence)."""
-        params = list(net.weights) + list(net.biases)
-        gs = list(grads.weights) + list(grads.biases)
-        if len(params) != len(gs) or any(p.shape != g.shape for p, g in zip(params, gs)):
-            raise ValueError(f"gradient shapes {[g.shape for g in gs]} do not match parameter shapes "
-                             f"{[p.shape for p in params]}")
-        scale = 1.0
+        p = net.flat_parameters()
+        g = self._flat_grads(p, net, grads)
         total = global_norm(grads) if total_norm is None else total_norm
         self.last_total_norm = total
+        scale = 1.0
         if self.clip_norm is not None:
-            coef = self.clip_norm / (total + 1e-6)
-            scale = min(coef, 1.0)
+            scale = min(self.clip_norm / (total + 1e-6), 1.0)
+        lay = self._prepare(net, p)
         self.t += 1
-        n_weights = len(net.weights)
-        for i, (p, g) in enumerate(zip(params, gs)):
-            st = self.state.get(i)
-            if st is None:
-                st = self.state[i] = {"u": np.empty_like(p)}
-            u = st["u"]
-            if scale != 1.0 or self.weight_decay:
-                g_eff = st.get("g")
-                if g_eff is None:
-                    g_eff = st["g"] = np.empty_like(p)
-                np.multiply(g, scale, out=g_eff)
-                if self.weight_decay:
-                    np.multiply(p, self.weight_decay, out=u)
+        n_blocks = len(lay["blocks"])
+        parallel.run(lambda lo, hi: self._blocks(p, g, scale, lo, hi),
+                     parallel.bounds(n_blocks, parallel.n_parts(p.size, limit=n_blocks)))
+        net.update_norms[:] = np.sqrt(np.bincount(lay["seg_layer"], lay["seg_sq"], minlength=net.n_layers))
+
+    def _flat_grads(self, p, net, grads):
+        """The gradients as one flat array laid out as ``p``: the network's own buffer, or a copy."""
+        params = net.weights + net.biases
+        flat = grads.packed() if hasattr(grads, "packed") else None
+        if (flat is not None and flat.dtype == p.dtype and len(grads.views) == len(params)
+                and all(a.shape == b.shape for a, b in zip(params, grads.views))):
+            return flat
+        gs = list(grads.weights) + list(grads.biases)
+        if len(params) != len(gs) or any(a.shape != np.shape(b) for a, b in zip(params, gs)):
+            raise ValueError(f"gradient shapes {[np.shape(b) for b in gs]} do not match parameter shapes "
+                             f"{[a.shape for a in params]}")
+        work = self._layout["gather"] if self._layout and self._layout["gather"].shape == p.shape else np.empty_like(p)
+        start = 0
+        for b in gs:
+            n = np.size(b)
+            np.copyto(work[start:start + n], np.reshape(b, -1), casting="same_kind")
+            start += n
+        if self._layout:
+            self._layout["gather"] = work
+        return work
+
+    def _prepare(self, net, p):
+        """Per-network layout, state and work arrays, made at the first step."""
+        lay = self._layout
+        if lay is not None:
+            if lay["size"] != p.size or lay["dtype"] != p.dtype:
+                raise ValueError(f"this optimizer holds state for {lay['size']} {lay['dtype']} parameters; "
+                                 f"the network has {p.size} {p.dtype}")
+            return lay
+        # blocks never straddle a weight matrix's end, so ||u|| per layer sums per-block dots
+        n_w = sum(w.size for w in net.weights)
+        blocks = []
+        for start, stop in zip(*_weight_bounds(net)):
+            blocks += [(a, min(a + BLOCK, stop)) for a in range(start, stop, BLOCK)]
+        blocks += [(a, min(a + BLOCK, p.size)) for a in range(n_w, p.size, BLOCK)]
+        segs, seg_layer = [], []
+        starts, stops = _weight_bounds(net)
+        for lo, hi in blocks:
+            here = [(l, max(lo, s), min(hi, e)) for l, (s, e) in enumerate(zip(starts, stops)) if s < hi and e > lo]
+            segs.append([(len(seg_layer) + k, a, b) for k, (_, a, b) in enumerate(here)])
+            seg_layer += [l for l, _, _ in here]
+        self._layout = lay = {
+            "size": p.size, "dtype": p.dtype, "blocks": blocks, "segs": segs,
+            "seg_layer": np.asarray(seg_layer, dtype=np.intp), "seg_sq": np.zeros(len(seg_layer)),
+            "u": np.empty_like(p), "g_eff": np.empty_like(p), "gather": np.empty_like(p),
+            "scratch": {name: np.empty_like(p) for name in self.scratch},
+        }
+        self.state = self._init_state(p)
+        return lay
+
+    def _init_state(self, p):
+        """The rule's state for parameters ``p``: {name: flat array}."""
+        return {}
+
+    def _blocks(self, p, g, scale, first, stop):
+        """Update blocks [first, stop) of the layout; record each block's ||u||^2 per layer."""
+        lay = self._layout
+        u_all, seg_sq, decay = lay["u"], lay["seg_sq"], self.weight_decay
+        for k in range(first, stop):
+            lo, hi = lay["blocks"][k]
+            pb, gb, u = p[lo:hi], g[lo:hi], u_all[lo:hi]
+            if scale != 1.0 or decay:
+                g_eff = lay["g_eff"][lo:hi]
+                np.multiply(gb, scale, out=g_eff)
+                if decay:
+                    np.multiply(pb, decay, out=u)
                     g_eff += u
-                g = g_eff
-            self._update(p, g, st, u)
-            p -= u
-            if i < n_weights:
-                net.update_norms[i] = math.sqrt(_sq_norm(u))
+                gb = g_eff
+            st = {name: a[lo:hi] for name, a in self.state.items()}
+            st.update((name, a[lo:hi]) for name, a in lay["scratch"].items())
+            self._update(pb, gb, st, u)
+            pb -= u
+            for s, a, b in lay["segs"][k]:
+                ub = u_all[a:b]
+                seg_sq[s] = np.dot(ub, ub)
 
     def _update(self, p, g, st, u):
-        """Write into ``u`` the amount to subtract from ``p`` at step ``self.t``."""
+        """Write into ``u`` the amount to subtract from ``p`` at step ``self.t``; ``st`` holds
+        this block's slices of the state and scratch arrays."""
         raise NotImplementedError
 
 
@@ -100,13 +171,16 @@ class SGD(Optimizer):
         if h["nesterov"] and (h["momentum"] <= 0 or h["dampening"] != 0):
             raise ValueError("nesterov requires momentum > 0 and dampening = 0")
 
+    def _init_state(self, p):
+        return {"momentum_buffer": np.zeros_like(p)} if self.hyper["momentum"] else {}
+
     def _update(self, p, g, st, u):
         h = self.hyper
         mu = h["momentum"]
         if mu:
-            buf = st.get("momentum_buffer")
-            if buf is None:
-                buf = st["momentum_buffer"] = g.copy()
+            buf = st["momentum_buffer"]
+            if self.t == 1:
+                np.copyto(buf, g)
             else:
                 buf *= mu
                 np.multiply(g, 1.0 - h["dampening"], out=u)
@@ -142,11 +216,12 @@ class Adagrad(Optimizer):
         for key in ("lr_decay", "initial_accumulator_value", "eps"):
             self.hyper[key] = _number(key, self.hyper[key], low=0.0)
 
+    def _init_state(self, p):
+        return {"sum": np.full_like(p, self.hyper["initial_accumulator_value"])}
+
     def _update(self, p, g, st, u):
         h = self.hyper
-        acc = st.get("sum")
-        if acc is None:
-            acc = st["sum"] = np.full_like(p, h["initial_accumulator_value"])
+        acc = st["sum"]
         np.multiply(g, g, out=u)
         acc += u
         clr = h["lr"] / (1.0 + (self.t - 1) * h["lr_decay"])
@@ -169,20 +244,21 @@ class RMSprop(Optimizer):
         h["momentum"] = _number("momentum", h["momentum"], low=0.0)
         h["centered"] = bool(h["centered"])
 
+    def _init_state(self, p):
+        h = self.hyper
+        names = ["square_avg"] + ["grad_avg"] * h["centered"] + ["momentum_buffer"] * (h["momentum"] > 0)
+        return {name: np.zeros_like(p) for name in names}
+
     def _update(self, p, g, st, u):
         h = self.hyper
         alpha = h["alpha"]
-        v = st.get("square_avg")
-        if v is None:
-            v = st["square_avg"] = np.zeros_like(p)
+        v = st["square_avg"]
         v *= alpha
         np.multiply(g, g, out=u)
         u *= 1.0 - alpha
         v += u
         if h["centered"]:
-            gavg = st.get("grad_avg")
-            if gavg is None:
-                gavg = st["grad_avg"] = np.zeros_like(p)
+            gavg = st["grad_avg"]
             gavg *= alpha
             np.multiply(g, 1.0 - alpha, out=u)
             gavg += u
@@ -194,9 +270,7 @@ class RMSprop(Optimizer):
         u += h["eps"]
         np.divide(g, u, out=u)
         if h["momentum"] > 0:
-            buf = st.get("momentum_buffer")
-            if buf is None:
-                buf = st["momentum_buffer"] = np.zeros_like(p)
+            buf = st["momentum_buffer"]
             buf *= h["momentum"]
             buf += u
             np.copyto(u, buf)
@@ -208,28 +282,26 @@ class Adadelta(Optimizer):
     v = rho v + (1 - rho) g^2; d = sqrt(s + eps) / sqrt(v + eps) g; s = rho s + (1 - rho) d^2; p -= lr d."""
     name = "adadelta"
     defaults = {"lr": 1.0, "rho": 0.9, "eps": 1e-6}
+    scratch = ("d",)
 
     def _validate(self):
         self.hyper["rho"] = _number("rho", self.hyper["rho"], low=0.0, high=1.0)
         self.hyper["eps"] = _number("eps", self.hyper["eps"], low=0.0)
 
+    def _init_state(self, p):
+        return {"square_avg": np.zeros_like(p), "acc_delta": np.zeros_like(p)}
+
     def _update(self, p, g, st, u):
         h = self.hyper
         rho, eps = h["rho"], h["eps"]
-        v = st.get("square_avg")
-        if v is None:
-            v = st["square_avg"] = np.zeros_like(p)
-            st["acc_delta"] = np.zeros_like(p)
-        s = st["acc_delta"]
+        v, s = st["square_avg"], st["acc_delta"]
         v *= rho
         np.multiply(g, g, out=u)
         u *= 1.0 - rho
         v += u
         np.add(s, eps, out=u)
         np.sqrt(u, out=u)
-        d = st.get("d")
-        if d is None:
-            d = st["d"] = np.empty_like(p)
+        d = st["d"]
         np.add(v, eps, out=d)
         np.sqrt(d, out=d)
         np.divide(u, d, out=u)
@@ -259,14 +331,14 @@ class Adam(Optimizer):
         h["eps"] = _number("eps", h["eps"], low=0.0)
         h["amsgrad"] = bool(h["amsgrad"])
 
+    def _init_state(self, p):
+        names = ["exp_avg", "exp_avg_sq"] + ["max_exp_avg_sq"] * self.hyper["amsgrad"]
+        return {name: np.zeros_like(p) for name in names}
+
     def _update(self, p, g, st, u):
         h = self.hyper
         b1, b2 = h["betas"]
-        m = st.get("exp_avg")
-        if m is None:
-            m = st["exp_avg"] = np.zeros_like(p)
-            st["exp_avg_sq"] = np.zeros_like(p)
-        v = st["exp_avg_sq"]
+        m, v = st["exp_avg"], st["exp_avg_sq"]
         m *= b1
         np.multiply(g, 1.0 - b1, out=u)
         m += u
@@ -275,9 +347,7 @@ class Adam(Optimizer):
         u *= 1.0 - b2
         v += u
         if h["amsgrad"]:
-            vmax = st.get("max_exp_avg_sq")
-            if vmax is None:
-                vmax = st["max_exp_avg_sq"] = np.zeros_like(p)
+            vmax = st["max_exp_avg_sq"]
             np.maximum(vmax, v, out=vmax)
             v = vmax
         bias_correction1 = 1.0 - b1 ** self.t
@@ -325,7 +395,16 @@ def get(name, **hyper):
 
 def global_norm(grads):
     """sqrt of the summed squares of every weight and bias gradient."""
+    flat = grads.packed() if hasattr(grads, "packed") else None
+    if flat is not None:
+        return math.sqrt(_sq_norm(flat))
     return math.sqrt(sum(_sq_norm(g) for g in list(grads.weights) + list(grads.biases)))
+
+
+def _weight_bounds(net):
+    """(starts, stops) of each weight matrix in ``net.flat_parameters()``."""
+    stops = np.cumsum([w.size for w in net.weights]).tolist()
+    return [0] + stops[:-1], stops
 
 
 def clip_grad_norm(grads, max_norm):
