@@ -82,10 +82,13 @@ def parse_args(argv=None):
 
 
 def set_thread_env(n):
-    """Fix the thread count of every BLAS / OpenMP runtime before any of them is loaded."""
+    """Fix the thread count of every BLAS / OpenMP runtime before any of them is loaded, and
+    (unless already set) let OpenBLAS's idle threads sleep at once instead of spinning for
+    0.1 s: nncore's elementwise threads need those cores (see nncore.parallel)."""
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS",
                 "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS"):
         os.environ[var] = str(n)
+    os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 
 
 def cpu_name():
@@ -317,17 +320,17 @@ def breakdown(np, net, opt, X, y, args):
     """Time the phases of one step separately (ms): where the step time goes."""
     from nncore import probes
     ws = net._workspace(X.shape[0], "train")
-    gw, gb = net._grad_buffers("train")
+    gw, gb = net._grad_buffers("train")[:2]
     _, grads = net.loss_and_grads(X, y)
     pws = net._workspace(X.shape[0], "probe")
-    pgw, pgb = net._grad_buffers("probe")
+    pflat = net._grad_buffers("probe")[2]
     net._probe_pass(X, y)
     phases = {
         "check_inputs": lambda: net.check_inputs(X, y),
         "forward": lambda: net._forward(X, ws, True),
         "backward": lambda: net._backward(X, y, ws, gw, gb),
         "adam.step": lambda: opt.step(net, grads),
-        "probe: layer_stats": lambda: probes.layer_stats(net, pws, pgw, pgb),
+        "probe: layer_stats": lambda: probes.layer_stats(net, pws, pflat),
     }
     res = measure_interleaved(phases, max(3, args.repeats // 2), args.target_s / 2)
     return {k: v["median_s"] * 1e3 for k, v in res.items()}
@@ -388,9 +391,14 @@ def main(argv=None):
           f"numpy {np.__version__}, torch {torch.__version__ if torch else 'not installed'}, "
           f"python {platform.python_version()}")
     for d in blas_info:
-        print(f"  BLAS: {d['internal_api']} {d['version']} ({d['architecture']}), threads={d['num_threads']}")
+        print(f"  BLAS: {d['internal_api']} {d['version']} ({d['architecture']}), threads={d['num_threads']}, "
+              f"OPENBLAS_THREAD_TIMEOUT={os.environ.get('OPENBLAS_THREAD_TIMEOUT')}")
+    from nncore import parallel
+    print(f"  nncore elementwise threads: {parallel.num_threads()}")
 
     results = {"machine": {"cpu": cpu_name(), "cpu_count": os.cpu_count(), "threads": args.threads,
+                           "nncore_threads": parallel.num_threads(),
+                           "openblas_thread_timeout": os.environ.get("OPENBLAS_THREAD_TIMEOUT"),
                            "python": platform.python_version(), "numpy": np.__version__, "blas": blas_info,
                            "torch": torch.__version__ if torch else None,
                            "torch_threads": torch.get_num_threads() if torch else None},

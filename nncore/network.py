@@ -269,7 +269,9 @@ class MLP:
                 break
             d_prev = ws.delta[l - 1]
             np.matmul(d, self.weights[l].T, out=d_prev)
-            parallel.split_rows(self._backpropagate(ws, l - 1), d_prev.shape[0], d_prev.size)
+            # a few cheap passes: worth a thread only on large layers
+            parallel.split_rows(self._backpropagate(ws, l - 1), d_prev.shape[0], d_prev.size,
+                                min_part=8 * parallel.MIN_PART)
         return loss
 
     def loss_and_grads(self, X, y, train=True, masks=None):
@@ -314,12 +316,13 @@ class MLP:
     def _probe_pass(self, X, y):
         X, y = self.check_inputs(X, y)
         ws = self._workspace(X.shape[0], "probe")
-        grad_w, grad_b = self._grad_buffers("probe")[:2]
+        grad_w, grad_b, grad_flat, _ = self._grad_buffers("probe")
+        self.flat_parameters()  # the probes read the weights from the flat array
         self._forward(X, ws, train=False)
         accuracy = self.loss_fn.accuracy(ws.z[-1], y)
         loss = self._backward(X, y, ws, grad_w, grad_b)
         self.probe_loss, self.probe_accuracy = loss, accuracy
-        return X, ws, grad_w, grad_b, loss
+        return ws, grad_w, grad_flat
 
     def probe(self, X, y):
         """Per-layer statistics on (X, y) with dropout off: {stat_name: array over layers 1..L}.
@@ -328,10 +331,10 @@ class MLP:
         its training gradients are unchanged. The probe batch's mean loss and
         accuracy are left in ``net.probe_loss`` and ``net.probe_accuracy``.
         """
-        X, ws, grad_w, grad_b, loss = self._probe_pass(X, y)
-        return probes.layer_stats(self, ws, grad_w, grad_b)
+        ws, _, grad_flat = self._probe_pass(X, y)
+        return probes.layer_stats(self, ws, grad_flat)
 
     def probe_with_histograms(self, X, y, bins=64):
         """(stats, histograms): ``probe`` plus per-layer histograms, see probes.layer_histograms."""
-        X, ws, grad_w, grad_b, loss = self._probe_pass(X, y)
-        return probes.layer_stats(self, ws, grad_w, grad_b), probes.layer_histograms(self, ws, grad_w, bins)
+        ws, grad_w, grad_flat = self._probe_pass(X, y)
+        return probes.layer_stats(self, ws, grad_flat), probes.layer_histograms(self, ws, grad_w, bins)

@@ -104,12 +104,8 @@ class Optimizer:
                 raise ValueError(f"this optimizer holds state for {lay['size']} {lay['dtype']} parameters; "
                                  f"the network has {p.size} {p.dtype}")
             return lay
-        # blocks never straddle a weight matrix's end, so ||u|| per layer sums per-block dots
-        n_w = sum(w.size for w in net.weights)
-        blocks = []
-        for start, stop in zip(*_weight_bounds(net)):
-            blocks += [(a, min(a + BLOCK, stop)) for a in range(start, stop, BLOCK)]
-        blocks += [(a, min(a + BLOCK, p.size)) for a in range(n_w, p.size, BLOCK)]
+        # ||u|| per layer sums the dots of the parts of each block that lie in that layer
+        blocks = [(a, min(a + BLOCK, p.size)) for a in range(0, p.size, BLOCK)]
         segs, seg_layer = [], []
         starts, stops = _weight_bounds(net)
         for lo, hi in blocks:
@@ -149,7 +145,7 @@ class Optimizer:
             pb -= u
             for s, a, b in lay["segs"][k]:
                 ub = u_all[a:b]
-                seg_sq[s] = np.dot(ub, ub)
+                seg_sq[s] = np.einsum("i,i->", ub, ub)
 
     def _update(self, p, g, st, u):
         """Write into ``u`` the amount to subtract from ``p`` at step ``self.t``; ``st`` holds

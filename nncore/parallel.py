@@ -7,10 +7,17 @@ the parts on threads uses the other cores too. Results are bit-identical to a
 single call: every element gets the same operations in the same order.
 
 The thread count defaults to ``$OMP_NUM_THREADS``, else the number of CPUs: the
-same as OpenBLAS's, so a sweep that pins one BLAS thread per worker process runs
-one thread here too. ``set_num_threads(n)`` changes it. Work of fewer than
-``MIN_PART`` elements per thread runs in the calling thread: handing a part to
-another thread costs some 10-30 microseconds.
+same as the BLAS's, so a sweep that pins one BLAS thread per worker process runs
+one thread here too. One exception: after each matrix product, OpenBLAS's idle
+threads spin for about 0.1 s (2^28 cycles) before they sleep, and take the cores
+that these threads need (measured: a training step got slower, not faster). So
+when NumPy's BLAS is OpenBLAS, the default is one thread unless
+``$OPENBLAS_THREAD_TIMEOUT`` (read by OpenBLAS when NumPy is imported: log2 of
+the cycles to spin, 4 to 30) is at most ``SHORT_SPIN``. ``set_num_threads(n)``
+overrides the default.
+
+Work of fewer than ``MIN_PART`` elements per thread runs in the calling thread:
+handing a part to another thread costs some 10-30 microseconds.
 """
 import os
 import threading
@@ -19,18 +26,35 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 MIN_PART = 8192  # elements per thread below which splitting costs more than it saves
+SHORT_SPIN = 10  # OPENBLAS_THREAD_TIMEOUT at or below which OpenBLAS leaves the cores free
 
 _lock = threading.Lock()
 _threads = None
 _pool = None
 
 
-def _default_threads():
+def _env_int(name):
     try:
-        n = int(os.environ.get("OMP_NUM_THREADS", ""))
+        return int(os.environ.get(name, ""))
     except ValueError:
-        n = 0
-    return n if n >= 1 else (os.cpu_count() or 1)
+        return None
+
+
+def _blas_spins():
+    """True when NumPy's BLAS is OpenBLAS with idle threads spinning longer than SHORT_SPIN."""
+    try:
+        name = np.__config__.CONFIG["Build Dependencies"]["blas"]["name"]
+    except (AttributeError, KeyError, TypeError):
+        return False
+    timeout = _env_int("OPENBLAS_THREAD_TIMEOUT")
+    return "openblas" in str(name).lower() and (timeout is None or timeout > SHORT_SPIN)
+
+
+def _default_threads():
+    if _blas_spins():
+        return 1
+    n = _env_int("OMP_NUM_THREADS")
+    return n if n is not None and n >= 1 else (os.cpu_count() or 1)
 
 
 def num_threads():
@@ -78,9 +102,10 @@ def bounds(n, parts, align=1):
     return [(lo, min(lo + step, n)) for lo in range(0, n, step)] or [(0, 0)]
 
 
-def n_parts(n_elements, limit=None):
-    """How many threads work of ``n_elements`` elements is worth (at most ``limit``)."""
-    parts = min(num_threads(), max(1, n_elements // MIN_PART))
+def n_parts(n_elements, limit=None, min_part=None):
+    """How many threads work of ``n_elements`` elements is worth (at most ``limit``), at
+    ``min_part`` elements (default MIN_PART) per thread at least."""
+    parts = min(num_threads(), max(1, n_elements // (min_part or MIN_PART)))
     return parts if limit is None else max(1, min(parts, limit))
 
 
@@ -106,10 +131,10 @@ def run(fn, ranges):
             f.result()
 
 
-def split_rows(fn, n_rows, n_elements):
+def split_rows(fn, n_rows, n_elements, min_part=None):
     """``fn(lo, hi)`` over row ranges of an array of ``n_rows`` rows and ``n_elements``
-    elements, split over as many threads as the size is worth."""
-    parts = n_parts(n_elements, limit=n_rows)
+    elements, split over as many threads as the size is worth (see n_parts)."""
+    parts = n_parts(n_elements, limit=n_rows, min_part=min_part)
     if parts == 1:
         fn(0, n_rows)
     else:

@@ -33,39 +33,93 @@ def unit_spread(W, b):
     """max_j ||w_j - w_1|| / sqrt(mean_k ||w_k||^2) over units j (columns of W, with b_j).
 
     Measured against unit 1, not the mean, so that identical units give exactly 0."""
-    dev = W - W[:, :1]
-    dev *= dev
-    dist2 = dev.sum(axis=0) + (b - b[0]) ** 2
-    rms2 = (_sq_norm(W) + _sq_norm(b)) / W.shape[1]
-    return float(np.sqrt(dist2.max() / rms2)) if rms2 > 0 else 0.0
+    return float(_unit_spread(W[None], b[None], np.array([_sq_norm(W) + _sq_norm(b)]))[0])
 
 
-def layer_stats(net, ws, grad_w, grad_b):
-    """Statistics of ``net`` from workspace ``ws`` (filled by an evaluation-mode pass)."""
+def _unit_spread(W, b, sq_norms):
+    """unit_spread of a stack of layers: W (k, fan_in, fan_out), b (k, fan_out), and the summed
+    squares of each layer's W and b."""
+    dev = W - W[:, :, :1]
+    dist2 = np.einsum("lij,lij->lj", dev, dev, dtype=np.float64)
+    dist2 += np.square(b - b[:, :1], dtype=np.float64)
+    rms2 = sq_norms / W.shape[2]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(rms2 > 0, np.sqrt(dist2.max(axis=1) / np.where(rms2 > 0, rms2, 1.0)), 0.0)
+
+
+def _runs(shapes):
+    """[(start, stop)]: the maximal runs of consecutive equal shapes."""
+    runs, start = [], 0
+    for i in range(1, len(shapes) + 1):
+        if i == len(shapes) or shapes[i] != shapes[start]:
+            runs.append((start, i))
+            start = i
+    return runs
+
+
+def _stacks(flat, shapes, offset=0, runs=None):
+    """[(start, stop, block)] for arrays of ``shapes`` packed one after another in ``flat`` from
+    ``offset``: each run of equal shapes (or each of ``runs``) as one (stop - start, n) block,
+    n the size of one."""
+    out = []
+    for start, stop in runs or _runs(shapes):
+        size = int(np.prod(shapes[start]))
+        out.append((start, stop, flat[offset:offset + (stop - start) * size].reshape(stop - start, size)))
+        offset += (stop - start) * size
+    return out
+
+
+def _sum_squares(block):
+    """Sum of squares of each row of ``block``, as float64 (float32 rows are summed pairwise)."""
+    if block.dtype == np.float64:
+        return np.einsum("ij,ij->i", block, block)
+    return np.square(block).sum(axis=1, dtype=block.dtype).astype(np.float64)
+
+
+def _mean_var(block):
+    """Mean and variance of each row of ``block`` (two passes: no cancellation)."""
+    mean = block.sum(axis=1, dtype=np.float64) / block.shape[1]
+    dev = block - mean.astype(block.dtype)[:, None]
+    return mean, _sum_squares(dev) / block.shape[1]
+
+
+def layer_stats(net, ws, grad_flat):
+    """Statistics of ``net`` from workspace ``ws`` and the flat gradient buffer, as filled by one
+    evaluation-mode forward and backward pass (``ws.scratch`` then holds phi'(z_l)).
+
+    Consecutive layers of equal width are treated as one block, so the cost is a few
+    NumPy calls per run of equal widths, not per layer."""
     L = net.n_layers
     batch = ws.z[0].shape[0]
     out = {name: np.zeros(L) for name in STATS}
     threshold = SATURATION_THRESHOLD * net.activation.max_derivative
-    for l in range(L):
-        z, d = ws.z[l], ws.delta[l]
-        out["grad_norm"][l] = _sq_norm(grad_w[l]) ** 0.5
-        out["bias_grad_norm"][l] = _sq_norm(grad_b[l]) ** 0.5
-        out["delta_ms"][l] = _sq_norm(d) / d.size * batch * batch
-        out["preact_mean"][l] = z.mean(dtype=np.float64)
-        out["preact_var"][l] = z.var(dtype=np.float64)
-        out["weight_norm"][l] = _sq_norm(net.weights[l]) ** 0.5
-        out["unit_spread"][l] = unit_spread(net.weights[l], net.biases[l])
-        if l == L - 1:  # linear output layer: a_L = z_L, phi' = 1
-            out["act_mean"][l] = out["preact_mean"][l]
-            out["act_var"][l] = out["preact_var"][l]
-            continue
-        h = ws.h[l]
-        out["act_mean"][l] = h.mean(dtype=np.float64)
-        out["act_var"][l] = h.var(dtype=np.float64)
-        deriv = net.activation.derivative(z, h, out=ws.scratch[l])
-        saturated = deriv < threshold
-        out["saturation"][l] = saturated.mean()
-        out["dead_frac"][l] = saturated.all(axis=0).mean()
+
+    acts = [z.shape for z in ws.z]
+    for s, e, d in _stacks(ws.delta_flat, acts):
+        out["delta_ms"][s:e] = _sum_squares(d) * (batch / d.shape[1] * batch)
+    for s, e, z in _stacks(ws.z_flat, acts):
+        out["preact_mean"][s:e], out["preact_var"][s:e] = _mean_var(z)
+    for s, e, h in _stacks(ws.h_flat, acts[:-1]):
+        out["act_mean"][s:e], out["act_var"][s:e] = _mean_var(h)
+    out["act_mean"][L - 1], out["act_var"][L - 1] = out["preact_mean"][L - 1], out["preact_var"][L - 1]
+    for s, e, deriv in _stacks(ws.scratch_flat, acts[:-1]):
+        saturated = (deriv < threshold).reshape(e - s, batch, -1)
+        out["saturation"][s:e] = saturated.sum(axis=(1, 2)) / deriv.shape[1]
+        out["dead_frac"][s:e] = saturated.all(axis=1).mean(axis=1)
+
+    params = net.flat_parameters()
+    w_shapes = [w.shape for w in net.weights]
+    n_w = sum(w.size for w in net.weights)
+    b_shapes = [b.shape for b in net.biases]
+    for s, e, g in _stacks(grad_flat, w_shapes):
+        out["grad_norm"][s:e] = np.sqrt(_sum_squares(g))
+    for s, e, g in _stacks(grad_flat, b_shapes, n_w):
+        out["bias_grad_norm"][s:e] = np.sqrt(_sum_squares(g))
+    w_runs = _runs(w_shapes)  # equal weight shapes imply equal bias shapes, not the converse
+    for (s, e, W), (_, _, b) in zip(_stacks(params, w_shapes), _stacks(params, b_shapes, n_w, w_runs)):
+        w_sq, b_sq = _sum_squares(W), _sum_squares(b)
+        out["weight_norm"][s:e] = np.sqrt(w_sq)
+        out["unit_spread"][s:e] = _unit_spread(W.reshape(e - s, *w_shapes[s]), b, w_sq + b_sq)
     with np.errstate(divide="ignore", invalid="ignore"):
         out["update_ratio"] = np.where(out["weight_norm"] > 0,
                                        net.update_norms / np.where(out["weight_norm"] > 0, out["weight_norm"], 1.0),
