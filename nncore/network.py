@@ -73,6 +73,7 @@ class _Workspace:
         self.scratch_flat, self.scratch = packed(hidden, dtype)  # phi'(z_l) after a backward pass
         self.masks = packed(hidden, dtype)[1] if dropout else None
         self.n_layers = len(sizes) - 1
+        self.work = {}  # work arrays of the probes, see probes._work
 
 
 class MLP:

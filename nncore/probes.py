@@ -33,18 +33,35 @@ def unit_spread(W, b):
     """max_j ||w_j - w_1|| / sqrt(mean_k ||w_k||^2) over units j (columns of W, with b_j).
 
     Measured against unit 1, not the mean, so that identical units give exactly 0."""
-    return float(_unit_spread(W[None], b[None], np.array([_sq_norm(W) + _sq_norm(b)]))[0])
+    W, b = np.asarray(W), np.asarray(b)
+    return float(_unit_spread(W[None], b[None])[0][0])
 
 
-def _unit_spread(W, b, sq_norms):
-    """unit_spread of a stack of layers: W (k, fan_in, fan_out), b (k, fan_out), and the summed
-    squares of each layer's W and b."""
-    dev = W - W[:, :, :1]
-    dist2 = np.einsum("lij,lij->lj", dev, dev, dtype=np.float64)
-    dist2 += np.square(b - b[:, :1], dtype=np.float64)
-    rms2 = sq_norms / W.shape[2]
+def _unit_spread(W, b):
+    """(unit_spread, ||W||^2) of each layer of a stack: W (k, fan_in, fan_out), b (k, fan_out).
+
+    ||w_j - w_1||^2 = ||w_j||^2 + ||w_1||^2 - 2 w_j.w_1 reads W twice instead of writing and
+    reading a difference array, but cancels when units are nearly identical: layers whose
+    spread is within the rounding error of that formula are recomputed from the differences,
+    so that identical units give exactly 0."""
+    col_sq, cross = np.empty(W.shape[::2]), np.empty(W.shape[::2])
+    for lo, hi in _row_chunks(W, WORK_ELEMENTS):  # W[lo:hi] is still in cache for its second read
+        Wc = W[lo:hi]
+        col_sq[lo:hi] = np.einsum("lij,lij->lj", Wc, Wc)
+        cross[lo:hi] = np.matmul(Wc[:, None, :, 0], Wc)[:, 0, :]
+    db = (b - b[:, :1]).astype(np.float64)
+    dist2 = col_sq + col_sq[:, :1]
+    dist2 -= 2.0 * cross
+    dist2 += db * db
+    w_sq = col_sq.sum(axis=1)
+    rms2 = (w_sq + np.square(b, dtype=np.float64).sum(axis=1)) / W.shape[2]
+    tol = 1024.0 * W.shape[1] * np.finfo(W.dtype).eps
+    for l in np.flatnonzero(dist2.max(axis=1) <= tol * rms2):
+        dev = W[l] - W[l, :, :1]
+        dist2[l] = np.einsum("ij,ij->j", dev, dev) + db[l] * db[l]
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(rms2 > 0, np.sqrt(dist2.max(axis=1) / np.where(rms2 > 0, rms2, 1.0)), 0.0)
+        spread = np.where(rms2 > 0, np.sqrt(np.maximum(dist2.max(axis=1), 0.0) / np.where(rms2 > 0, rms2, 1.0)), 0.0)
+    return spread, w_sq
 
 
 def _runs(shapes):
@@ -70,61 +87,92 @@ def _stacks(flat, shapes, offset=0, runs=None):
 
 
 def _sum_squares(block):
-    """Sum of squares of each row of ``block``, as float64 (float32 rows are summed pairwise)."""
-    if block.dtype == np.float64:
-        return np.einsum("ij,ij->i", block, block)
-    return np.square(block).sum(axis=1, dtype=block.dtype).astype(np.float64)
+    """Sum of squares of each row of ``block`` (a batched BLAS dot, in the block's dtype)."""
+    return np.matmul(block[:, None, :], block[:, :, None]).reshape(-1).astype(np.float64)
 
 
-def _mean_var(block):
-    """Mean and variance of each row of ``block`` (two passes: no cancellation)."""
-    mean = block.sum(axis=1, dtype=np.float64) / block.shape[1]
-    dev = block - mean.astype(block.dtype)[:, None]
-    return mean, _sum_squares(dev) / block.shape[1]
+def _mean_var(block, tmp):
+    """Mean and variance of each row of ``block``, in two passes (no cancellation). Rows go a
+    few at a time through the small work array ``tmp``, so that the second pass reads them
+    from cache, not from memory."""
+    n = block.shape[1]
+    if tmp.size < n:
+        tmp = np.empty(n, block.dtype)
+    mean, sq = np.empty(block.shape[0]), np.empty(block.shape[0])
+    for lo, hi in _row_chunks(block, tmp.size):
+        rows = block[lo:hi]
+        mean[lo:hi] = rows.sum(axis=1) / n
+        dev = np.subtract(rows, mean[lo:hi, None].astype(block.dtype), out=tmp[:rows.size].reshape(rows.shape))
+        sq[lo:hi] = _sum_squares(dev)
+    return mean, sq / n
+
+
+def _row_chunks(block, elements):
+    """[(lo, hi)]: ranges of rows of ``block`` of about ``elements`` elements (one row at least)."""
+    rows = max(1, elements // max(1, block[0].size))
+    return [(lo, min(lo + rows, block.shape[0])) for lo in range(0, block.shape[0], rows)]
+
+
+WORK_ELEMENTS = 32768  # of the work array of _mean_var: fits a core's L2 cache
+
+
+def _work(ws, dtype):
+    """The work array of the probes, kept on the workspace (no page faults per probe)."""
+    tmp = ws.work.get(dtype)
+    if tmp is None:
+        tmp = ws.work[dtype] = np.empty(WORK_ELEMENTS, dtype)
+    return tmp
 
 
 def layer_stats(net, ws, grad_flat):
     """Statistics of ``net`` from workspace ``ws`` and the flat gradient buffer, as filled by one
     evaluation-mode forward and backward pass (``ws.scratch`` then holds phi'(z_l)).
 
-    Consecutive layers of equal width are treated as one block, so the cost is a few
-    NumPy calls per run of equal widths, not per layer."""
+    Consecutive layers of equal shape are treated as one block, so the cost is a few NumPy
+    calls per run of equal widths, not per layer. Sums of squares are BLAS dots in the
+    network's dtype; means are pairwise sums."""
+    L = net.n_layers
+    out = {name: np.zeros(L) for name in STATS}
+    _activation_stats(net, ws, out)
+    _parameter_stats(net, net.flat_parameters(), grad_flat, out)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out["update_ratio"] = np.where(out["weight_norm"] > 0,
+                                       net.update_norms / np.where(out["weight_norm"] > 0, out["weight_norm"], 1.0),
+                                       0.0)
+    return out
+
+
+def _activation_stats(net, ws, out):
     L = net.n_layers
     batch = ws.z[0].shape[0]
-    out = {name: np.zeros(L) for name in STATS}
     threshold = SATURATION_THRESHOLD * net.activation.max_derivative
-
+    tmp = _work(ws, ws.z_flat.dtype)
     acts = [z.shape for z in ws.z]
     for s, e, d in _stacks(ws.delta_flat, acts):
         out["delta_ms"][s:e] = _sum_squares(d) * (batch / d.shape[1] * batch)
     for s, e, z in _stacks(ws.z_flat, acts):
-        out["preact_mean"][s:e], out["preact_var"][s:e] = _mean_var(z)
+        out["preact_mean"][s:e], out["preact_var"][s:e] = _mean_var(z, tmp)
     for s, e, h in _stacks(ws.h_flat, acts[:-1]):
-        out["act_mean"][s:e], out["act_var"][s:e] = _mean_var(h)
+        out["act_mean"][s:e], out["act_var"][s:e] = _mean_var(h, tmp)
     out["act_mean"][L - 1], out["act_var"][L - 1] = out["preact_mean"][L - 1], out["preact_var"][L - 1]
     for s, e, deriv in _stacks(ws.scratch_flat, acts[:-1]):
         saturated = (deriv < threshold).reshape(e - s, batch, -1)
-        out["saturation"][s:e] = saturated.sum(axis=(1, 2)) / deriv.shape[1]
+        out["saturation"][s:e] = np.count_nonzero(saturated, axis=(1, 2)) / deriv.shape[1]
         out["dead_frac"][s:e] = saturated.all(axis=1).mean(axis=1)
 
-    params = net.flat_parameters()
+
+def _parameter_stats(net, params, grad_flat, out):
     w_shapes = [w.shape for w in net.weights]
-    n_w = sum(w.size for w in net.weights)
     b_shapes = [b.shape for b in net.biases]
+    n_w = sum(w.size for w in net.weights)
     for s, e, g in _stacks(grad_flat, w_shapes):
         out["grad_norm"][s:e] = np.sqrt(_sum_squares(g))
     for s, e, g in _stacks(grad_flat, b_shapes, n_w):
         out["bias_grad_norm"][s:e] = np.sqrt(_sum_squares(g))
     w_runs = _runs(w_shapes)  # equal weight shapes imply equal bias shapes, not the converse
     for (s, e, W), (_, _, b) in zip(_stacks(params, w_shapes), _stacks(params, b_shapes, n_w, w_runs)):
-        w_sq, b_sq = _sum_squares(W), _sum_squares(b)
+        out["unit_spread"][s:e], w_sq = _unit_spread(W.reshape(e - s, *w_shapes[s]), b)
         out["weight_norm"][s:e] = np.sqrt(w_sq)
-        out["unit_spread"][s:e] = _unit_spread(W.reshape(e - s, *w_shapes[s]), b, w_sq + b_sq)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out["update_ratio"] = np.where(out["weight_norm"] > 0,
-                                       net.update_norms / np.where(out["weight_norm"] > 0, out["weight_norm"], 1.0),
-                                       0.0)
-    return out
 
 
 def histogram(values, bins=64):
