@@ -134,6 +134,17 @@ class MLP:
         self._grads = {}
         self._workspaces = {}
 
+    def __getstate__(self):
+        # buffers are rebuilt on use; the copy must not share or keep views of the original's
+        state = self.__dict__.copy()
+        state["_grads"], state["_workspaces"] = {}, {}
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._param_views = ()  # pickling copied each view on its own: pack them again
+        self.flat_parameters()
+
     # ------------------------------------------------------------------ shape
     @property
     def n_layers(self):

@@ -97,9 +97,11 @@ if hasattr(os, "register_at_fork"):
 def bounds(n, parts, align=1):
     """``parts`` contiguous ranges [(lo, hi), ...] covering range(n); inner boundaries are
     multiples of ``align``."""
+    if n <= 0:
+        return [(0, 0)]
     step = -(-n // parts)
     step = -(-step // align) * align
-    return [(lo, min(lo + step, n)) for lo in range(0, n, step)] or [(0, 0)]
+    return [(lo, min(lo + step, n)) for lo in range(0, n, step)]
 
 
 def n_parts(n_elements, limit=None, min_part=None):
@@ -113,8 +115,9 @@ def run(fn, ranges):
     """Call ``fn(lo, hi)`` for every (lo, hi) in ``ranges``: the first in this thread, the
     others on the pool, concurrently. Returns when all are done; re-raises their errors.
     The caller's NumPy error state (np.errstate) applies in every thread."""
-    if len(ranges) == 1:
-        fn(*ranges[0])
+    if len(ranges) == 1 or num_threads() == 1:
+        for lo, hi in ranges:
+            fn(lo, hi)
         return
     err = np.geterr()
 

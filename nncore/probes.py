@@ -40,13 +40,14 @@ def unit_spread(W, b):
 def _unit_spread(W, b):
     """(unit_spread, ||W||^2) of each layer of a stack: W (k, fan_in, fan_out), b (k, fan_out).
 
-    ||w_j - w_1||^2 = ||w_j||^2 + ||w_1||^2 - 2 w_j.w_1 reads W twice instead of writing and
-    reading a difference array, but cancels when units are nearly identical: layers whose
-    spread is within the rounding error of that formula are recomputed from the differences,
-    so that identical units give exactly 0."""
+    ||w_j - w_1||^2 = ||w_j||^2 + ||w_1||^2 - 2 w_j.w_1, summed in float64 (products of
+    float32 numbers are exact there), reads W without writing a difference array. It cancels
+    when the units are nearly identical, with a relative error of about
+    fan_in * eps / spread^2: layers with spread^2 <= EXACT_SPREAD2 are recomputed from the
+    differences, so the error stays below ~1e-9 and identical units give exactly 0."""
     col_sq, cross = np.empty(W.shape[::2]), np.empty(W.shape[::2])
-    for lo, hi in _row_chunks(W, WORK_ELEMENTS):  # W[lo:hi] is still in cache for its second read
-        Wc = W[lo:hi]
+    for lo, hi in _row_chunks(W, WORK_ELEMENTS):  # the chunk is still in cache for its second read
+        Wc = W[lo:hi].astype(np.float64, copy=False)
         col_sq[lo:hi] = np.einsum("lij,lij->lj", Wc, Wc)
         cross[lo:hi] = np.matmul(Wc[:, None, :, 0], Wc)[:, 0, :]
     db = (b - b[:, :1]).astype(np.float64)
@@ -55,13 +56,15 @@ def _unit_spread(W, b):
     dist2 += db * db
     w_sq = col_sq.sum(axis=1)
     rms2 = (w_sq + np.square(b, dtype=np.float64).sum(axis=1)) / W.shape[2]
-    tol = 1024.0 * W.shape[1] * np.finfo(W.dtype).eps
-    for l in np.flatnonzero(dist2.max(axis=1) <= tol * rms2):
-        dev = W[l] - W[l, :, :1]
+    for l in np.flatnonzero(dist2.max(axis=1) <= EXACT_SPREAD2 * rms2):
+        dev = W[l].astype(np.float64) - W[l, :, :1]
         dist2[l] = np.einsum("ij,ij->j", dev, dev) + db[l] * db[l]
     with np.errstate(divide="ignore", invalid="ignore"):
         spread = np.where(rms2 > 0, np.sqrt(np.maximum(dist2.max(axis=1), 0.0) / np.where(rms2 > 0, rms2, 1.0)), 0.0)
     return spread, w_sq
+
+
+EXACT_SPREAD2 = 1e-4  # unit_spread^2 below which the spread is computed from the differences
 
 
 def _runs(shapes):
