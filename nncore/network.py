@@ -220,8 +220,9 @@ class MLP:
             g = self._grads[kind] = (views[:self.n_layers], views[self.n_layers:], flat, tuple(views))
         return g
 
-    def _forward(self, X, ws, train, masks=None):
-        """Fill ws.z / ws.h / ws.a for batch X; returns the logits z_L (a view into ws)."""
+    def _forward(self, X, ws, train, masks=None, stats=None):
+        """Fill ws.z / ws.h / ws.a for batch X; returns the logits z_L (a view into ws).
+        ``stats`` (a probes.LayerStats) is told when each layer is done."""
         use_dropout = train and self.dropout > 0
         a_prev = X
         L = self.n_layers
@@ -230,6 +231,8 @@ class MLP:
             np.matmul(a_prev, self.weights[l], out=z)
             if l == L - 1:
                 z += self.biases[l]
+                if stats is not None:
+                    stats.forward_done(l)
                 break
             if use_dropout:
                 if masks is not None:
@@ -238,6 +241,8 @@ class MLP:
                     keep = self._dropout_rng.random(z.shape) >= self.dropout
                     np.multiply(keep, 1.0 / (1.0 - self.dropout), out=ws.masks[l])
             parallel.split_rows(self._activate(ws, l, use_dropout), z.shape[0], z.size)
+            if stats is not None:
+                stats.forward_done(l)
             a_prev = ws.a[l]
         ws.dropout_active = use_dropout
         return ws.z[L - 1]
@@ -269,7 +274,7 @@ class MLP:
             dr *= self.activation.derivative(z[lo:hi], h[lo:hi], out=s[lo:hi])
         return rows
 
-    def _backward(self, X, y, ws, grad_w, grad_b):
+    def _backward(self, X, y, ws, grad_w, grad_b, stats=None):
         L = self.n_layers
         loss, _ = self.loss_fn.forward_backward(ws.z[L - 1], y, dz=ws.delta[L - 1])
         for l in range(L - 1, -1, -1):
@@ -277,13 +282,14 @@ class MLP:
             d = ws.delta[l]
             np.matmul(a_prev.T, d, out=grad_w[l])
             np.add.reduce(d, axis=0, out=grad_b[l])
-            if l == 0:
-                break
-            d_prev = ws.delta[l - 1]
-            np.matmul(d, self.weights[l].T, out=d_prev)
-            # a few cheap passes: worth a thread only on large layers
-            parallel.split_rows(self._backpropagate(ws, l - 1), d_prev.shape[0], d_prev.size,
-                                min_part=8 * parallel.MIN_PART)
+            if l > 0:
+                d_prev = ws.delta[l - 1]
+                np.matmul(d, self.weights[l].T, out=d_prev)
+                # a few cheap passes: worth a thread only on large layers
+                parallel.split_rows(self._backpropagate(ws, l - 1), d_prev.shape[0], d_prev.size,
+                                    min_part=8 * parallel.MIN_PART)
+            if stats is not None:
+                stats.backward_done(l)
         return loss
 
     def loss_and_grads(self, X, y, train=True, masks=None):
@@ -326,15 +332,16 @@ class MLP:
 
     # ----------------------------------------------------------------- probes
     def _probe_pass(self, X, y):
+        """One evaluation-mode pass on (X, y); returns (workspace, weight grads, statistics)."""
         X, y = self.check_inputs(X, y)
         ws = self._workspace(X.shape[0], "probe")
         grad_w, grad_b, grad_flat, _ = self._grad_buffers("probe")
-        self.flat_parameters()  # the probes read the weights from the flat array
-        self._forward(X, ws, train=False)
+        stats = probes.LayerStats(self, ws, grad_flat)
+        self._forward(X, ws, train=False, stats=stats)
         accuracy = self.loss_fn.accuracy(ws.z[-1], y)
-        loss = self._backward(X, y, ws, grad_w, grad_b)
+        loss = self._backward(X, y, ws, grad_w, grad_b, stats=stats)
         self.probe_loss, self.probe_accuracy = loss, accuracy
-        return ws, grad_w, grad_flat
+        return ws, grad_w, stats.result()
 
     def probe(self, X, y):
         """Per-layer statistics on (X, y) with dropout off: {stat_name: array over layers 1..L}.
@@ -343,10 +350,9 @@ class MLP:
         its training gradients are unchanged. The probe batch's mean loss and
         accuracy are left in ``net.probe_loss`` and ``net.probe_accuracy``.
         """
-        ws, _, grad_flat = self._probe_pass(X, y)
-        return probes.layer_stats(self, ws, grad_flat)
+        return self._probe_pass(X, y)[2]
 
     def probe_with_histograms(self, X, y, bins=64):
         """(stats, histograms): ``probe`` plus per-layer histograms, see probes.layer_histograms."""
-        ws, grad_w, grad_flat = self._probe_pass(X, y)
-        return probes.layer_stats(self, ws, grad_flat), probes.layer_histograms(self, ws, grad_w, bins)
+        ws, grad_w, stats = self._probe_pass(X, y)
+        return stats, probes.layer_histograms(self, ws, grad_w, bins)

@@ -482,3 +482,22 @@ def test_unit_spread_accurate_on_both_sides_of_the_exact_fallback(dtype, fan_in,
     want = _direct_spread(W.astype(np.float64), b.astype(np.float64))
     assert want > 0
     assert probes.unit_spread(W, b) == pytest.approx(want, rel=1e-8)
+
+
+@pytest.mark.parametrize("chunk", [1, 10, 1 << 20])
+@pytest.mark.parametrize("arch", STACKED, ids=str)
+def test_probe_during_the_pass_equals_stats_after_it(monkeypatch, ref, arch, chunk):
+    """net.probe computes the statistics chunk by chunk during its pass (LayerStats hooks);
+    probes.layer_stats computes them after a pass: the same numbers, for any chunk size, and
+    both match the independent reference."""
+    monkeypatch.setattr(probes, "CHUNK_ELEMENTS", chunk)
+    net = _stacked_net(arch, "tanh")
+    X, y = _data(arch[0], arch[2], 10)
+    during = net.probe(X, y)
+    ws = net._workspace(X.shape[0], "probe")
+    after = probes.layer_stats(net, ws, net._grad_buffers("probe")[2])
+    for k in STATS:
+        np.testing.assert_array_equal(during[k], after[k], err_msg=k)
+    want, _ = reference_stats(ref, net.weights, net.biases, X, y, "tanh", "cross_entropy")
+    for k in STATS:
+        np.testing.assert_allclose(during[k], want[k], rtol=1e-10, atol=1e-14, err_msg=k)
