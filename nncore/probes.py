@@ -40,14 +40,15 @@ def unit_spread(W, b):
 def _unit_spread(W, b):
     """(unit_spread, ||W||^2) of each layer of a stack: W (k, fan_in, fan_out), b (k, fan_out).
 
-    ||w_j - w_1||^2 = ||w_j||^2 + ||w_1||^2 - 2 w_j.w_1, summed in float64 (products of
-    float32 numbers are exact there), reads W without writing a difference array. It cancels
-    when the units are nearly identical, with a relative error of about
-    fan_in * eps / spread^2: layers with spread^2 <= EXACT_SPREAD2 are recomputed from the
-    differences, so the error stays below ~1e-9 and identical units give exactly 0."""
+    ||w_j - w_1||^2 = ||w_j||^2 + ||w_1||^2 - 2 w_j.w_1 reads W twice (BLAS, in W's dtype)
+    instead of writing and reading a difference array. It cancels when the units are nearly
+    identical: its relative error is about fan_in * eps / spread^2, so layers with spread^2
+    below max(1e-4, 1e4 fan_in eps) are recomputed from the differences, in float64. Then
+    the spread is exact to ~1e-8 in float64 networks and ~1e-4 in float32 ones, and
+    identical units give exactly 0."""
     col_sq, cross = np.empty(W.shape[::2]), np.empty(W.shape[::2])
     for lo, hi in _row_chunks(W, WORK_ELEMENTS):  # the chunk is still in cache for its second read
-        Wc = W[lo:hi].astype(np.float64, copy=False)
+        Wc = W[lo:hi]
         col_sq[lo:hi] = np.einsum("lij,lij->lj", Wc, Wc)
         cross[lo:hi] = np.matmul(Wc[:, None, :, 0], Wc)[:, 0, :]
     db = (b - b[:, :1]).astype(np.float64)
@@ -56,7 +57,8 @@ def _unit_spread(W, b):
     dist2 += db * db
     w_sq = col_sq.sum(axis=1)
     rms2 = (w_sq + np.square(b, dtype=np.float64).sum(axis=1)) / W.shape[2]
-    for l in np.flatnonzero(dist2.max(axis=1) <= EXACT_SPREAD2 * rms2):
+    exact_below = max(EXACT_SPREAD2, 1e4 * W.shape[1] * np.finfo(W.dtype).eps)
+    for l in np.flatnonzero(dist2.max(axis=1) <= exact_below * rms2):
         dev = W[l].astype(np.float64) - W[l, :, :1]
         dist2[l] = np.einsum("ij,ij->j", dev, dev) + db[l] * db[l]
     with np.errstate(divide="ignore", invalid="ignore"):
