@@ -45,6 +45,7 @@ class Optimizer:
         self.state = {}
         self.last_total_norm = float("nan")
         self._layout = None
+        self._gather = None
 
     def _validate(self):
         pass
@@ -86,14 +87,14 @@ class Optimizer:
         if len(params) != len(gs) or any(a.shape != np.shape(b) for a, b in zip(params, gs)):
             raise ValueError(f"gradient shapes {[np.shape(b) for b in gs]} do not match parameter shapes "
                              f"{[a.shape for a in params]}")
-        work = self._layout["gather"] if self._layout and self._layout["gather"].shape == p.shape else np.empty_like(p)
+        same = self._gather is not None and self._gather.shape == p.shape and self._gather.dtype == p.dtype
+        work = self._gather if same else np.empty_like(p)
         start = 0
         for b in gs:
             n = np.size(b)
             np.copyto(work[start:start + n], np.reshape(b, -1), casting="same_kind")
             start += n
-        if self._layout:
-            self._layout["gather"] = work
+        self._gather = work  # kept: a caller that passes its own gradients usually does so every step
         return work
 
     def _prepare(self, net, p):
@@ -115,7 +116,8 @@ class Optimizer:
         self._layout = lay = {
             "size": p.size, "dtype": p.dtype, "blocks": blocks, "segs": segs,
             "seg_layer": np.asarray(seg_layer, dtype=np.intp), "seg_sq": np.zeros(len(seg_layer)),
-            "u": np.empty_like(p), "g_eff": np.empty_like(p), "gather": np.empty_like(p),
+            "u": np.empty_like(p),
+            "g_eff": np.empty_like(p) if self.clip_norm is not None or self.weight_decay else None,
             "scratch": {name: np.empty_like(p) for name in self.scratch},
         }
         self.state = self._init_state(p)
