@@ -46,10 +46,11 @@ class Grads:
     views: tuple = field(default=(), repr=False)
 
     def packed(self):
-        """``flat`` if ``weights`` and ``biases`` are still its views, else None."""
-        if self.flat is None:
+        """``flat`` if ``weights`` and ``biases`` are still its views, else None (an entry was
+        replaced, or this is a copy: copies keep the views' identities but not their sharing)."""
+        if self.flat is None or not self.views or self.views[0].base is not self.flat:
             return None
-        current = self.weights + self.biases
+        current = list(self.weights) + list(self.biases)
         if len(current) != len(self.views) or any(a is not b for a, b in zip(current, self.views)):
             return None
         return self.flat
@@ -162,22 +163,31 @@ class MLP:
     def flat_parameters(self):
         """Every weight then every bias as one flat array, of which ``weights`` and ``biases``
         are views: the optimizers update it in one pass. An entry of ``weights`` or ``biases``
-        that was replaced by another array is copied in first (ValueError on a bad shape)."""
-        current = self.weights + self.biases
+        that was replaced by another array is copied into its place first, and the entry is
+        the view again (the same list objects; other entries untouched); ValueError on a bad
+        shape, with nothing changed."""
+        current = list(self.weights) + list(self.biases)
         views = self._param_views
-        if (len(current) == len(views) and all(a is b for a, b in zip(current, views))
-                and views[0].base is self._params):
+        intact = bool(views) and views[0].base is self._params
+        if intact and len(current) == len(views) and all(a is b for a, b in zip(current, views)):
             return self._params
         shapes = self._param_shapes()
         if len(current) != len(shapes) or any(np.shape(a) != s for a, s in zip(current, shapes)):
             raise ValueError(f"weights and biases must have shapes {shapes}, got "
                              f"{[np.shape(a) for a in current]}")
-        flat, views = packed(shapes, self.dtype)
+        if not intact:  # after unpickling: the views were copied one by one
+            self._params, views = packed(shapes, self.dtype)
+            self._param_views = views = tuple(views)
         for v, a in zip(views, current):
-            np.copyto(v, a, casting="same_kind")
-        self._params, self._param_views = flat, tuple(views)
-        self.weights, self.biases = views[:self.n_layers], views[self.n_layers:]
-        return flat
+            if a is not v:
+                np.copyto(v, a, casting="same_kind")
+        for name, start in (("weights", 0), ("biases", self.n_layers)):
+            entries = getattr(self, name)
+            if not isinstance(entries, list):
+                entries = list(entries)
+                setattr(self, name, entries)
+            entries[:] = views[start:start + len(entries)]
+        return self._params
 
     def __repr__(self):
         return (f"MLP(sizes={self.sizes}, activation={self.activation.name!r}, init={self.config['init']!r}, "

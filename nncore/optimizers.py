@@ -72,13 +72,17 @@ class Optimizer:
         lay = self._prepare(net, p)
         self.t += 1
         n_blocks = len(lay["blocks"])
-        parallel.run(lambda lo, hi: self._blocks(p, g, scale, lo, hi),
-                     parallel.bounds(n_blocks, parallel.n_parts(p.size, limit=n_blocks)))
+        try:
+            parallel.run(lambda lo, hi: self._blocks(p, g, scale, lo, hi),
+                         parallel.bounds(n_blocks, parallel.n_parts(p.size, limit=n_blocks)))
+        except BaseException:
+            self.t -= 1  # the step did not happen (the parameters may be partly updated)
+            raise
         net.update_norms[:] = np.sqrt(np.bincount(lay["seg_layer"], lay["seg_sq"], minlength=net.n_layers))
 
     def _flat_grads(self, p, net, grads):
         """The gradients as one flat array laid out as ``p``: the network's own buffer, or a copy."""
-        params = net.weights + net.biases
+        params = list(net.weights) + list(net.biases)
         flat = grads.packed() if hasattr(grads, "packed") else None
         if (flat is not None and flat.dtype == p.dtype and len(grads.views) == len(params)
                 and all(a.shape == b.shape for a, b in zip(params, grads.views))):
@@ -100,10 +104,11 @@ class Optimizer:
     def _prepare(self, net, p):
         """Per-network layout, state and work arrays, made at the first step."""
         lay = self._layout
+        shapes = [w.shape for w in net.weights] + [b.shape for b in net.biases]
         if lay is not None:
-            if lay["size"] != p.size or lay["dtype"] != p.dtype:
-                raise ValueError(f"this optimizer holds state for {lay['size']} {lay['dtype']} parameters; "
-                                 f"the network has {p.size} {p.dtype}")
+            if lay["shapes"] != shapes or lay["dtype"] != p.dtype:
+                raise ValueError(f"this optimizer holds state for {lay['dtype']} parameters of shapes "
+                                 f"{lay['shapes']}; the network has {p.dtype} parameters of shapes {shapes}")
             return lay
         # ||u|| per layer sums the dots of the parts of each block that lie in that layer
         blocks = [(a, min(a + BLOCK, p.size)) for a in range(0, p.size, BLOCK)]
@@ -114,7 +119,7 @@ class Optimizer:
             segs.append([(len(seg_layer) + k, a, b) for k, (_, a, b) in enumerate(here)])
             seg_layer += [l for l, _, _ in here]
         self._layout = lay = {
-            "size": p.size, "dtype": p.dtype, "blocks": blocks, "segs": segs,
+            "shapes": shapes, "dtype": p.dtype, "blocks": blocks, "segs": segs,
             "seg_layer": np.asarray(seg_layer, dtype=np.intp), "seg_sq": np.zeros(len(seg_layer)),
             "u": np.empty_like(p),
             "g_eff": np.empty_like(p) if self.clip_norm is not None or self.weight_decay else None,

@@ -21,7 +21,7 @@ handing a part to another thread costs some 10-30 microseconds.
 """
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 
 import numpy as np
 
@@ -119,19 +119,25 @@ def run(fn, ranges):
         for lo, hi in ranges:
             fn(lo, hi)
         return
-    err = np.geterr()
+    err, call = np.geterr(), np.geterrcall()
 
     def task(lo, hi):
-        with np.errstate(**err):
+        with np.errstate(call=call, **err):
             fn(lo, hi)
 
     pool = _get_pool()
     futures = [pool.submit(task, lo, hi) for lo, hi in ranges[1:]]
+    error = None
     try:
         fn(*ranges[0])
-    finally:
-        for f in futures:
-            f.result()
+    except BaseException as exc:  # noqa: B902 - re-raised below, once no part is still running
+        error = exc
+    wait(futures)
+    for f in futures:
+        if error is None and f.exception() is not None:
+            error = f.exception()
+    if error is not None:
+        raise error
 
 
 def split_rows(fn, n_rows, n_elements, min_part=None):

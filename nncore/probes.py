@@ -33,22 +33,23 @@ def unit_spread(W, b):
     """max_j ||w_j - w_1|| / sqrt(mean_k ||w_k||^2) over units j (columns of W, with b_j).
 
     Measured against unit 1, not the mean, so that identical units give exactly 0."""
-    W, b = np.asarray(W), np.asarray(b)
+    W, b = (np.asarray(a) for a in (W, b))
+    W, b = (a if np.issubdtype(a.dtype, np.inexact) else a.astype(np.float64) for a in (W, b))
     return float(_unit_spread(W[None], b[None])[0][0])
 
 
 def _unit_spread(W, b):
     """(unit_spread, ||W||^2) of each layer of a stack: W (k, fan_in, fan_out), b (k, fan_out).
 
-    ||w_j - w_1||^2 = ||w_j||^2 + ||w_1||^2 - 2 w_j.w_1 reads W twice (BLAS, in W's dtype)
-    instead of writing and reading a difference array. It cancels when the units are nearly
-    identical: its relative error is about fan_in * eps / spread^2, so layers with spread^2
-    below max(1e-4, 1e4 fan_in eps) are recomputed from the differences, in float64. Then
-    the spread is exact to ~1e-8 in float64 networks and ~1e-4 in float32 ones, and
-    identical units give exactly 0."""
+    ||w_j - w_1||^2 = ||w_j||^2 + ||w_1||^2 - 2 w_j.w_1, summed in float64 (float32 weights
+    are converted a chunk at a time: their squares overflow float32 from 1.8e19), reads W
+    twice instead of writing and reading a difference array. It cancels when the units are
+    nearly identical, with a relative error of about fan_in * eps / spread^2: layers with
+    spread^2 <= EXACT_SPREAD2 are recomputed from the differences, so the error stays below
+    ~1e-8 and identical units give exactly 0."""
     col_sq, cross = np.empty(W.shape[::2]), np.empty(W.shape[::2])
     for lo, hi in _row_chunks(W, WORK_ELEMENTS):  # the chunk is still in cache for its second read
-        Wc = W[lo:hi]
+        Wc = W[lo:hi].astype(np.float64, copy=False)
         col_sq[lo:hi] = np.einsum("lij,lij->lj", Wc, Wc)
         cross[lo:hi] = np.matmul(Wc[:, None, :, 0], Wc)[:, 0, :]
     db = (b - b[:, :1]).astype(np.float64)
@@ -57,8 +58,7 @@ def _unit_spread(W, b):
     dist2 += db * db
     w_sq = col_sq.sum(axis=1)
     rms2 = (w_sq + np.square(b, dtype=np.float64).sum(axis=1)) / W.shape[2]
-    exact_below = max(EXACT_SPREAD2, 1e4 * W.shape[1] * np.finfo(W.dtype).eps)
-    for l in np.flatnonzero(dist2.max(axis=1) <= exact_below * rms2):
+    for l in np.flatnonzero(dist2.max(axis=1) <= EXACT_SPREAD2 * rms2):
         dev = W[l].astype(np.float64) - W[l, :, :1]
         dist2[l] = np.einsum("ij,ij->j", dev, dev) + db[l] * db[l]
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -80,22 +80,30 @@ def _runs(shapes):
 
 
 def _sum_squares(block):
-    """Sum of squares of each row of ``block`` (a batched BLAS dot, in the block's dtype)."""
-    return np.matmul(block[:, None, :], block[:, :, None]).reshape(-1).astype(np.float64)
+    """Sum of squares of each row of ``block`` in float64 (batched BLAS dots). float32 rows are
+    converted a few at a time: in float32, squares overflow from 1.8e19 and underflow below
+    1e-19, where the statistics of exploding and vanishing networks live."""
+    if block.dtype == np.float64:
+        return np.matmul(block[:, None, :], block[:, :, None]).reshape(-1)
+    out = np.empty(block.shape[0])
+    for lo, hi in _row_chunks(block, WORK_ELEMENTS):
+        rows = block[lo:hi].astype(np.float64)
+        out[lo:hi] = np.matmul(rows[:, None, :], rows[:, :, None]).reshape(-1)
+    return out
 
 
 def _mean_var(block, tmp):
-    """Mean and variance of each row of ``block``, in two passes (no cancellation). Rows go a
-    few at a time through the small work array ``tmp``, so that the second pass reads them
-    from cache, not from memory."""
+    """Mean and variance of each row of ``block``, in float64 and in two passes (no
+    cancellation). Rows go a few at a time through the small float64 work array ``tmp``,
+    so that the second pass reads them from cache, not from memory."""
     n = block.shape[1]
     if tmp.size < n:
-        tmp = np.empty(n, block.dtype)
+        tmp = np.empty(n)
     mean, sq = np.empty(block.shape[0]), np.empty(block.shape[0])
     for lo, hi in _row_chunks(block, tmp.size):
         rows = block[lo:hi]
-        mean[lo:hi] = rows.sum(axis=1) / n
-        dev = np.subtract(rows, mean[lo:hi, None].astype(block.dtype), out=tmp[:rows.size].reshape(rows.shape))
+        mean[lo:hi] = rows.sum(axis=1, dtype=np.float64) / n
+        dev = np.subtract(rows, mean[lo:hi, None], out=tmp[:rows.size].reshape(rows.shape))
         sq[lo:hi] = _sum_squares(dev)
     return mean, sq / n
 
@@ -129,8 +137,8 @@ class LayerStats:
     fan_out)), taken as one (layers, elements) block: a few NumPy calls per chunk, not per
     layer (smaller chunks, tried to keep them in L2, cost more in NumPy calls than they saved). The network calls ``forward_done(l)`` after layer l's activation and
     ``backward_done(l)`` after layer l's gradients (l 0-based); ``result()`` gives
-    {stat_name: array over layers 1..L}. Sums of squares are BLAS dots in the network's dtype;
-    means are pairwise sums.
+    {stat_name: array over layers 1..L}. Sums of squares are BLAS dots in float64
+    (float32 data converted a chunk at a time); means are pairwise sums in float64.
     """
 
     def __init__(self, net, ws, grad_flat):
@@ -138,7 +146,7 @@ class LayerStats:
         self.params = net.flat_parameters()
         L = net.n_layers
         self.out = {name: np.zeros(L) for name in STATS}
-        self.tmp = _work(ws, ws.z_flat.dtype)
+        self.tmp = _work(ws, np.float64)
         self.threshold = SATURATION_THRESHOLD * net.activation.max_derivative
         act_sizes = [z.size for z in ws.z]
         w_sizes = [w.size for w in net.weights]
