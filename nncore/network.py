@@ -30,6 +30,13 @@ def packed(shapes, dtype):
     return flat, views
 
 
+def _still_views(flat, views, entries):
+    """Whether ``entries`` are exactly ``views`` and these still share ``flat``'s memory (a copy
+    or an unpickled object keeps the views' identities but not their sharing)."""
+    return (flat is not None and bool(views) and views[0].base is flat and len(entries) == len(views)
+            and all(a is b for a, b in zip(entries, views)))
+
+
 @dataclass
 class Grads:
     """Gradients of the batch-mean loss; lists mirror ``MLP.weights`` / ``MLP.biases``.
@@ -47,13 +54,9 @@ class Grads:
 
     def packed(self):
         """``flat`` if ``weights`` and ``biases`` are still its views, else None (an entry was
-        replaced, or this is a copy: copies keep the views' identities but not their sharing)."""
-        if self.flat is None or not self.views or self.views[0].base is not self.flat:
-            return None
+        replaced, or this is a copy)."""
         current = list(self.weights) + list(self.biases)
-        if len(current) != len(self.views) or any(a is not b for a, b in zip(current, self.views)):
-            return None
-        return self.flat
+        return self.flat if _still_views(self.flat, self.views, current) else None
 
 
 class _Workspace:
@@ -74,7 +77,7 @@ class _Workspace:
         self.scratch_flat, self.scratch = packed(hidden, dtype)  # phi'(z_l) after a backward pass
         self.masks = packed(hidden, dtype)[1] if dropout else None
         self.n_layers = len(sizes) - 1
-        self.work = {}  # work arrays of the probes, see probes._work
+        self.work = {}  # the probes' layout and work array, see probes.LayerStats
 
 
 class MLP:
@@ -160,6 +163,11 @@ class MLP:
         return ([(fi, fo) for fi, fo in zip(self.sizes[:-1], self.sizes[1:])]
                 + [(fo,) for fo in self.sizes[1:]])
 
+    def _param_offsets(self):
+        """Where each parameter starts in ``flat_parameters()`` (weights W_1..W_L, then biases
+        b_1..b_L), and the total size last: 2L + 1 integers."""
+        return np.concatenate([[0], np.cumsum([int(np.prod(s)) for s in self._param_shapes()])]).tolist()
+
     def flat_parameters(self):
         """Every weight then every bias as one flat array, of which ``weights`` and ``biases``
         are views: the optimizers update it in one pass. An entry of ``weights`` or ``biases``
@@ -168,9 +176,9 @@ class MLP:
         shape, with nothing changed."""
         current = list(self.weights) + list(self.biases)
         views = self._param_views
-        intact = bool(views) and views[0].base is self._params
-        if intact and len(current) == len(views) and all(a is b for a, b in zip(current, views)):
+        if _still_views(self._params, views, current):
             return self._params
+        intact = bool(views) and views[0].base is self._params
         shapes = self._param_shapes()
         if len(current) != len(shapes) or any(np.shape(a) != s for a, s in zip(current, shapes)):
             raise ValueError(f"weights and biases must have shapes {shapes}, got "

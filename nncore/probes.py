@@ -24,11 +24,6 @@ HISTOGRAM_KINDS = ("act", "delta", "weight_grad")
 SATURATION_THRESHOLD = 0.1  # relative to max phi'
 
 
-def _sq_norm(x):
-    flat = x.reshape(-1)
-    return float(np.dot(flat, flat))
-
-
 def unit_spread(W, b):
     """max_j ||w_j - w_1|| / sqrt(mean_k ||w_k||^2) over units j (columns of W, with b_j).
 
@@ -114,15 +109,7 @@ def _row_chunks(block, elements):
     return [(lo, min(lo + rows, block.shape[0])) for lo in range(0, block.shape[0], rows)]
 
 
-WORK_ELEMENTS = 32768  # of the work array of _mean_var: fits a core's L2 cache
-
-
-def _work(ws, dtype):
-    """The work array of the probes, kept on the workspace (no page faults per probe)."""
-    tmp = ws.work.get(dtype)
-    if tmp is None:
-        tmp = ws.work[dtype] = np.empty(WORK_ELEMENTS, dtype)
-    return tmp
+WORK_ELEMENTS = 32768  # float64 elements (256 KiB) of the work array of _mean_var: fits a core's L2 cache
 
 
 CHUNK_ELEMENTS = 1 << 20  # per array of a chunk of layers: larger chunks, fewer NumPy calls
@@ -135,7 +122,8 @@ class LayerStats:
 
     A chunk is consecutive layers of equal shapes (activations (B, n), weights (fan_in,
     fan_out)), taken as one (layers, elements) block: a few NumPy calls per chunk, not per
-    layer (smaller chunks, tried to keep them in L2, cost more in NumPy calls than they saved). The network calls ``forward_done(l)`` after layer l's activation and
+    layer (smaller chunks, tried to keep them in L2, cost more in NumPy calls than they
+    saved). The network calls ``forward_done(l)`` after layer l's activation and
     ``backward_done(l)`` after layer l's gradients (l 0-based); ``result()`` gives
     {stat_name: array over layers 1..L}. Sums of squares are BLAS dots in float64
     (float32 data converted a chunk at a time); means are pairwise sums in float64.
@@ -144,25 +132,17 @@ class LayerStats:
     def __init__(self, net, ws, grad_flat):
         self.net, self.ws, self.grad_flat = net, ws, grad_flat
         self.params = net.flat_parameters()
-        L = net.n_layers
-        self.out = {name: np.zeros(L) for name in STATS}
-        self.tmp = _work(ws, np.float64)
+        self.out = {name: np.zeros(net.n_layers) for name in STATS}
         self.threshold = SATURATION_THRESHOLD * net.activation.max_derivative
-        act_sizes = [z.size for z in ws.z]
-        w_sizes = [w.size for w in net.weights]
-        self.act_off = np.concatenate([[0], np.cumsum(act_sizes)]).tolist()
-        self.w_off = np.concatenate([[0], np.cumsum(w_sizes)]).tolist()
-        self.b_off = (self.w_off[-1] + np.concatenate([[0], np.cumsum(net.sizes[1:])])).tolist()
-        # the output layer has no phi: a chunk of its own
-        keys = [(z.shape, w.shape, l == L - 1) for l, (z, w) in enumerate(zip(ws.z, net.weights))]
-        self.chunks = []
-        for s, e in _runs(keys):
-            step = max(1, CHUNK_ELEMENTS // max(act_sizes[s], w_sizes[s]))
-            self.chunks += [(a, min(a + step, e)) for a in range(s, e, step)]
-        self.ends = {e - 1: (s, e) for s, e in self.chunks}
-        self.starts = {s: (s, e) for s, e in self.chunks}
+        # fixed for a network and batch size: made at the first probe, kept on the workspace
+        if "stats_layout" not in ws.work:
+            ws.work["stats_layout"] = _layout(net, ws)
+            ws.work["tmp"] = np.empty(WORK_ELEMENTS)  # no page faults per probe
+        self.tmp = ws.work["tmp"]
+        self.act_off, self.w_off, self.b_off, self.ends, self.starts = ws.work["stats_layout"]
 
-    def _block(self, flat, offsets, s, e):
+    @staticmethod
+    def _block(flat, offsets, s, e):
         return flat[offsets[s]:offsets[e]].reshape(e - s, -1)
 
     def forward_done(self, l):
@@ -206,6 +186,24 @@ class LayerStats:
             out["update_ratio"] = np.where(out["weight_norm"] > 0, self.net.update_norms
                                            / np.where(out["weight_norm"] > 0, out["weight_norm"], 1.0), 0.0)
         return out
+
+
+def _layout(net, ws):
+    """(act_off, w_off, b_off, ends, starts) for LayerStats: where each layer starts in the flat
+    activation and parameter arrays, and the chunks by last and by first layer."""
+    L = net.n_layers
+    act_sizes = [z.size for z in ws.z]
+    w_sizes = [w.size for w in net.weights]
+    act_off = np.concatenate([[0], np.cumsum(act_sizes)]).tolist()
+    offsets = net._param_offsets()
+    w_off, b_off = offsets[:L + 1], offsets[L:]
+    # the output layer has no phi: a chunk of its own
+    keys = [(z.shape, w.shape, l == L - 1) for l, (z, w) in enumerate(zip(ws.z, net.weights))]
+    chunks = []
+    for s, e in _runs(keys):
+        step = max(1, CHUNK_ELEMENTS // max(act_sizes[s], w_sizes[s]))
+        chunks += [(a, min(a + step, e)) for a in range(s, e, step)]
+    return act_off, w_off, b_off, {e - 1: (s, e) for s, e in chunks}, {s: (s, e) for s, e in chunks}
 
 
 def layer_stats(net, ws, grad_flat):

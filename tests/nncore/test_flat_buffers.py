@@ -383,7 +383,7 @@ def test_probe_layer_bigger_than_work_array(ref, dtype, rtol):
     assert np.all(got["preact_var"] > 0.1)
     # the work array kept on the workspace is the small one
     ws = net._workspace(batch, "probe")
-    assert ws.work[np.float64].size == probes.WORK_ELEMENTS and ws.work[np.float64].dtype == np.float64
+    assert ws.work["tmp"].size == probes.WORK_ELEMENTS and ws.work["tmp"].dtype == np.float64
 
 
 # ------------------------------------------------------------- unit_spread
