@@ -176,9 +176,10 @@ class LayerStats:
         out["delta_ms"][s:e] = _sum_squares(d) * (batch / d.shape[1] * batch)
         if e < net.n_layers:  # phi' of hidden layers, left in ws.scratch by the backward pass
             deriv = self._block(ws.scratch_flat, self.act_off, s, e)
-            saturated = (deriv < self.threshold).reshape(e - s, batch, -1)
-            out["saturation"][s:e] = np.count_nonzero(saturated, axis=(1, 2)) / deriv.shape[1]
-            out["dead_frac"][s:e] = saturated.all(axis=1).mean(axis=1)
+            saturated = deriv < self.threshold
+            # count_nonzero per row: 5x faster than with axis= (which sums through a cast)
+            out["saturation"][s:e] = [np.count_nonzero(row) / row.size for row in saturated]
+            out["dead_frac"][s:e] = saturated.reshape(e - s, batch, -1).all(axis=1).mean(axis=1)
         out["grad_norm"][s:e] = np.sqrt(_sum_squares(self._block(self.grad_flat, self.w_off, s, e)))
         out["bias_grad_norm"][s:e] = np.sqrt(_sum_squares(self._block(self.grad_flat, self.b_off, s, e)))
         W = self._block(self.params, self.w_off, s, e).reshape(e - s, *net.weights[s].shape)
