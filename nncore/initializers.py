@@ -97,9 +97,20 @@ def get(name):
         raise ValueError(f"unknown initializer {name!r}; valid: {', '.join(sorted(REGISTRY))}") from None
 
 
+def check_params(params):
+    """ValueError for a parameter that no initializer takes (a misspelled sigma_w would
+    otherwise be ignored without a word)."""
+    valid = sorted({p for names in PARAMS.values() for p in names})
+    unknown = sorted(set(params) - set(valid))
+    if unknown:
+        raise ValueError(f"unknown initializer parameter(s) {unknown}; valid: {', '.join(valid)}")
+
+
 def init_weights(name, rng, fan_in, fan_out, dtype=np.float64, **params):
-    """Draw W with initializer ``name``; ``params`` not used by that initializer are ignored."""
+    """Draw W with initializer ``name``; of the valid ``params`` (see check_params), those
+    that this initializer does not take are ignored."""
     fn = get(name)
+    check_params(params)
     used = {k: v for k, v in params.items() if k in PARAMS.get(name, ())}
     return fn(rng, fan_in, fan_out, dtype, **used)
 

@@ -2,7 +2,7 @@
 
 ``loss.forward_backward(z, y, dz=None) -> (loss, dL/dz)`` returns the mean loss
 and its gradient with respect to z_L, written into ``dz`` when given.
-``loss.check_targets(y, n, n_out)`` validates the target array.
+``loss.check_targets(y, n, n_out, dtype)`` validates the target array.
 
   cross_entropy  softmax cross-entropy on logits, integer labels of shape (N,);
                  torch.nn.CrossEntropyLoss.
@@ -16,7 +16,7 @@ import numpy as np
 class CrossEntropy:
     name = "cross_entropy"
 
-    def check_targets(self, y, n, n_out):
+    def check_targets(self, y, n, n_out, dtype=None):
         y = np.asarray(y)
         if y.shape != (n,):
             raise ValueError(f"cross_entropy targets must be integer labels of shape ({n},), got shape {y.shape}")
@@ -49,7 +49,7 @@ class CrossEntropy:
 class BCEWithLogits:
     name = "bce"
 
-    def check_targets(self, y, n, n_out):
+    def check_targets(self, y, n, n_out, dtype=None):
         y = np.asarray(y)
         if y.shape != (n, n_out):
             raise ValueError(f"bce targets must have shape ({n}, {n_out}), got {y.shape}")
@@ -79,12 +79,20 @@ class BCEWithLogits:
 class MSE:
     name = "mse"
 
-    def check_targets(self, y, n, n_out):
+    def check_targets(self, y, n, n_out, dtype=None):
+        """``dtype``: the network's, in which the targets must be finite too."""
         y = np.asarray(y)
         if y.shape != (n, n_out):
             raise ValueError(f"mse targets must have shape ({n}, {n_out}), got {y.shape}")
+        if not (np.issubdtype(y.dtype, np.number) and not np.issubdtype(y.dtype, np.complexfloating)):
+            raise ValueError(f"mse targets must be numeric and real, got dtype {y.dtype}")
         if not np.all(np.isfinite(y)):
             raise ValueError("mse targets must be finite")
+        if dtype is not None and y.dtype != dtype:
+            with np.errstate(over="ignore"):
+                y = y.astype(dtype)
+            if not np.all(np.isfinite(y)):
+                raise ValueError(f"mse targets must be finite in {np.dtype(dtype).name} (values beyond its range)")
         return y
 
     def forward_backward(self, z, y, dz=None):

@@ -96,6 +96,8 @@ class MLP:
     def __init__(self, n_in, hidden, n_out, activation="tanh", init="xavier_uniform",
                  loss="cross_entropy", dropout=0.0, dtype="float64", seed=0,
                  activation_params=None, init_params=None, sigma_b=0.0):
+        if isinstance(hidden, (str, bytes)) or not hasattr(hidden, "__iter__"):
+            raise ValueError(f"hidden must be a list of widths (e.g. [64] * depth), got {hidden!r}")
         hidden = list(hidden)
         for name, value in (("n_in", n_in), ("n_out", n_out)):
             if not isinstance(value, (int, np.integer)) or value < 1:
@@ -104,6 +106,8 @@ class MLP:
             raise ValueError("depth must be >= 1 (give at least one hidden width)")
         if any(not isinstance(w, (int, np.integer)) or w < 1 for w in hidden):
             raise ValueError(f"hidden widths must be integers >= 1, got {hidden}")
+        if isinstance(dropout, bool) or not isinstance(dropout, (int, float, np.integer, np.floating)):
+            raise ValueError(f"dropout must be a number in [0, 1), got {dropout!r}")
         dropout = float(dropout)
         if not (0.0 <= dropout < 1.0):
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
@@ -117,6 +121,7 @@ class MLP:
         self.activation = activations.get(activation, **(activation_params or {}))
         self.loss_fn = losses.get(loss)
         initializers.get(init)
+        initializers.check_params(init_params or {})
         self.sizes = [int(n_in)] + [int(w) for w in hidden] + [int(n_out)]
         self.dropout = dropout
         self.seed = seed
@@ -209,8 +214,8 @@ class MLP:
             raise ValueError(f"X must have shape (N, {self.sizes[0]}), got {X.shape}")
         if X.shape[0] < 1:
             raise ValueError("X must hold at least one example")
-        if not np.issubdtype(X.dtype, np.number):
-            raise ValueError(f"X must be numeric, got dtype {X.dtype}")
+        if not (np.issubdtype(X.dtype, np.number) and not np.issubdtype(X.dtype, np.complexfloating)):
+            raise ValueError(f"X must be numeric and real, got dtype {X.dtype}")
         if not np.isfinite(X).all():
             raise ValueError("X contains NaN or inf")
         if X.dtype != self.dtype:
@@ -219,7 +224,7 @@ class MLP:
             if not np.isfinite(X).all():
                 raise ValueError(f"X contains NaN or inf in {self.dtype.name} (values beyond its range)")
         if y is not None:
-            y = self.loss_fn.check_targets(y, X.shape[0], self.sizes[-1])
+            y = self.loss_fn.check_targets(y, X.shape[0], self.sizes[-1], self.dtype)
         return X, y
 
     # ------------------------------------------------------------ computation
@@ -319,8 +324,13 @@ class MLP:
         X, y = self.check_inputs(X, y)
         ws = self._workspace(X.shape[0], "train")
         if masks is not None:
-            if len(masks) != self.depth or any(m.shape != h.shape for m, h in zip(masks, ws.h)):
-                raise ValueError(f"masks must be {self.depth} arrays of shapes {[h.shape for h in ws.h]}")
+            if not (train and self.dropout > 0):
+                raise ValueError("masks are only used with dropout on: give train=True and a network "
+                                 f"with dropout > 0 (this one has dropout={self.dropout}, train={train})")
+            shapes = [np.shape(m) for m in masks]
+            if shapes != [h.shape for h in ws.h]:
+                raise ValueError(f"masks must be {self.depth} arrays of shapes {[h.shape for h in ws.h]}, "
+                                 f"got {shapes}")
         grad_w, grad_b, flat, views = self._grad_buffers("train")
         self._forward(X, ws, train, masks)
         loss = self._backward(X, y, ws, grad_w, grad_b)
@@ -372,5 +382,6 @@ class MLP:
 
     def probe_with_histograms(self, X, y, bins=64):
         """(stats, histograms): ``probe`` plus per-layer histograms, see probes.layer_histograms."""
+        probes.check_bins(bins)
         ws, grad_w, stats = self._probe_pass(X, y)
         return stats, probes.layer_histograms(self, ws, grad_w, bins)

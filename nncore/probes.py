@@ -225,6 +225,12 @@ def layer_stats(net, ws, grad_flat):
     return stats.result()
 
 
+def check_bins(bins):
+    """ValueError unless ``bins`` is an integer >= 1."""
+    if isinstance(bins, bool) or not isinstance(bins, (int, np.integer)) or bins < 1:
+        raise ValueError(f"histogram bins must be an integer >= 1, got {bins!r}")
+
+
 def histogram(values, bins=64):
     """(counts, edges) of the finite entries of ``values``; edges span their range."""
     flat = values.reshape(-1)
@@ -244,8 +250,7 @@ def layer_histograms(net, ws, grad_w, bins=64):
     kinds: ``act`` (a_l, the logits for l = L), ``delta`` (per-example error
     B dL/dz_l, as in delta_ms) and ``weight_grad`` (dL/dW_l).
     """
-    if not isinstance(bins, (int, np.integer)) or bins < 1:
-        raise ValueError(f"bins must be an integer >= 1, got {bins!r}")
+    check_bins(bins)
     L = net.n_layers
     batch = ws.z[0].shape[0]
     acts = [ws.h[l] if l < L - 1 else ws.z[l] for l in range(L)]

@@ -9,13 +9,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .optimizers import global_norm
+from .probes import check_bins
 from .rng import generator
 
 
 @dataclass
 class ProbeRecord:
     """What the callback receives. ``stats`` is ``net.probe`` on the probe batch;
-    ``histograms`` is filled at the steps in ``histogram_steps`` (else None);
+    ``histograms`` is filled at the steps in ``histogram_steps`` and at the last (else None);
     ``train_loss`` is the mean loss of the last training batch (NaN at step 0);
     ``probe_loss`` and ``probe_accuracy`` are those of the probe batch (dropout off)."""
     step: int
@@ -33,7 +34,7 @@ class ProbeRecord:
 @dataclass
 class TrainResult:
     steps: int                      # optimizer updates done
-    diverged_step: int = None       # step whose loss or gradient was non-finite, else None
+    diverged_step: int = None       # step whose loss, gradient or parameters were non-finite, else None
     train_losses: list = field(default_factory=list)  # mean batch loss at each step
 
     @property
@@ -53,9 +54,11 @@ def train(net, opt, X, y, *, epochs, batch_size, probe_X=None, probe_y=None, log
     Batches are drawn without replacement from a permutation of the examples,
     reshuffled every epoch by the "shuffle" stream of ``seed`` (default: the
     network's seed). ``callback(ProbeRecord)`` runs at step 0, every ``log_every``
-    steps and after the last step, with the probes of the probe batch (default:
-    the first 256 training examples). A non-finite loss or gradient stops
-    training and sets ``diverged_step``; no warning is emitted.
+    steps, at the steps in ``histogram_steps`` and after the last step, with the
+    probes of the probe batch (default: the first 256 training examples). A
+    non-finite loss or gradient stops training and sets ``diverged_step``; so do
+    non-finite parameters after the last update (there is no next loss to show it).
+    No warning is emitted.
     """
     X, y = net.check_inputs(X, y)
     for name, value in (("epochs", epochs), ("log_every", log_every)):
@@ -66,6 +69,7 @@ def train(net, opt, X, y, *, epochs, batch_size, probe_X=None, probe_y=None, log
     if probe_X is None:
         probe_X, probe_y = X[:256], y[:256]
     probe_X, probe_y = net.check_inputs(probe_X, probe_y)
+    check_bins(histogram_bins)
     histogram_steps = set(histogram_steps)
     rng = generator(net.seed if seed is None else seed, "shuffle")
     n = X.shape[0]
@@ -99,7 +103,9 @@ def train(net, opt, X, y, *, epochs, batch_size, probe_X=None, probe_y=None, log
                     return result
                 opt.step(net, grads, total_norm=gnorm)
                 step += 1
-                if step % log_every == 0 or step == total:
+                if step % log_every == 0 or step == total or step in histogram_steps:
                     report(step, epoch + 1 if start + batch_size >= n else epoch, loss, gnorm, final=step == total)
         result.steps = step
+        if total and not np.isfinite(net.flat_parameters()).all():
+            result.diverged_step = step
     return result
