@@ -15,6 +15,9 @@ import numpy as np
 class Activation:
     name = "activation"
     max_derivative = 1.0
+    # Rough cost of ``forward`` in ns per element by dtype (NumPy 2.4, one x86 AVX2 core): only
+    # tells the network whether a layer is worth splitting over threads (see nncore.parallel).
+    cost_ns = {"float64": 1.0, "float32": 0.5}
 
     def forward(self, z, out=None):
         raise NotImplementedError
@@ -36,6 +39,7 @@ class Sigmoid(Activation):
     """
     name = "sigmoid"
     max_derivative = 0.25
+    cost_ns = {"float64": 16.0, "float32": 9.0}
 
     def forward(self, z, out=None):
         e = np.abs(z)
@@ -55,6 +59,7 @@ class Sigmoid(Activation):
 class Tanh(Activation):
     """phi(z) = tanh(z);  phi'(z) = 1 - tanh(z)^2, at most 1."""
     name = "tanh"
+    cost_ns = {"float64": 15.0, "float32": 3.0}
 
     def forward(self, z, out=None):
         return np.tanh(z, out=out)

@@ -29,6 +29,7 @@ def tiny_parts(monkeypatch):
     """Split even the smallest work: one element per part at least, 7-element optimizer blocks
     (odd, so that blocks straddle the boundaries between layers)."""
     monkeypatch.setattr(parallel, "MIN_PART", 1)
+    monkeypatch.setattr(parallel, "PART_NS", 1e-9)
     monkeypatch.setattr(optimizers, "BLOCK", 7)
 
 
@@ -439,3 +440,20 @@ def test_run_several_ranges_with_one_thread():
     seen = []
     parallel.run(lambda lo, hi: seen.append((lo, hi)), [(0, 1), (1, 2)])
     assert sorted(seen) == [(0, 1), (1, 2)]
+
+
+def test_min_part_for_holds_part_ns_of_work():
+    assert parallel.min_part_for(parallel.PART_NS / 1000) == 1000
+    assert parallel.min_part_for(10 * parallel.PART_NS) == 1  # never below one element
+
+
+@pytest.mark.parametrize("dtype, split", [("float64", True), ("float32", False)])
+def test_forward_splits_only_layers_worth_it(spy, dtype, split):
+    """tanh layers of 128 x 256: a float64 half takes some 250 us (worth a thread), a float32
+    half some 50 us (measured slower split than not)."""
+    parallel.set_num_threads(2)
+    net = MLP(256, [256, 256], 4, activation="tanh", dtype=dtype, seed=0)
+    ws = net._workspace(128, "eval")
+    spy.reset()
+    net._forward(np.ones((128, 256), dtype=dtype), ws, train=False)
+    assert (2 in spy.calls) == split
