@@ -26,11 +26,11 @@ def restore_threads():
 
 @pytest.fixture
 def tiny_parts(monkeypatch):
-    """Split even the smallest work: one element per part at least, 7-element optimizer blocks
-    (odd, so that blocks straddle the boundaries between layers)."""
+    """Split even the smallest work: one element per part at least, optimizer blocks of 7 float64
+    or 14 float32 elements (so that blocks straddle the boundaries between layers)."""
     monkeypatch.setattr(parallel, "MIN_PART", 1)
     monkeypatch.setattr(parallel, "PART_NS", 1e-9)
-    monkeypatch.setattr(optimizers, "BLOCK", 7)
+    monkeypatch.setattr(optimizers, "BLOCK_BYTES", 56)
 
 
 @pytest.fixture
