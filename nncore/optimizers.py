@@ -359,13 +359,22 @@ class Adam(Optimizer):
             vmax = st["max_exp_avg_sq"]
             np.maximum(vmax, v, out=vmax)
             v = vmax
-        bias_correction1 = 1.0 - b1 ** self.t
-        bias_correction2 = 1.0 - b2 ** self.t
+        step_size = h["lr"] / (1.0 - b1 ** self.t)
+        root_bc2 = math.sqrt(1.0 - b2 ** self.t)
         np.sqrt(v, out=u)
-        u /= math.sqrt(bias_correction2)
-        u += h["eps"]
-        np.divide(m, u, out=u)
-        u *= h["lr"] / bias_correction1
+        denom = root_bc2 * step_size
+        scale, shift = (1.0 / denom, h["eps"] / step_size) if denom > 0 else (math.inf, math.inf)
+        if math.isfinite(scale) and math.isfinite(shift):
+            # step_size m / (sqrt(v) / root_bc2 + eps) with the constants folded: one pass fewer,
+            # the same value to a rounding
+            u *= scale
+            u += shift
+            np.divide(m, u, out=u)
+        else:  # lr below ~1e-300: the folded constants overflow
+            u /= root_bc2
+            u += h["eps"]
+            np.divide(m, u, out=u)
+            u *= step_size
 
 
 def _sq_norm(x):

@@ -350,3 +350,25 @@ def test_step_with_a_precomputed_total_norm_matches_step_without():
         opt_b.step(b, gb)
     for wa, wb in zip(a.weights + a.biases, b.weights + b.biases):
         np.testing.assert_array_equal(wa, wb)
+
+
+@pytest.mark.parametrize("lr", [1e-300, 1e-310, 5e-324])
+def test_adam_tiny_learning_rates(lr):
+    """Adam folds lr / (1 - b1^t) into its denominator; where that constant would overflow
+    (lr below ~1e-300) the step must still be the torch rule, finite, and exactly 0 where
+    the gradient is 0. Parameters start at 0 so that steps this small are representable."""
+    net = _net()
+    for p in net.weights + net.biases:
+        p[...] = 0.0
+    seq = _grad_seq(net)[:3]
+    for gs in seq:
+        gs[0][0] = 0.0  # a row of W_1 that never gets a gradient
+    got = _run(optimizers.get("adam", lr=lr), net, seq)
+    want = reference_trajectory("adam", {"lr": lr}, [np.zeros_like(p) for p in net.weights + net.biases], seq)
+    for (params, _), (rparams, _) in zip(got, want):
+        for p, rp in zip(params, rparams):
+            assert np.all(np.isfinite(p))
+            # subnormal steps carry fewer digits: compare to one unit of the smallest subnormal
+            np.testing.assert_allclose(p, rp, rtol=1e-9, atol=5e-324 * 3)
+        assert np.all(params[0][0] == 0.0)
+    assert np.any(got[-1][0][0] != 0.0)
