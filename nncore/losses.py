@@ -84,7 +84,7 @@ class MSE:
         y = np.asarray(y)
         if y.shape != (n, n_out):
             raise ValueError(f"mse targets must have shape ({n}, {n_out}), got {y.shape}")
-        if not (np.issubdtype(y.dtype, np.number) and not np.issubdtype(y.dtype, np.complexfloating)):
+        if y.dtype.kind not in "biuf":  # bool, integers or floats
             raise ValueError(f"mse targets must be numeric and real, got dtype {y.dtype}")
         if not np.all(np.isfinite(y)):
             raise ValueError("mse targets must be finite")

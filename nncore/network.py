@@ -96,7 +96,8 @@ class MLP:
     def __init__(self, n_in, hidden, n_out, activation="tanh", init="xavier_uniform",
                  loss="cross_entropy", dropout=0.0, dtype="float64", seed=0,
                  activation_params=None, init_params=None, sigma_b=0.0):
-        if isinstance(hidden, (str, bytes)) or not hasattr(hidden, "__iter__"):
+        if (isinstance(hidden, (str, bytes)) or not hasattr(hidden, "__iter__")
+                or (isinstance(hidden, np.ndarray) and hidden.ndim != 1)):
             raise ValueError(f"hidden must be a list of widths (e.g. [64] * depth), got {hidden!r}")
         hidden = list(hidden)
         for name, value in (("n_in", n_in), ("n_out", n_out)):
@@ -106,7 +107,7 @@ class MLP:
             raise ValueError("depth must be >= 1 (give at least one hidden width)")
         if any(not isinstance(w, (int, np.integer)) or w < 1 for w in hidden):
             raise ValueError(f"hidden widths must be integers >= 1, got {hidden}")
-        if isinstance(dropout, bool) or not isinstance(dropout, (int, float, np.integer, np.floating)):
+        if isinstance(dropout, (bool, np.bool_)) or np.ndim(dropout) != 0 or np.asarray(dropout).dtype.kind not in "iuf":
             raise ValueError(f"dropout must be a number in [0, 1), got {dropout!r}")
         dropout = float(dropout)
         if not (0.0 <= dropout < 1.0):

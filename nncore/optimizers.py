@@ -364,13 +364,13 @@ class Adam(Optimizer):
         np.sqrt(v, out=u)
         denom = root_bc2 * step_size
         scale, shift = (1.0 / denom, h["eps"] / step_size) if denom > 0 else (math.inf, math.inf)
-        if math.isfinite(scale) and math.isfinite(shift):
+        if max(scale, shift) <= float(np.finfo(u.dtype).max):
             # step_size m / (sqrt(v) / root_bc2 + eps) with the constants folded: one pass fewer,
             # the same value to a rounding
             u *= scale
             u += shift
             np.divide(m, u, out=u)
-        else:  # lr below ~1e-300: the folded constants overflow
+        else:  # lr below ~1e-38 (float32) or ~1e-300 (float64): the folded constants overflow
             u /= root_bc2
             u += h["eps"]
             np.divide(m, u, out=u)

@@ -16,7 +16,8 @@ from .rng import generator
 @dataclass
 class ProbeRecord:
     """What the callback receives. ``stats`` is ``net.probe`` on the probe batch;
-    ``histograms`` is filled at the steps in ``histogram_steps`` and at the last (else None);
+    ``histograms`` is filled at the steps in ``histogram_steps``, and at the last step when
+    ``histogram_steps`` is not empty (else None);
     ``train_loss`` is the mean loss of the last training batch (NaN at step 0);
     ``probe_loss`` and ``probe_accuracy`` are those of the probe batch (dropout off)."""
     step: int

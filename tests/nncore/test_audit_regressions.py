@@ -327,3 +327,22 @@ def test_adadelta_rho_one_is_accepted():
 def test_rmsprop_alpha_and_adadelta_rho_out_of_range_are_rejected(name, kw):
     with pytest.raises(ValueError, match=next(iter(kw))):
         optimizers.get(name, **kw)
+
+
+# ------------------------------------------------ from the review of the fixes above
+def test_mse_accepts_boolean_targets():
+    net = MLP(3, [4], 2, loss="mse", seed=0)
+    X = np.ones((2, 3))
+    y = np.array([[True, False], [False, True]])
+    z = net.forward(X)
+    assert net.loss(X, y) == pytest.approx(float(np.mean((z - y.astype(np.float64)) ** 2)), rel=1e-12)
+
+
+def test_dropout_as_a_zero_dimensional_array_is_accepted():
+    assert MLP(3, [4], 2, dropout=np.array(0.25)).dropout == 0.25
+
+
+@pytest.mark.parametrize("hidden", [np.array(8), np.ones((2, 2), dtype=int)])
+def test_hidden_as_an_array_that_is_not_a_list_of_widths(hidden):
+    with pytest.raises(ValueError, match="hidden"):
+        MLP(3, hidden, 2)
