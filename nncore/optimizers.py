@@ -127,9 +127,7 @@ class Optimizer:
         self._layout = lay = {
             "shapes": shapes, "dtype": p.dtype, "blocks": blocks, "segs": segs,
             "seg_layer": np.asarray(seg_layer, dtype=np.intp), "seg_sq": np.zeros(len(seg_layer)),
-            "u": np.empty_like(p),
-            "g_eff": np.empty_like(p) if self.clip_norm is not None or self.weight_decay else None,
-            "scratch": {name: np.empty_like(p) for name in self.scratch},
+            "work": {},  # block-sized work arrays of each thread's part, see _work
         }
         self.state = self._init_state(p)
         return lay
@@ -138,26 +136,40 @@ class Optimizer:
         """The rule's state for parameters ``p``: {name: flat array}."""
         return {}
 
+    def _work(self, first, dtype):
+        """The work arrays (u, g_eff, the rule's scratch) of the part that starts at block
+        ``first``: one block long and reused for every block of that part, so they stay in
+        cache and are never written back to memory (full-size arrays were, at each step)."""
+        lay = self._layout
+        work = lay["work"].get(first)  # parts start at distinct blocks: no two threads share one
+        if work is None:
+            size = lay["blocks"][0][1] - lay["blocks"][0][0]
+            names = ("u", *self.scratch) + (("g_eff",) if self.clip_norm is not None or self.weight_decay else ())
+            work = lay["work"][first] = {name: np.empty(size, dtype) for name in names}
+        return work
+
     def _blocks(self, p, g, scale, first, stop):
         """Update blocks [first, stop) of the layout; record each block's ||u||^2 per layer."""
         lay = self._layout
-        u_all, seg_sq, decay = lay["u"], lay["seg_sq"], self.weight_decay
+        seg_sq, decay = lay["seg_sq"], self.weight_decay
+        work = self._work(first, p.dtype)
         for k in range(first, stop):
             lo, hi = lay["blocks"][k]
-            pb, gb, u = p[lo:hi], g[lo:hi], u_all[lo:hi]
+            pb, gb = p[lo:hi], g[lo:hi]
+            u = work["u"][:hi - lo]
             if scale != 1.0 or decay:
-                g_eff = lay["g_eff"][lo:hi]
+                g_eff = work["g_eff"][:hi - lo]
                 np.multiply(gb, scale, out=g_eff)
                 if decay:
                     np.multiply(pb, decay, out=u)
                     g_eff += u
                 gb = g_eff
             st = {name: a[lo:hi] for name, a in self.state.items()}
-            st.update((name, a[lo:hi]) for name, a in lay["scratch"].items())
+            st.update((name, work[name][:hi - lo]) for name in self.scratch)
             self._update(pb, gb, st, u)
             pb -= u
             for s, a, b in lay["segs"][k]:
-                ub = u_all[a:b]
+                ub = u[a - lo:b - lo]
                 seg_sq[s] = np.einsum("i,i->", ub, ub)
 
     def _update(self, p, g, st, u):
