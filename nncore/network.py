@@ -67,14 +67,18 @@ class _Workspace:
     (layers, batch, width) block.
     """
 
-    def __init__(self, sizes, batch, dtype, dropout):
+    def __init__(self, sizes, batch, dtype, dropout, keep_derivatives=False):
         every = [(batch, n) for n in sizes[1:]]
         hidden = every[:-1]
         self.z_flat, self.z = packed(every, dtype)
         self.h_flat, self.h = packed(hidden, dtype)              # phi(z_l), hidden layers
         self.a = packed(hidden, dtype)[1] if dropout else self.h  # after dropout
         self.delta_flat, self.delta = packed(every, dtype)
-        self.scratch_flat, self.scratch = packed(hidden, dtype)  # phi'(z_l) after a backward pass
+        if keep_derivatives:  # phi'(z_l) of every layer after a backward pass, for the probes
+            self.scratch_flat, self.scratch = packed(hidden, dtype)
+        else:  # one layer's worth, reused: it stays in cache and is never written back to memory
+            self.scratch_flat = np.empty(max(n * m for n, m in hidden), dtype)
+            self.scratch = [self.scratch_flat[:n * m].reshape(n, m) for n, m in hidden]
         self.masks = packed(hidden, dtype)[1] if dropout else None
         self.n_layers = len(sizes) - 1
         self.work = {}  # the probes' layout and work array, see probes.LayerStats
@@ -233,7 +237,8 @@ class MLP:
         key = (batch, kind)
         ws = self._workspaces.get(key)
         if ws is None:
-            ws = self._workspaces[key] = _Workspace(self.sizes, batch, self.dtype, self.dropout > 0)
+            ws = self._workspaces[key] = _Workspace(self.sizes, batch, self.dtype, self.dropout > 0,
+                                                    keep_derivatives=kind == "probe")
         return ws
 
     def _grad_buffers(self, kind):
@@ -289,7 +294,7 @@ class MLP:
 
     def _backpropagate(self, ws, l):
         """Rows [lo, hi) of dL/dz_l from dL/da_l (in ws.delta[l-1]): dropout mask, then phi'(z_l).
-        phi'(z_l) is left in ws.scratch for the probes."""
+        phi'(z_l) is left in ws.scratch (kept for every layer in the probes' workspace)."""
         d, z, h, s = ws.delta[l], ws.z[l], ws.h[l], ws.scratch[l]
         mask = ws.masks[l] if ws.dropout_active else None
 
