@@ -138,8 +138,8 @@ class Optimizer:
 
     def _work(self, first, dtype):
         """The work arrays (u, g_eff, the rule's scratch) of the part that starts at block
-        ``first``: one block long and reused for every block of that part, so they stay in
-        cache and are never written back to memory (full-size arrays were, at each step)."""
+        ``first``: one block long and reused for every block of that part, so that they stay
+        in cache (full-size ones would be written back to memory at every step)."""
         lay = self._layout
         work = lay["work"].get(first)  # parts start at distinct blocks: no two threads share one
         if work is None:
