@@ -457,3 +457,40 @@ def test_forward_splits_only_layers_worth_it(spy, dtype, split):
     spy.reset()
     net._forward(np.ones((128, 256), dtype=dtype), ws, train=False)
     assert (2 in spy.calls) == split
+
+
+def test_nested_run_runs_serially_in_the_caller():
+    """A run() inside a part finds the pool busy: its ranges run in that part's thread."""
+    parallel.set_num_threads(2)
+    inner = []
+
+    def part(lo, hi):
+        parallel.run(lambda a, b: inner.append((lo, a, threading.get_ident())), [(0, 1), (1, 2)])
+    parallel.run(part, [(0, 1), (1, 2)])
+    assert sorted((lo, a) for lo, a, _ in inner) == [(0, 0), (0, 1), (1, 0), (1, 1)]
+    for lo in (0, 1):
+        assert len({ident for l, _, ident in inner if l == lo}) == 1
+
+
+def test_runs_from_two_threads_at_once_all_complete():
+    parallel.set_num_threads(2)
+    out = np.zeros((2, 200_000))
+
+    def caller(row):
+        for _ in range(20):
+            parallel.run(lambda lo, hi: out[row, lo:hi].__iadd__(1.0), parallel.bounds(out.shape[1], 2))
+    threads = [threading.Thread(target=caller, args=(r,)) for r in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert not any(t.is_alive() for t in threads)
+    assert np.all(out == 20.0)
+
+
+def test_more_ranges_than_threads_all_run():
+    parallel.set_num_threads(2)
+    seen = []
+    parallel.run(lambda lo, hi: seen.append((lo, hi, threading.get_ident())), [(i, i + 1) for i in range(5)])
+    assert sorted((lo, hi) for lo, hi, _ in seen) == [(i, i + 1) for i in range(5)]
+    assert len({ident for _, _, ident in seen}) == 2
