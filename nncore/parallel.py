@@ -169,6 +169,7 @@ def run(fn, ranges):
         for lo, hi in ranges:
             fn(lo, hi)
         return
+    workers, joined = [], False
     try:
         err, call = np.geterr(), np.geterrcall()
         workers = _get_workers()[:len(ranges) - 1]
@@ -181,7 +182,11 @@ def run(fn, ranges):
             except BaseException as exc:  # noqa: B902 - re-raised below, once no part is still running
                 errors.append(exc)
         errors += [e for e in (worker.join() for worker in workers) if e is not None]
+        joined = True
     finally:
+        if not joined:  # interrupted while waiting (Ctrl-C): parts may still run, so these
+            with _lock:  # workers are never used again; they finish their part and sleep
+                _workers[:] = [w for w in _workers if w not in workers]
         _busy.release()
     if errors:
         raise errors[0]

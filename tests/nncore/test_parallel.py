@@ -494,3 +494,24 @@ def test_more_ranges_than_threads_all_run():
     parallel.run(lambda lo, hi: seen.append((lo, hi, threading.get_ident())), [(i, i + 1) for i in range(5)])
     assert sorted((lo, hi) for lo, hi, _ in seen) == [(i, i + 1) for i in range(5)]
     assert len({ident for _, _, ident in seen}) == 2
+
+
+def test_a_run_interrupted_while_waiting_leaves_a_working_pool(monkeypatch):
+    """KeyboardInterrupt while the caller waits for a part (a Ctrl-C mid-step): the part's
+    worker is retired, and the next run gets every part done, none twice."""
+    parallel.set_num_threads(2)
+    release = threading.Event()
+    first = parallel._get_workers()[0]
+    original_join = type(first).join
+
+    def interrupted_join(self):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(type(first), "join", interrupted_join)
+    with pytest.raises(KeyboardInterrupt):
+        parallel.run(lambda lo, hi: release.wait(5) if lo == 1 else None, [(0, 1), (1, 2)])
+    monkeypatch.setattr(type(first), "join", original_join)
+    release.set()
+    assert first not in parallel._get_workers()
+    seen = []
+    parallel.run(lambda lo, hi: seen.append((lo, hi)), [(0, 1), (1, 2)])
+    assert sorted(seen) == [(0, 1), (1, 2)]
