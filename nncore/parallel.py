@@ -32,10 +32,11 @@ MIN_PART = 8192  # elements per thread below which splitting costs more than it 
 PART_NS = 100_000  # rough work per thread (ns) below which splitting costs more than it saves
 SHORT_SPIN = 10  # OPENBLAS_THREAD_TIMEOUT at or below which OpenBLAS leaves the cores free
 
-_lock = threading.Lock()  # guards _threads and _workers
+_lock = threading.Lock()  # guards _threads, _workers and _stale
 _busy = threading.Lock()  # held by the run() that is using the workers
 _threads = None
 _workers = []
+_stale = []  # workers dropped by set_num_threads while a run() had the pool
 
 
 def _env_int(name):
@@ -75,11 +76,16 @@ def set_num_threads(n):
     global _threads
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
         raise ValueError(f"number of threads must be an integer >= 1, got {n!r}")
-    with _busy, _lock:  # waits for a run() in another thread to finish with the workers
+    with _lock:
         _threads = int(n)
-        for worker in _workers:
-            worker.stop()
+        _stale.extend(_workers)
         _workers.clear()
+    # a run() using the pool (in another thread, or the one calling this) retires them itself
+    if _busy.acquire(blocking=False):
+        try:
+            _retire_stale()
+        finally:
+            _busy.release()
 
 
 class _Worker:
@@ -91,21 +97,25 @@ class _Worker:
         self._go, self._done = threading.Lock(), threading.Lock()
         self._go.acquire()
         self._done.acquire()
-        self._task, self.error = None, None
+        self._task, self.error, self._retired = None, None, False
         threading.Thread(target=self._loop, name="nncore", daemon=True).start()
 
     def _loop(self):
         while True:
             self._go.acquire()
-            if self._task is None:  # stop()
+            task, self._task = self._task, None
+            if task is None:  # woken by retire()
                 return
-            fn, lo, hi, err, call = self._task
+            fn, lo, hi, err, call = task
             try:
                 with np.errstate(call=call, **err):
                     fn(lo, hi)
             except BaseException as exc:  # noqa: B902 - handed to the caller by join()
                 self.error = exc
+            task = fn = None  # keep nothing of the caller's alive while asleep
             self._done.release()
+            if self._retired:
+                return
 
     def start(self, task):
         self._task, self.error = task, None
@@ -114,11 +124,16 @@ class _Worker:
     def join(self):
         """Wait for the part; its exception, or None."""
         self._done.acquire()
-        return self.error
+        error, self.error = self.error, None
+        return error
 
-    def stop(self):
-        self._task = None
-        self._go.release()
+    def retire(self):
+        """End the thread: now if it is idle, else after its part (never reuse it after this)."""
+        self._retired = True
+        try:
+            self._go.release()  # wakes it if asleep; if a part is pending, _go is already free
+        except RuntimeError:
+            pass
 
 
 def _get_workers():
@@ -128,9 +143,16 @@ def _get_workers():
         return list(_workers)
 
 
+def _retire_stale():  # with _busy held: no run() can start a stale worker any more
+    with _lock:
+        stale, _stale[:] = list(_stale), []
+    for worker in stale:
+        worker.retire()
+
+
 def _forget_pool():  # a forked child has none of the parent's threads
-    global _lock, _busy, _workers
-    _lock, _busy, _workers = threading.Lock(), threading.Lock(), []
+    global _lock, _busy, _workers, _stale
+    _lock, _busy, _workers, _stale = threading.Lock(), threading.Lock(), [], []
 
 
 if hasattr(os, "register_at_fork"):
@@ -165,7 +187,7 @@ def run(fn, ranges):
     Returns when all are done; re-raises the first error. The caller's NumPy error state
     (np.errstate) applies in every thread. While another thread's run() (or an enclosing
     one) has the pool, every range runs in this thread: the same results, serially."""
-    if len(ranges) == 1 or num_threads() == 1 or not _busy.acquire(blocking=False):
+    if len(ranges) <= 1 or num_threads() == 1 or not _busy.acquire(blocking=False):
         for lo, hi in ranges:
             fn(lo, hi)
         return
@@ -184,10 +206,14 @@ def run(fn, ranges):
         errors += [e for e in (worker.join() for worker in workers) if e is not None]
         joined = True
     finally:
-        if not joined:  # interrupted while waiting (Ctrl-C): parts may still run, so these
-            with _lock:  # workers are never used again; they finish their part and sleep
-                _workers[:] = [w for w in _workers if w not in workers]
-        _busy.release()
+        try:
+            if not joined:  # interrupted while waiting (Ctrl-C): parts may still run, and their
+                with _lock:  # late completions must not be taken by a later run: retire them
+                    _workers[:] = [w for w in _workers if w not in workers]
+                    _stale.extend(workers)
+            _retire_stale()
+        finally:
+            _busy.release()
     if errors:
         raise errors[0]
 

@@ -3,6 +3,7 @@ exceptions in worker threads; the threaded paths of the network and the optimize
 bit-identical results to one thread (with tiny parts and blocks that straddle layers)."""
 import os
 import threading
+import time
 import warnings
 
 import numpy as np
@@ -515,3 +516,36 @@ def test_a_run_interrupted_while_waiting_leaves_a_working_pool(monkeypatch):
     seen = []
     parallel.run(lambda lo, hi: seen.append((lo, hi)), [(0, 1), (1, 2)])
     assert sorted(seen) == [(0, 1), (1, 2)]
+
+
+def test_set_num_threads_inside_a_part_does_not_deadlock():
+    """Called from a part (caller or worker): it cannot wait for the run() it is inside; the
+    run retires the old workers when it is done."""
+    parallel.set_num_threads(2)
+    result = []
+
+    def part(lo, hi):
+        parallel.set_num_threads(2)
+
+    worker = threading.Thread(target=lambda: result.append(parallel.run(part, [(0, 1), (1, 2)])))
+    worker.start()
+    worker.join(20)
+    assert not worker.is_alive() and result == [None]
+    seen = []
+    parallel.run(lambda lo, hi: seen.append(lo), [(0, 1), (1, 2)])
+    assert sorted(seen) == [0, 1]
+
+
+def test_set_num_threads_repeatedly_leaks_no_threads():
+    parallel.set_num_threads(3)
+    parallel.run(lambda lo, hi: None, [(0, 1), (1, 2), (2, 3)])
+    before = threading.active_count()
+    for n in (3, 2, 3, 2, 3) * 4:
+        parallel.set_num_threads(n)
+        parallel.run(lambda lo, hi: None, [(0, 1), (1, 2), (2, 3)])
+    parallel.set_num_threads(3)
+    parallel.run(lambda lo, hi: None, [(0, 1), (1, 2), (2, 3)])
+    deadline = time.monotonic() + 5
+    while threading.active_count() > before and time.monotonic() < deadline:
+        time.sleep(0.01)  # retired workers end as soon as they wake
+    assert threading.active_count() <= before
