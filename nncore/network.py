@@ -17,6 +17,9 @@ from . import activations, initializers, losses, parallel, probes
 from .rng import generator
 
 DTYPES = {"float64": np.float64, "float32": np.float32}
+# Rough cost (ns per element) of the backward pass's elementwise work, phi' (from the cached
+# phi, a few cheap passes for every activation) times the error: see parallel.min_part_for.
+DERIVATIVE_NS = 1.5
 
 
 def packed(shapes, dtype):
@@ -307,6 +310,7 @@ class MLP:
 
     def _backward(self, X, y, ws, grad_w, grad_b, stats=None):
         L = self.n_layers
+        deriv_part = parallel.min_part_for(DERIVATIVE_NS)
         loss, _ = self.loss_fn.forward_backward(ws.z[L - 1], y, dz=ws.delta[L - 1])
         for l in range(L - 1, -1, -1):
             a_prev = X if l == 0 else ws.a[l - 1]
@@ -316,9 +320,8 @@ class MLP:
             if l > 0:
                 d_prev = ws.delta[l - 1]
                 np.matmul(d, self.weights[l].T, out=d_prev)
-                # a few cheap passes: worth a thread only on large layers
                 parallel.split_rows(self._backpropagate(ws, l - 1), d_prev.shape[0], d_prev.size,
-                                    min_part=8 * parallel.MIN_PART)
+                                    min_part=deriv_part)
             if stats is not None:
                 stats.backward_done(l)
         return loss
