@@ -67,7 +67,8 @@ class _Workspace:
 
     Each kind of buffer is one flat array holding the layers in order (``z_flat``
     etc.), so that the probes can treat consecutive layers of equal width as one
-    (layers, batch, width) block.
+    (layers, batch, width) block. phi'(z) (``scratch``) is kept per layer only with
+    ``keep_derivatives`` (the probes' workspace); otherwise every layer reuses one buffer.
     """
 
     def __init__(self, sizes, batch, dtype, dropout, keep_derivatives=False):
