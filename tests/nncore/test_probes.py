@@ -297,3 +297,18 @@ def test_unit_spread_is_zero_for_constant_init_and_positive_otherwise():
     np.testing.assert_array_equal(stats["unit_spread"], 0.0)
     varied = MLP(5, [6, 6], 3, activation="tanh", init="xavier_uniform", seed=0)
     assert np.all(varied.probe(X, y)["unit_spread"] > 0.1)
+
+
+@pytest.mark.parametrize("n", [1, 7, 8, 9, 16, 17, 25, 64 * 1024 + 3])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_sums_of_squares_over_dot_segments(monkeypatch, n, dtype):
+    """Rows longer than DOT_ELEMENTS are summed segment by segment (and a shorter tail):
+    every element counts once, whatever the length, against math.fsum."""
+    from nncore import probes
+    if n < 1000:
+        monkeypatch.setattr(probes, "DOT_ELEMENTS", 8)
+    # float32 squares of the 2nd and 3rd rows underflow and overflow: they are summed in float64
+    rows = (np.random.default_rng(n).standard_normal((3, n)) * [[1.0], [1e-30], [1e30]]).astype(dtype)
+    assert rows.dtype == dtype
+    want = [math.fsum(float(v) ** 2 for v in row) for row in rows]
+    np.testing.assert_allclose(probes._sum_squares(rows), want, rtol=1e-13)
