@@ -12,6 +12,8 @@ and its gradient with respect to z_L, written into ``dz`` when given.
 """
 import numpy as np
 
+from .checks import finite_in
+
 
 class CrossEntropy:
     name = "cross_entropy"
@@ -84,16 +86,7 @@ class MSE:
         y = np.asarray(y)
         if y.shape != (n, n_out):
             raise ValueError(f"mse targets must have shape ({n}, {n_out}), got {y.shape}")
-        if y.dtype.kind not in "biuf":  # bool, integers or floats
-            raise ValueError(f"mse targets must be numeric and real, got dtype {y.dtype}")
-        if not np.all(np.isfinite(y)):
-            raise ValueError("mse targets must be finite")
-        if dtype is not None and y.dtype != dtype:
-            with np.errstate(over="ignore"):
-                y = y.astype(dtype)
-            if not np.all(np.isfinite(y)):
-                raise ValueError(f"mse targets must be finite in {np.dtype(dtype).name} (values beyond its range)")
-        return y
+        return finite_in(y, dtype, "mse targets", kinds="biuf")  # bool too
 
     def forward_backward(self, z, y, dz=None):
         dz = np.subtract(z, y, out=dz)

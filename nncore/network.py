@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import activations, initializers, losses, parallel, probes
+from .checks import finite_in
 from .rng import generator
 
 DTYPES = {"float64": np.float64, "float32": np.float32}
@@ -223,15 +224,7 @@ class MLP:
             raise ValueError(f"X must have shape (N, {self.sizes[0]}), got {X.shape}")
         if X.shape[0] < 1:
             raise ValueError("X must hold at least one example")
-        if not (np.issubdtype(X.dtype, np.number) and not np.issubdtype(X.dtype, np.complexfloating)):
-            raise ValueError(f"X must be numeric and real, got dtype {X.dtype}")
-        if not np.isfinite(X).all():
-            raise ValueError("X contains NaN or inf")
-        if X.dtype != self.dtype:
-            with np.errstate(over="ignore"):
-                X = X.astype(self.dtype)
-            if not np.isfinite(X).all():
-                raise ValueError(f"X contains NaN or inf in {self.dtype.name} (values beyond its range)")
+        X = finite_in(X, self.dtype, "X")
         if y is not None:
             y = self.loss_fn.check_targets(y, X.shape[0], self.sizes[-1], self.dtype)
         return X, y
