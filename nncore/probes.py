@@ -234,8 +234,8 @@ def _layout(net, ws):
 def layer_stats(net, ws, grad_flat):
     """Statistics of ``net`` from workspace ``ws`` and the flat gradient buffer, as filled by one
     evaluation-mode forward and backward pass (``ws``, the probes' workspace, then holds phi'(z_l)
-    of every layer), computed
-    after the pass (``MLP.probe`` computes the same numbers during it, see LayerStats)."""
+    of every layer), computed after the pass (``MLP.probe`` computes the same numbers during it,
+    see LayerStats)."""
     stats = LayerStats(net, ws, grad_flat)
     for l in range(net.n_layers):
         stats.forward_done(l)
