@@ -96,7 +96,13 @@ def _half_line_rule(s):
 
 
 def _quadrature_moments(act, q):
-    """(E[phi], E[phi^2], E[phi'^2]) at z ~ N(0, q) for one scalar q, by the composite rule."""
+    """(E[phi], E[phi^2], E[phi'^2]) at z ~ N(0, q) for one scalar q, by the composite rule.
+
+    At q = 0 the Gaussian is a point mass at 0 and the moments are exactly phi(0), phi(0)^2 and
+    phi'(0)^2: the rule's weights sum to 1 only to within an ulp, so it is not used there.
+    """
+    if q == 0.0:
+        return _moments_at_zero(act)
     s = math.sqrt(q)
     t, w = _half_line_rule(s)
     z = np.concatenate((s * t, -s * t))
@@ -104,6 +110,15 @@ def _quadrature_moments(act, q):
     a = act.forward(z)
     d = act.derivative(z, a)
     return float(ww @ a), float(ww @ (a * a)), float(ww @ (d * d))
+
+
+def _moments_at_zero(act):
+    """(phi(0), phi(0)^2, phi'(0)^2), exactly, from the activation's own phi and phi'."""
+    zero = np.zeros(1)
+    a0 = act.forward(zero)
+    d0 = float(act.derivative(zero, a0)[0])
+    a0 = float(a0[0])
+    return a0, a0 * a0, d0 * d0
 
 
 # ------------------------------------------------------------------------ helpers
@@ -140,6 +155,13 @@ def _closed_form_gains(act):
         k = 0.5 * (1.0 + act.alpha ** 2)
         return k, k, (1.0 - act.alpha) / math.sqrt(2.0 * math.pi)
     return 1.0, 1.0, 0.0  # identity
+
+
+def _times_gain(sigma_w2, gain):
+    """sigma_w2 * gain, exactly 1.0 at the critical sigma_w2 = 1/gain that ``critical_sigma_w2``
+    returns: in floating point (1/k) * k is 1 -+ 1 ulp for about one k in ten, which would put
+    the critical point of leaky_relu in the ordered or the chaotic phase."""
+    return 1.0 if sigma_w2 == 1.0 / gain else sigma_w2 * gain
 
 
 # --------------------------------------------------------------------- public API
@@ -220,7 +242,12 @@ def chi(activation, q, sigma_w2, alpha=0.01):
     ``sigma_w2`` that of W_(l+1). For unequal widths multiply by n_(l+1)/n_l (see ``predict``).
     """
     sigma_w2 = _nonnegative("sigma_w2", sigma_w2)
-    return sigma_w2 * moments(activation, q, alpha)[2]
+    act = _activation(activation, alpha)
+    if act.name in _CLOSED_FORM:  # E[phi'^2] does not depend on q
+        moments(act, q)  # validates q
+        c = _times_gain(sigma_w2, _closed_form_gains(act)[1])
+        return c if np.ndim(q) == 0 else np.full(np.shape(q), c)
+    return sigma_w2 * moments(act, q)[2]
 
 
 def fixed_point(activation, sigma_w2, sigma_b2, alpha=0.01, q0=1.0):
@@ -246,7 +273,7 @@ def fixed_point(activation, sigma_w2, sigma_b2, alpha=0.01, q0=1.0):
     sigma_w2, sigma_b2 = _nonnegative("sigma_w2", sigma_w2), _nonnegative("sigma_b2", sigma_b2)
     q0 = _nonnegative("q0", q0)
     if act.name in _CLOSED_FORM:
-        c = sigma_w2 * _closed_form_gains(act)[0]
+        c = _times_gain(sigma_w2, _closed_form_gains(act)[0])
         if c < 1.0:
             return sigma_b2 / (1.0 - c)
         if sigma_b2 == 0.0 and (c == 1.0 or q0 == 0.0):
@@ -319,13 +346,20 @@ def critical_sigma_w2(activation, sigma_b2, alpha=0.01, rtol=1e-12):
     bisection on sigma_w2 to relative width ``rtol``, which assumes chi(q*(sigma_w2), sigma_w2)
     increases with sigma_w2 (it does for sigmoid, tanh and softsign: checked in the tests);
     chi < 1 below 1/max(phi')^2 (chi <= sigma_w2 max(phi')^2), and the upper end is found by
-    doubling. For tanh and softsign at sigma_b2 = 0 the answer is 1, but chi(q*) - 1 grows
-    only quadratically in sigma_w2 - 1 above it, so the bisection returns 1 + O(1e-8).
+    doubling. For tanh and softsign at sigma_b2 = 0 (phi(0) = 0) the answer is exactly
+    1/phi'(0)^2 = 1, returned without bisection: chi(q*) - 1 grows only quadratically in
+    sigma_w2 - 1 above it, so a bisection would return 1 + O(1e-8).
     """
     act = _activation(activation, alpha)
     sigma_b2 = _nonnegative("sigma_b2", sigma_b2)
     if act.name in _CLOSED_FORM:
         return 1.0 / _closed_form_gains(act)[1]
+
+    phi0, _, dphi0_sq = _moments_at_zero(act)
+    if sigma_b2 == 0.0 and phi0 == 0.0:
+        # q* = 0 for sigma_w2 <= 1/phi'(0)^2 (the ordered phase), where chi(q*) = sigma_w2 phi'(0)^2
+        # reaches 1 exactly; above it q* > 0 and chi(q*) > 1.
+        return 1.0 / dphi0_sq
 
     def excess(sw2):
         return chi(act, fixed_point(act, sw2, sigma_b2), sw2) - 1.0

@@ -403,3 +403,59 @@ def test_measured_profiles_against_predict_from_the_input(measured, activation, 
     assert np.all(np.abs(rel) < 0.10), rel
     dlog = np.log(m["delta_ms"] / m["delta_ms"][-1]) - np.log(p["delta_ms"])
     assert np.all(np.abs(dlog) < 0.1), dlog
+
+
+# ------------------------------------------------------------- exact criticality
+def _phi_and_dphi_at_zero(name):
+    act = activations.get(name)
+    z = np.zeros(1)
+    a = act.forward(z)
+    return float(a[0]), float(act.derivative(z, a)[0])
+
+
+ZERO_AT_ZERO = [n for n in sorted(activations.REGISTRY) if _phi_and_dphi_at_zero(n)[0] == 0.0]
+# phi'(0) as theory uses it: the limit q -> 0+ of E[phi'(sqrt(q) z)^2] is the mean of the
+# one-sided slopes squared at a kink (relu 1/2, leaky_relu (1 + alpha^2)/2), phi'(0)^2 elsewhere.
+KINKED_DPHI0_SQ = {"relu": 0.5, "leaky_relu": (1 + 0.01 ** 2) / 2}
+
+
+def _dphi0_sq(name):
+    return KINKED_DPHI0_SQ.get(name, _phi_and_dphi_at_zero(name)[1] ** 2)
+
+
+def test_zero_at_zero_list_comes_from_the_registry():
+    assert {"tanh", "softsign", "relu", "leaky_relu", "identity"} <= set(ZERO_AT_ZERO)
+    assert "sigmoid" not in ZERO_AT_ZERO
+
+
+@pytest.mark.parametrize("name", ZERO_AT_ZERO)
+@pytest.mark.parametrize("sw2", [0.25, 0.5, 1.0, 2.0, 1.9998000199980002, 3.7])
+def test_chi_at_q0_is_exactly_sigma_w2_dphi0_squared(name, sw2):
+    assert theory.chi(name, 0.0, sw2) == sw2 * _dphi0_sq(name)
+    assert theory.moments(name, 0.0)[:2] == (0.0, 0.0)
+
+
+@pytest.mark.parametrize("name", ZERO_AT_ZERO)
+def test_fixed_point_is_exactly_zero_up_to_criticality(name):
+    critical = 1.0 / _dphi0_sq(name)
+    assert theory.critical_sigma_w2(name, 0.0) == critical
+    for frac in (0.0, 0.25, 0.5, 0.99, 1.0):
+        sw2 = frac * critical
+        if name in PIECEWISE_LINEAR and frac == 1.0:
+            # at criticality the map is q -> q: every q is fixed, the start is returned as it is
+            assert theory.fixed_point(name, sw2, 0.0, q0=0.7) == 0.7
+            assert theory.fixed_point(name, sw2, 0.0, q0=0.0) == 0.0
+        else:
+            assert theory.fixed_point(name, sw2, 0.0) == 0.0
+    assert theory.depth_scale(name, critical, 0.0) == math.inf  # chi(q*) = 1, exactly
+
+
+@pytest.mark.parametrize("alpha", np.random.default_rng(12).uniform(0.0, 0.99, 40).round(6).tolist())
+def test_leaky_relu_critical_point_is_critical_for_any_alpha(alpha):
+    """(1/k) * k is not 1 in floating point for about one k in ten: the critical sigma_w2 must
+    still be neither ordered nor chaotic."""
+    critical = theory.critical_sigma_w2("leaky_relu", 0.0, alpha=alpha)
+    assert critical == 2.0 / (1.0 + alpha * alpha)
+    assert theory.chi("leaky_relu", 1.3, critical, alpha=alpha) == 1.0
+    assert theory.depth_scale("leaky_relu", critical, 0.0, alpha=alpha) == math.inf
+    assert theory.fixed_point("leaky_relu", critical, 0.0, alpha=alpha, q0=0.3) == 0.3
