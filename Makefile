@@ -6,18 +6,53 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install test bench clean sweep report ui study sync server
+.PHONY: help install install-slurm install-ray install-postgres lock test bench clean sweep report ui study sync server
 
 help:  ## list targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-10s %s\n", $$1, $$2}'
 
-install: $(STAMP)  ## create .venv and install the project (no-op when up to date)
+install: $(STAMP)  ## create .venv and install exactly requirements.lock (no-op when up to date)
 
-$(STAMP): pyproject.toml
+# Versions change only through `make lock`. The lock's first line records the hash of
+# pyproject.toml's [project] tables, so dependencies edited without `make lock` stop here.
+UV_VERSION := 0.13.8
+UV := $(VENV)/bin/uv
+LOCK := requirements.lock
+EXTRA_LOCKS := requirements-slurm.lock requirements-ray.lock requirements-postgres.lock
+LOCK_HASH = $(shell $(PYTHON) tools/pyproject_hash.py)
+
+$(STAMP): pyproject.toml $(LOCK)
+	@grep -qx '# pyproject-hash: $(LOCK_HASH)' $(LOCK) || \
+		{ echo "error: pyproject.toml's dependencies changed since $(LOCK) was written: run make lock" >&2; exit 2; }
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+	@test -x $(UV) || $(PY) -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	$(UV) pip sync --quiet --python $(PY) $(LOCK)
+	$(UV) pip install --quiet --python $(PY) --no-deps -e .
 	@touch $(STAMP)
+
+install-slurm install-ray install-postgres: install-%: $(STAMP)  ## install-slurm | -ray | -postgres: the extra's lock instead of the main one
+	$(UV) pip sync --quiet --python $(PY) requirements-$*.lock
+	$(UV) pip install --quiet --python $(PY) --no-deps -e .
+
+lock:  ## re-resolve every dependency into requirements*.lock (the one way versions change)
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@test -x $(UV) || $(PY) -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	$(UV) pip compile --quiet --universal --python-version 3.10 --no-header --upgrade \
+		pyproject.toml --extra test -o $(LOCK).tmp
+	@{ echo '# pyproject-hash: $(LOCK_HASH)'; \
+	   echo '# make lock: uv pip compile --universal --python-version 3.10 pyproject.toml --extra test'; \
+	   cat $(LOCK).tmp; } > $(LOCK) && rm $(LOCK).tmp
+	@# Each extra's lock starts from the main lock's pins (uv keeps an output file's pins where it can);
+	@# the ray extra cannot keep joblib's (hydra-ray-launcher needs cloudpickle<3).
+	@for extra in slurm ray postgres; do \
+		grep -v '^#' $(LOCK) > requirements-$$extra.lock.tmp && \
+		$(UV) pip compile --quiet --universal --python-version 3.10 --no-header \
+			pyproject.toml --extra test --extra $$extra -o requirements-$$extra.lock.tmp && \
+		{ echo "# make lock: requirements.lock plus the $$extra extra; install with make install-$$extra"; \
+		  cat requirements-$$extra.lock.tmp; } > requirements-$$extra.lock && rm requirements-$$extra.lock.tmp \
+		|| exit 1; \
+	done
+	@echo "lock: $$(grep -c '==' $(LOCK)) pinned lines in $(LOCK); make install to apply"
 
 test: $(STAMP)  ## run the test suite
 	$(PY) -m pytest -q -n auto --dist loadfile
