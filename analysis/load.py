@@ -32,9 +32,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_EXPERIMENT = "gradpath"
-DEFAULT_TRACKING_URI = f"sqlite:///{REPO_ROOT / 'mlflow.db'}"
+from experiments import record
+from experiments.record import DEFAULT_EXPERIMENT, REPO_ROOT  # noqa: F401 - re-exported for analysis
 
 # Column -> dtype of each table. Empty tables are built from these too, so that
 # downstream code never meets a frame without the expected columns.
@@ -48,17 +47,17 @@ RUN_COLUMNS = {
     "loss/train": "float64", "loss/val": "float64", "acc/train": "float64", "acc/val": "float64",
     "diverged_step": "float64",  # NaN unless the run diverged
 }
-LAYER_STATS_COLUMNS = {"run_id": "str", "step": "int64", "layer": "int64", "stat": "str",
-                       "value": "float64"}
-HISTOGRAM_COLUMNS = {"run_id": "str", "step": "int64", "layer": "int64", "kind": "str",
-                     "bin": "int64", "left": "float64", "right": "float64", "count": "int64"}
-SCALAR_COLUMNS = {"run_id": "str", "step": "int64", "name": "str", "value": "float64"}
+# The job record's Parquet tables (experiments.record), keyed by run_id; the scalars' timestamps are
+# the writer's business.
+LAYER_STATS_COLUMNS = {"run_id": "str", **record.LAYER_STATS_COLUMNS}
+HISTOGRAM_COLUMNS = {"run_id": "str", **record.HISTOGRAM_COLUMNS}
+SCALAR_COLUMNS = {"run_id": "str", **{k: v for k, v in record.SCALAR_COLUMNS.items() if k != "timestamp"}}
 
-# Artifact file -> (table name, columns). Names are fixed by the experiments' logger.
+# Artifact file -> (table name, columns).
 ARTIFACTS = {
-    "layer_stats.parquet": ("layer_stats", LAYER_STATS_COLUMNS),
-    "histograms.parquet": ("histograms", HISTOGRAM_COLUMNS),
-    "scalars.parquet": ("scalars", SCALAR_COLUMNS),
+    record.LAYER_STATS_FILE: ("layer_stats", LAYER_STATS_COLUMNS),
+    record.HISTOGRAMS_FILE: ("histograms", HISTOGRAM_COLUMNS),
+    record.SCALARS_FILE: ("scalars", SCALAR_COLUMNS),
 }
 FINAL_METRICS = ("loss/train", "loss/val", "acc/train", "acc/val", "diverged_step")
 
@@ -111,22 +110,10 @@ def empty_frame(columns):
     return pd.DataFrame({name: pd.Series(dtype=dtype) for name, dtype in columns.items()})
 
 
-def resolve_tracking_uri(tracking_uri=None):
-    """The explicit URI, else $MLFLOW_TRACKING_URI, else the repository's mlflow.db."""
-    return tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
-
-
-def _sqlite_path(tracking_uri):
-    """The database file of a sqlite URI, else None."""
-    if not tracking_uri.startswith("sqlite:///"):
-        return None
-    return Path(tracking_uri[len("sqlite:///"):])
-
-
 def open_client(tracking_uri):
     """An MlflowClient for ``tracking_uri``; refuses a sqlite file that does not exist,
     because opening it would silently create an empty store."""
-    db = _sqlite_path(tracking_uri)
+    db = record.sqlite_path(tracking_uri)
     if db is not None and not db.exists():
         raise NoRunsError(f"no MLflow store at {db} (tracking URI {tracking_uri})")
     from mlflow.tracking import MlflowClient
@@ -416,7 +403,7 @@ def load_frames(experiment=DEFAULT_EXPERIMENT, sweep=None, all_runs=False, track
     sweep, or an experiment without job runs. ``cache_dir`` (e.g. reports/.cache)
     enables the artifact cache.
     """
-    tracking_uri = resolve_tracking_uri(tracking_uri)
+    tracking_uri = record.resolve_uri(tracking_uri)
     client = open_client(tracking_uri)
     found = client.get_experiment_by_name(experiment)
     if found is None:

@@ -200,7 +200,12 @@ def phase_diagram(frames, figure_dir):
     if runs["sigma_w"].isna().all():
         return lines
     grid = phase_table(runs)
-    chance = 1.0 / 10
+    classes = runs["n_out"].dropna().unique()
+    if len(classes) != 1:
+        lines += ["- No trainability threshold: chance accuracy needs one number of classes (the runs' n_out "
+                  f"tags give {len(classes)}).", ""]
+        return lines
+    chance = 1.0 / float(classes[0])  # uniform guessing among the network's output classes
     threshold = chance + 0.5 * (np.nanmax(grid.to_numpy()) - chance)
     inside, outside = [], []
     for depth in grid.index:

@@ -7,10 +7,10 @@ import hashlib
 import json
 import math
 from dataclasses import dataclass, field
-from typing import Any, List, Optional
+from typing import List, Optional
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import OmegaConf
 
 from nncore import activations, initializers, losses, optimizers
 
@@ -205,10 +205,38 @@ def flatten(container, prefix=""):
     return out
 
 
+# The data keys each dataset reads (datasets.py); the others do not apply to its runs.
+DATA_KEYS = {"digits": ("val_fraction",), "spirals": ("val_fraction", "n_samples", "n_classes", "noise"),
+             "gaussian": ("val_fraction", "n_samples", "dim", "n_classes", "teacher_depth"),
+             "mnist": ("val_fraction", "cache_dir")}
+
+
+def logged_params(container):
+    """The run's MLflow params: dot-flattened leaves of the resolved config (a plain dict), without
+    the keys that are None or belong to choices the run did not make (another optimizer's, another
+    dataset's, initializer or activation parameters its choice does not take). Only what is shown
+    changes; the run's identity (config_hash) is the whole config."""
+    params = flatten(container)
+    optimizer = container.get("optimizer", {}).get("name")
+    dataset = container.get("data", {}).get("name")
+    init = container.get("init", {}).get("name")
+    applies = {
+        "optimizer.": set(getattr(optimizers.REGISTRY.get(optimizer), "defaults", {})) | {"name", "weight_decay"},
+        "data.": {"name", *DATA_KEYS.get(dataset, ())},
+        "init.": {"name", "sigma_b", *initializers.PARAMS.get(init, ())},
+        "activation.": {"name", "alpha"} if container.get("activation", {}).get("name") == "leaky_relu" else {"name"},
+    }
+
+    def shown(key, value):
+        if value is None:
+            return False
+        for prefix, keys in applies.items():
+            if key.startswith(prefix):
+                return key[len(prefix):] in keys
+        return True
+    return {key: value for key, value in params.items() if shown(key, value)}
+
+
 def run_name(cfg):
     """e.g. tanh-xavier_uniform-d20-adam-s0"""
     return f"{cfg.activation.name}-{cfg.init.name}-d{cfg.model.depth}-{cfg.optimizer.name}-s{cfg.seed}"
-
-
-def to_dict(cfg: Any):
-    return OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)

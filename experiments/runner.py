@@ -6,6 +6,8 @@ job's output directory first; then everything goes to MLflow in batches.
 import json
 import math
 import os
+import socket
+import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +19,7 @@ from omegaconf import OmegaConf
 from nncore import MLP, optimizers, train
 from nncore.training import n_steps
 
-from . import datasets, sync, tracking
+from . import datasets, record, sync, tracking
 from .config import config_hash, optimizer_kwargs, run_name, validate
 
 # Set by the launcher process (experiments/train.py) for the jobs of a sweep.
@@ -26,15 +28,6 @@ ENV_PARENT_RUN = "GRADPATH_PARENT_RUN_ID"
 ENV_SWEEP = "GRADPATH_SWEEP_ID"
 ENV_SKIP_FILE = "GRADPATH_SKIP_FILE"
 ENV_PROGRESS_DIR = "GRADPATH_PROGRESS_DIR"
-
-SCALARS = ("loss/train", "loss/val", "acc/train", "acc/val", "grad_norm/total")
-LOGGED_LAYER_STATS = ("grad_norm", "act_var")
-
-
-def layer_key(stat, layer, n_layers):
-    """``grad_norm/layer_07``: two digits, three when there are 100 or more layers."""
-    return f"{stat}/layer_{layer:0{max(2, len(str(n_layers)))}d}"
-
 
 def histogram_steps(total, log_every, snapshots):
     """Step 0, ``snapshots`` logged steps spread between, and the last step."""
@@ -55,36 +48,34 @@ class Recorder:
     hist_frames: list = field(default_factory=list)
     scalar_rows: list = field(default_factory=list)
 
-    def __call__(self, record):
-        net, step, L = record.net, record.step, self.n_layers
-        stats = record.stats
+    def __call__(self, probe):
+        net, step, L = probe.net, probe.step, self.n_layers
+        stats = probe.stats
         for stat, values in stats.items():
             self.layer_frames.append(pd.DataFrame({"step": step, "layer": np.arange(1, L + 1), "stat": stat,
                                                    "value": np.asarray(values, dtype=np.float64)}))
         # The probe batch is a fixed subset of the training set: its loss comes free with the probe.
-        loss_train, acc_train = record.probe_loss, record.probe_accuracy
+        loss_train, acc_train = probe.probe_loss, probe.probe_accuracy
         loss_val, acc_val = net.evaluate(self.data.X_val, self.data.y_val)
-        total = math.sqrt(float(np.sum(stats["grad_norm"] ** 2) + np.sum(stats["bias_grad_norm"] ** 2)))
-        scalars = dict(zip(SCALARS, (loss_train, loss_val, acc_train, acc_val, total)))
+        probe_norm = math.sqrt(float(np.sum(stats["grad_norm"] ** 2) + np.sum(stats["bias_grad_norm"] ** 2)))
+        scalars = dict(zip(record.SCALARS, (loss_train, loss_val, acc_train, acc_val, probe_norm)))
         now = int(time.time() * 1000)
         self.scalar_rows.extend((step, name, float(v), now) for name, v in scalars.items())
-        if record.histograms:
-            for kind, per_layer in record.histograms.items():
+        if probe.histograms:
+            for kind, per_layer in probe.histograms.items():
                 for layer, (counts, edges) in enumerate(per_layer, start=1):
                     self.hist_frames.append(pd.DataFrame({
                         "step": step, "layer": layer, "kind": kind, "bin": np.arange(counts.size),
                         "left": edges[:-1], "right": edges[1:], "count": counts.astype(np.int64)}))
 
     def layer_stats(self):
-        return _concat(self.layer_frames, {"step": "int64", "layer": "int64", "stat": "str", "value": "float64"})
+        return _concat(self.layer_frames, record.LAYER_STATS_COLUMNS)
 
     def histograms(self):
-        return _concat(self.hist_frames, {"step": "int64", "layer": "int64", "kind": "str", "bin": "int64",
-                                          "left": "float64", "right": "float64", "count": "int64"})
+        return _concat(self.hist_frames, record.HISTOGRAM_COLUMNS)
 
     def scalars(self):
-        frame = pd.DataFrame(self.scalar_rows, columns=["step", "name", "value", "timestamp"])
-        return frame.astype({"step": "int64", "name": "str", "value": "float64", "timestamp": "int64"})
+        return pd.DataFrame(self.scalar_rows, columns=list(record.SCALAR_COLUMNS)).astype(record.SCALAR_COLUMNS)
 
 
 def _concat(frames, dtypes):
@@ -111,7 +102,7 @@ def _finished_in_store(cfg, cfg_hash):
     if not exp_id:
         return False
     try:
-        client = tracking.client(tracking.resolve_uri(cfg.tracking.uri))
+        client = tracking.client(record.resolve_uri(cfg.tracking.uri))
         found = tracking.retry(client.search_runs, [exp_id], max_results=1, filter_string=(
             f"tags.role = 'job' and tags.config_hash = '{cfg_hash}' and attributes.status = 'FINISHED'"))
     except Exception:  # noqa: BLE001 - store down: run the job; sync dedupes later
@@ -145,7 +136,18 @@ def tags_for(cfg, cfg_hash, data=None):
     return {**sizes, "activation": cfg.activation.name, "init": cfg.init.name, "optimizer": cfg.optimizer.name,
             "depth": cfg.model.depth, "width": cfg.model.width, "dataset": cfg.data.name, "seed": cfg.seed,
             "config_hash": cfg_hash, "sweep": os.environ.get(ENV_SWEEP, ""), "role": "job",
-            "study": cfg.study or ""}
+            "study": cfg.study or "", record.PROCESS_TAG: f"{socket.gethostname()}:{os.getpid()}",
+            **git_commit_tag()}
+
+
+def git_commit_tag():
+    """{"mlflow.source.git.commit": sha} of the repository's checkout; {} outside a git checkout."""
+    try:
+        sha = subprocess.run(["git", "-C", str(record.REPO_ROOT), "rev-parse", "HEAD"], capture_output=True,
+                             text=True, timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    return {"mlflow.source.git.commit": sha} if len(sha) == 40 else {}
 
 
 def run_job(cfg, output_dir, overrides=()):
@@ -176,9 +178,9 @@ def run_job(cfg, output_dir, overrides=()):
     if os.environ.get(ENV_PARENT_RUN):
         tags["mlflow.parentRunId"] = os.environ[ENV_PARENT_RUN]
     status = {"config_hash": cfg_hash, "run_name": run_name(cfg), "status": "RUNNING", "synced": False,
-              "tracking_uri": tracking.resolve_uri(cfg.tracking.uri), "experiment": cfg.tracking.experiment,
+              "tracking_uri": record.resolve_uri(cfg.tracking.uri), "experiment": cfg.tracking.experiment,
               "experiment_id": os.environ.get(ENV_EXPERIMENT_ID), "tags": tags, "run_id": None}
-    sync.write_status(output_dir, status)
+    record.write_status(output_dir, status)
     sync.open_run(output_dir, status)
     try:
         t_train = time.time()
@@ -191,28 +193,28 @@ def run_job(cfg, output_dir, overrides=()):
     except BaseException as exc:
         state = "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
         status.update(status=state, error=f"{type(exc).__name__}: {exc}")
-        sync.write_status(output_dir, status)
+        record.write_status(output_dir, status)
         sync.close_run(status, state)
         _mark_progress(cfg_hash, "failed")
         raise
     outcome = "diverged" if result.diverged else "ok"
-    recorder.layer_stats().to_parquet(output_dir / "layer_stats.parquet", index=False)
-    recorder.histograms().to_parquet(output_dir / "histograms.parquet", index=False)
-    recorder.scalars().to_parquet(output_dir / "scalars.parquet", index=False)
+    recorder.layer_stats().to_parquet(output_dir / record.LAYER_STATS_FILE, index=False)
+    recorder.histograms().to_parquet(output_dir / record.HISTOGRAMS_FILE, index=False)
+    recorder.scalars().to_parquet(output_dir / record.SCALARS_FILE, index=False)
     status.update(status="FINISHED", outcome=outcome, steps=result.steps, diverged_step=result.diverged_step,
                   train_seconds=round(train_seconds, 3))
-    sync.write_status(output_dir, status)
+    record.write_status(output_dir, status)
     t_log = time.time()
     try:
         synced = sync.upload(output_dir)
     except KeyboardInterrupt:  # Ctrl-C while uploading: close the partial run; the record stays for `make sync`
-        sync.close_run(sync.read_status(output_dir), "KILLED")
+        sync.close_run(record.read_status(output_dir), "KILLED")
         _mark_progress(cfg_hash, "failed")
         raise
     if synced:
-        status = sync.read_status(output_dir)
+        status = record.read_status(output_dir)
         status.update(log_seconds=round(time.time() - t_log, 3), total_seconds=round(time.time() - started, 3))
-        sync.write_status(output_dir, status)
+        record.write_status(output_dir, status)
     _mark_progress(cfg_hash, outcome)
     return outcome
 

@@ -8,7 +8,8 @@ and opens the sweep's parent run.
 """
 import hashlib
 import json
-import re
+import os
+import socket
 import sys
 import tempfile
 import threading
@@ -16,7 +17,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import tracking
+from . import record, tracking
 from .config import ConfigError, config_hash, register, validate
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
@@ -170,13 +171,36 @@ def finished_hashes(client, experiment_id, hashes):
     return done & set(hashes)
 
 
-def close_stale_runs(client, experiment_id, hashes):
-    """Mark KILLED the RUNNING job runs of this grid: a killed sweep leaves them behind."""
+def process_gone(tag, host=None):
+    """Whether the job process named by a run's ``process`` tag (host:pid) has ended. A process on
+    another host cannot be asked: it counts as gone only for runs without the tag (older runs)."""
+    if not tag:
+        return True
+    run_host, _, pid = tag.rpartition(":")
+    if run_host != (host or socket.gethostname()):
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, ValueError):
+        return False
+    return False
+
+
+def close_stale_runs(client, experiment_id, hashes, resume=False):
+    """Mark KILLED the RUNNING job runs of this grid whose process has ended (a killed sweep leaves
+    them behind). A run still being trained by a live process, say an identical command started
+    earlier, is left alone. With ``resume`` (a multirun), runs of other hosts are closed too: the
+    sweep re-runs their grid points."""
     stale = tracking.retry(client.search_runs, [experiment_id],
                            filter_string="tags.role = 'job' and attributes.status = 'RUNNING'", max_results=5000)
     closed = 0
+    host = socket.gethostname()
     for run in stale:
-        if run.data.tags.get("config_hash") in hashes:
+        tag = run.data.tags.get(record.PROCESS_TAG, "")
+        other_host = bool(tag) and tag.rpartition(":")[0] != host
+        if run.data.tags.get("config_hash") in hashes and (process_gone(tag, host) or (resume and other_host)):
             tracking.retry(client.set_terminated, run.info.run_id, "KILLED")
             closed += 1
     return closed
@@ -206,7 +230,7 @@ def prepare(argv, force=False):
     overrides, flags = split_argv(argv)
     multirun = "-m" in flags or "--multirun" in flags
     jobs = compose_jobs(expand(overrides, multirun))
-    uris = {tracking.resolve_uri(cfg.tracking.uri) for _, cfg, _ in jobs}
+    uris = {record.resolve_uri(cfg.tracking.uri) for _, cfg, _ in jobs}
     experiments = {cfg.tracking.experiment for _, cfg, _ in jobs}
     if len(uris) > 1 or len(experiments) > 1:
         raise PreflightError("tracking.uri and tracking.experiment cannot be swept")
@@ -217,7 +241,7 @@ def prepare(argv, force=False):
         client = tracking.client(uri)
         plan.experiment_id = tracking.get_or_create_experiment(client, uri, experiment)
         hashes = [h for _, _, h in jobs]
-        close_stale_runs(client, plan.experiment_id, set(hashes))
+        close_stale_runs(client, plan.experiment_id, set(hashes), resume=multirun)
         if multirun:
             plan.done = set() if force else finished_hashes(client, plan.experiment_id, hashes)
             plan.sweep_id = hashlib.sha1(" ".join(sorted(hashes)).encode()).hexdigest()[:12]
@@ -272,7 +296,3 @@ class Progress:
         self._thread.join()
         self._refresh()
         self.bar.close()
-
-
-def safe_name(text):
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text)

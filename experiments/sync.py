@@ -10,30 +10,16 @@ timestamps, and a synced record is never uploaded again, so running sync twice
 creates no duplicates.
 """
 import argparse
-import json
 import sys
 from pathlib import Path
 
 import pandas as pd
 import yaml
 
+from . import record as rec
 from . import tracking
-from .config import flatten
-
-ARTIFACTS = ("config.yaml", "overrides.yaml", "layer_stats.parquet", "histograms.parquet", "scalars.parquet")
-LOGGED_LAYER_STATS = ("grad_norm", "act_var")
-REPO_ROOT = tracking.REPO_ROOT
-
-
-def read_status(record):
-    return json.loads((Path(record) / "status.json").read_text())
-
-
-def write_status(record, status):
-    """Atomic: a kill leaves the old or the new status, never half a file."""
-    tmp = Path(record) / "status.json.tmp"
-    tmp.write_text(json.dumps(status, indent=2, default=str))
-    tmp.replace(Path(record) / "status.json")
+from .config import logged_params
+from .record import read_status, write_status
 
 
 def _experiment_id(client, status):
@@ -65,23 +51,42 @@ def close_run(status, state):
 
 
 def metrics_of(record):
-    """The run's metrics as MLflow Metric entities, from its Parquet histories."""
-    from mlflow.entities import Metric
+    """(metrics, tags) of the run from its local record: MLflow Metric entities (the scalars, the few
+    per-layer series, the profiles and the filterable numbers of experiments.record) and RunTags."""
+    from mlflow.entities import Metric, RunTag
 
-    from .runner import layer_key
     record = Path(record)
-    scalars = pd.read_parquet(record / "scalars.parquet")
-    stats = pd.read_parquet(record / "layer_stats.parquet")
+    scalars = pd.read_parquet(record / rec.SCALARS_FILE)
+    stats = pd.read_parquet(record / rec.LAYER_STATS_FILE)
+    cfg = yaml.safe_load((record / "config.yaml").read_text())
     stamp = dict(zip(scalars.step, scalars.timestamp))
+    first_ts = int(min(stamp.values(), default=0))
     metrics = [Metric(n, float(v), int(t), int(s)) for s, n, v, t in
                scalars[["step", "name", "value", "timestamp"]].itertuples(index=False)]
     n_layers = int(stats.layer.max()) if len(stats) else 0
-    picked = stats[stats.stat.isin(LOGGED_LAYER_STATS)]
-    metrics += [Metric(layer_key(stat, int(layer), n_layers), float(v), int(stamp.get(s, 0)), int(s))
+    layers = rec.series_layers(n_layers) if n_layers else []
+    picked = stats[stats.stat.isin(rec.SERIES_STATS) & stats.layer.isin(layers)]
+    metrics += [Metric(rec.layer_key(stat, int(layer), n_layers), float(v), int(stamp.get(s, 0)), int(s))
                 for s, layer, stat, v in picked[["step", "layer", "stat", "value"]].itertuples(index=False)]
+    by_step = rec.steps_and_layers(stats[stats.step.isin({0, stats.step.max()})]) if len(stats) else {}
+    tags = []
+    for profile, step in (("init", 0 if 0 in by_step else None), ("final", rec.final_probe_step(by_step))):
+        skipped = 0
+        if step is not None:
+            for stat in rec.PROFILE_STATS:
+                values, n_skipped = rec.profile_values(by_step[step], stat)
+                skipped += n_skipped
+                ts = int(stamp.get(step, first_ts))
+                metrics += [Metric(rec.profile_key(profile, stat), v, ts, layer) for layer, v in values.items()]
+        tags.append(RunTag(rec.skipped_tag(profile), str(skipped)))
+    ratio = rec.log10_grad_ratio(by_step.get(0, {}).get("grad_norm", {}))
+    if ratio is not None:
+        metrics.append(Metric(rec.GRAD_RATIO_INIT, ratio, first_ts, 0))
+    numbers = {"depth": cfg["model"]["depth"], "width": cfg["model"]["width"], "seed": cfg["seed"]}
+    metrics += [Metric(name, float(numbers[name]), first_ts, 0) for name in rec.CONFIG_METRICS]
     # Key-major order: each batch then touches few keys, which MLflow's latest-metric upsert favours.
     metrics.sort(key=lambda m: (m.key, m.step))
-    return metrics
+    return metrics, tags
 
 
 def finished_run(client, status):
@@ -136,10 +141,10 @@ def upload(record, dedupe=False):
             write_status(record, status)
         run_id = status["run_id"]
         cfg = yaml.safe_load((record / "config.yaml").read_text())
-        params = [Param(k, str(v)) for k, v in flatten(cfg).items()]
+        params = [Param(k, str(v)) for k, v in logged_params(cfg).items()]
         for i in range(0, len(params), tracking.PARAM_BATCH):
             tracking.retry(client.log_batch, run_id, params=params[i:i + tracking.PARAM_BATCH])
-        metrics = metrics_of(record)
+        metrics, tags = metrics_of(record)
         last = int(status.get("steps") or 0)
         if status.get("diverged_step") is not None:
             metrics.append(Metric("diverged_step", float(status["diverged_step"]), _last_ts(metrics), last))
@@ -147,10 +152,10 @@ def upload(record, dedupe=False):
             metrics.append(Metric("time/train_seconds", float(status["train_seconds"]), _last_ts(metrics), last))
         for i in range(0, len(metrics), tracking.BATCH):
             tracking.retry(client.log_batch, run_id, metrics=metrics[i:i + tracking.BATCH])
-        for name in ARTIFACTS:
+        for name in rec.ARTIFACTS:
             if (record / name).exists():
                 tracking.retry(client.log_artifact, run_id, str(record / name))
-        tracking.retry(client.log_batch, run_id, tags=[RunTag("outcome", status.get("outcome", ""))])
+        tracking.retry(client.log_batch, run_id, tags=[*tags, RunTag("outcome", status.get("outcome", ""))])
         tracking.retry(client.set_terminated, run_id, "FINISHED")
     except Exception as exc:  # noqa: BLE001 - keep the record; `make sync` retries later
         print(f"warning: could not sync {record} ({tracking.short(exc)}); it stays unsynced: run `make sync`",
@@ -169,12 +174,13 @@ def find_records(roots):
     for root in roots:
         root = Path(root)
         if root.is_dir():
-            yield from sorted(p.parent for p in root.rglob("status.json"))
+            yield from sorted(p.parent for p in root.rglob(rec.STATUS_FILE))
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m experiments.sync", description=__doc__.split("\n\n")[0])
-    parser.add_argument("roots", nargs="*", default=[str(REPO_ROOT / "outputs"), str(REPO_ROOT / "multirun")],
+    parser.add_argument("roots", nargs="*",
+                        default=[str(rec.REPO_ROOT / "outputs"), str(rec.REPO_ROOT / "multirun")],
                         help="directories searched for job records (default: outputs/ and multirun/)")
     args = parser.parse_args(argv)
     counts = {"already synced": 0, "uploaded": 0, "superseded": 0, "failed": 0, "unfinished": 0}

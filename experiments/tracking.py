@@ -1,33 +1,23 @@
 """MLflow tracking: store resolution, checks, experiment creation, retries and batched logging.
 
 The default store is sqlite:///<repo>/mlflow.db with artifacts in <repo>/mlartifacts;
-``tracking.uri`` or $MLFLOW_TRACKING_URI selects another (an http:// server works the same).
+``tracking.uri`` or $MLFLOW_TRACKING_URI selects another (an http:// server works the same):
+experiments.record.resolve_uri is the rule.
 """
 import os
 import sqlite3
 import time
 import urllib.error
 import urllib.request
-from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from .record import sqlite_path
+
 BATCH = 1000  # MLflow's limit of metrics per log_batch call
 PARAM_BATCH = 100
 
 
 class StoreError(RuntimeError):
     """The tracking store cannot be used; the message says why."""
-
-
-def resolve_uri(uri=None):
-    return uri or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{REPO_ROOT / 'mlflow.db'}"
-
-
-def sqlite_path(uri):
-    """Database file of a sqlite:/// URI, else None."""
-    if uri.startswith("sqlite:///"):
-        return Path(uri[len("sqlite:///"):])
-    return None
 
 
 def artifact_location(uri, experiment):

@@ -117,7 +117,7 @@ def _scalar_rows(run_id, steps, accuracy):
         loss = 2.3 * (1 - accuracy) ** progress if step > 0 else np.nan  # NaN at step 0, as the trainer
         acc = 0.1 + (accuracy - 0.1) * progress
         for name, value in (("loss/train", loss), ("loss/val", loss * 1.1 if step else 2.3),
-                            ("acc/train", acc + 0.01), ("acc/val", acc), ("grad_norm/total", 1.0)):
+                            ("acc/train", acc + 0.01), ("acc/val", acc), ("grad_norm/probe_batch", 1.0)):
             rows.append({"run_id": run_id, "step": step, "name": name, "value": value})
     return rows
 

@@ -1,4 +1,5 @@
 """End to end: the Hydra entry point as a user runs it, into a temporary sqlite store."""
+import math
 import os
 import subprocess
 import sys
@@ -56,13 +57,18 @@ def test_tiny_multirun_logs_everything_and_resumes(tmp_path):
         assert tags["outcome"] == "ok" and tags["depth"] == "3" and tags["dataset"] == "digits"
         assert tags["mlflow.parentRunId"] == parents[0].info.run_id
         assert params["model.depth"] == "3" and params["model.width"] == "16" and params["optimizer.name"] == "sgd"
-        for layer in range(1, 5):
-            for stat in ("grad_norm", "act_var"):
-                history = client.get_metric_history(run.info.run_id, f"{stat}/layer_{layer:02d}")
-                steps = sorted(m.step for m in history)
-                assert steps[0] == 0 and steps == [0, 5, 10, 12]  # 1437 examples / 128 = 12 steps
-        for key in ("loss/train", "loss/val", "acc/train", "acc/val", "grad_norm/total"):
+        for layer in (1, 4):  # the first and the output layer's gradient norm over training
+            history = client.get_metric_history(run.info.run_id, f"grad_norm/layer_{layer:02d}")
+            assert sorted(m.step for m in history) == [0, 5, 10, 12]  # 1437 examples / 128 = 12 steps
+        assert not any(k.startswith(("grad_norm/layer_02", "grad_norm/layer_03", "act_var/")) for k in run.data.metrics)
+        for key in ("loss/train", "loss/val", "acc/train", "acc/val", "grad_norm/probe_batch"):
             assert key in run.data.metrics
+        assert {run.data.metrics[k] for k in ("depth", "width", "seed")} == {3.0, 16.0, 0.0}
+        # The gradient-norm profile at init, step = layer, against layer_stats.parquet (below).
+        profile = client.get_metric_history(run.info.run_id, "profile_init/log10_grad_norm")
+        assert sorted(m.step for m in profile) == [1, 2, 3, 4]
+        assert not any(k.startswith(("data.noise", "data.teacher_depth", "optimizer.betas")) for k in params)
+        assert all(v != "None" for v in params.values())
         artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
         assert {"layer_stats.parquet", "histograms.parquet", "scalars.parquet", "config.yaml",
                 "overrides.yaml"} <= artifacts
@@ -72,6 +78,8 @@ def test_tiny_multirun_logs_everything_and_resumes(tmp_path):
         assert len(stats) == 4 * 4 * len(STATS)  # 4 probed steps x 4 layers x every statistic
         assert set(stats.stat) == set(STATS)
         assert set(stats.layer) == {1, 2, 3, 4}
+        init = stats[(stats.step == 0) & (stats.stat == "grad_norm")].set_index("layer").value
+        assert {m.step: m.value for m in profile} == pytest.approx({k: math.log10(v) for k, v in init.items()})
         hist = pd.read_parquet(client.download_artifacts(run.info.run_id, "histograms.parquet",
                                                          str(tmp_path / run.info.run_id)))
         assert {0, 12} <= set(hist.step) and set(hist.kind) == {"act", "delta", "weight_grad"}

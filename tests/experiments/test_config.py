@@ -1,8 +1,10 @@
 import pytest
 from omegaconf import OmegaConf
 
-from experiments.config import ConfigError, config_hash, flatten, identity, optimizer_kwargs, run_name, validate
-from experiments.runner import histogram_steps, layer_key
+from experiments.config import (ConfigError, config_hash, flatten, identity, logged_params, optimizer_kwargs,
+                                run_name, validate)
+from experiments.record import layer_key
+from experiments.runner import histogram_steps
 from nncore import activations, initializers, optimizers
 
 CONF = __import__("pathlib").Path(__file__).resolve().parents[2] / "conf"
@@ -99,3 +101,31 @@ def test_preflight_fast_compose_equals_hydra_compose(compose_cfg):
         reference = compose_cfg(*overrides)
         assert cfg == reference and cfg_hash == config_hash(reference)
         assert cfg.model.depth in (3, 7) and cfg.optimizer.lr == 0.2 and cfg.init.sigma_w == 1.5
+
+
+# Computed by main's code at 45a1836 (before the logged params were trimmed): the identity of a run
+# is the whole config, whatever its MLflow params show.
+@pytest.mark.parametrize("overrides,expected", [
+    ((), "1bf51bbbcd69"),
+    (("activation=relu", "init=he_uniform", "model.depth=20", "optimizer=adam"), "862472ee8908"),
+    (("experiment=study", "model.depth=50", "activation=sigmoid", "init=uniform"), "aa55dc785ca5"),
+    (("data=spirals", "optimizer=rmsprop", "init=normal", "init.sigma_w=2.0", "seed=3"), "f039be28426e"),
+    (("activation=leaky_relu", "optimizer=momentum", "train.clip_norm=1.0", "data=gaussian"), "82d0c0a16edc"),
+])
+def test_config_hash_is_stable(compose_cfg, overrides, expected):
+    assert config_hash(compose_cfg(*overrides)) == expected
+
+
+def test_logged_params_leave_out_none_and_choices_not_made(compose_cfg):
+    digits_adam = logged_params(OmegaConf.to_container(compose_cfg("optimizer=adam", "init=he_uniform"), resolve=True))
+    assert "None" not in map(str, digits_adam.values())
+    assert {"optimizer.name", "optimizer.lr", "optimizer.weight_decay", "data.name", "data.val_fraction",
+            "init.name", "init.sigma_b", "activation.name", "model.depth", "seed"} <= set(digits_adam)
+    for key in ("optimizer.momentum", "optimizer.rho", "data.noise", "data.teacher_depth", "data.n_samples",
+                "init.sigma_w", "init.gain", "init.value", "activation.alpha", "train.clip_norm", "study"):
+        assert key not in digits_adam
+    spirals = logged_params(OmegaConf.to_container(compose_cfg(
+        "data=spirals", "optimizer=momentum", "init=normal", "activation=leaky_relu"), resolve=True))
+    assert {"data.noise", "data.n_samples", "data.n_classes", "optimizer.momentum", "init.sigma_w",
+            "activation.alpha"} <= set(spirals)
+    assert "data.teacher_depth" not in spirals and "optimizer.betas" not in spirals

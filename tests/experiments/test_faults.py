@@ -14,8 +14,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from experiments import record as rec
 from experiments import runner, sync
-from experiments.runner import LOGGED_LAYER_STATS, layer_key
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
@@ -159,16 +159,24 @@ def records(root):
 
 
 def assert_run_matches_record(client, run, record):
-    """Every metric key of the local Parquet histories is in the run, with its full history."""
+    """Every metric the record implies is in the run, with its full history: the scalars over steps,
+    grad_norm of the first and last layer over steps, the profiles (one point per layer with a
+    positive finite value), and the single numbers."""
     stats = pd.read_parquet(record / "layer_stats.parquet")
     scalars = pd.read_parquet(record / "scalars.parquet")
     status = json.loads((record / "status.json").read_text())
     n_layers = int(stats.layer.max())
     expected = {name: int(n) for name, n in scalars.groupby("name").size().items()}
-    picked = stats[stats.stat.isin(LOGGED_LAYER_STATS)]
-    expected.update({layer_key(stat, int(layer), n_layers): int(n)
-                     for (stat, layer), n in picked.groupby(["stat", "layer"]).size().items()})
-    expected["time/train_seconds"] = 1
+    edge = stats[(stats.stat == "grad_norm") & stats.layer.isin([1, n_layers])]
+    expected.update({f"grad_norm/layer_{layer:02d}": int(n) for layer, n in edge.groupby("layer").size().items()})
+    for profile, step in (("init", 0), ("final", int(stats.step.max()))):
+        at = stats[stats.step == step].pivot(index="layer", columns="stat", values="value")
+        for name, values in (("log10_grad_norm", at.grad_norm), ("log10_delta_ms", at.delta_ms),
+                             ("log10_act_var", at.act_var), ("log10_grad_norm_rel", at.grad_norm / at.weight_norm)):
+            n = int(((values > 0) & (values < float("inf"))).sum())
+            if n:
+                expected[f"profile_{profile}/{name}"] = n
+    expected.update({"time/train_seconds": 1, "depth": 1, "width": 1, "seed": 1, "log10_grad_ratio_init": 1})
     if status.get("diverged_step") is not None:
         expected["diverged_step"] = 1
     assert set(run.data.metrics) == set(expected)
@@ -202,7 +210,7 @@ def test_server_down_spools_the_run_and_sync_uploads_it_once(tmp_path, server, c
     assert "tracking store unavailable at start" in err and "make sync" in err
     status = json.loads((record / "status.json").read_text())
     assert status["status"] == "FINISHED" and status["synced"] is False and status["run_id"] is None
-    for name in sync.ARTIFACTS:
+    for name in rec.ARTIFACTS:
         assert (record / name).is_file()
 
     live = server.up()  # back up: `make sync` uploads the record
@@ -216,7 +224,7 @@ def test_server_down_spools_the_run_and_sync_uploads_it_once(tmp_path, server, c
     assert run.info.status == "FINISHED" and run.data.tags["outcome"] == "ok"
     assert json.loads((record / "status.json").read_text())["run_id"] == run.info.run_id
     assert_run_matches_record(client, run, record)
-    assert {a.path for a in client.list_artifacts(run.info.run_id)} >= set(sync.ARTIFACTS)
+    assert {a.path for a in client.list_artifacts(run.info.run_id)} >= set(rec.ARTIFACTS)
 
     # The same grid point again, its upload lost this time (say the server went down after the
     # run was opened): sync must not make it a second FINISHED run of the same config_hash.
@@ -256,7 +264,7 @@ def test_multirun_against_a_real_tracking_server(tmp_path, server):
         assert json.loads((record / "status.json").read_text())["synced"] is True
         assert_run_matches_record(client, run, record)
         artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
-        assert set(sync.ARTIFACTS) <= artifacts
+        assert set(rec.ARTIFACTS) <= artifacts
         dest = tmp_path / "dl" / run.info.run_id
         dest.mkdir(parents=True)
         for name in ("layer_stats.parquet", "histograms.parquet", "scalars.parquet"):

@@ -1,0 +1,163 @@
+"""The job record: the one schema that its writer (experiments.runner, experiments.sync) and its
+reader (analysis.load) share.
+
+A job writes its record in its output directory first, then uploads it to MLflow:
+
+  config.yaml, overrides.yaml   the resolved config and Hydra's overrides
+  layer_stats.parquet           long format: step, layer, stat, value (every nncore.probes statistic)
+  histograms.parquet            step, layer, kind, bin, left, right, count
+  scalars.parquet               step, name, value, timestamp (the SCALARS below)
+  status.json                   run identity, state and whether it is synced (read_status / write_status)
+
+In MLflow, a run's metrics are
+  - the SCALARS over steps, and diverged_step, time/train_seconds, and the filterable numbers
+    depth, width, seed and log10_grad_ratio_init (``log10 ||dL/dW_1|| / ||dL/dW_L||`` at step 0);
+  - the profiles ``profile_init/<stat>`` and ``profile_final/<stat>`` with step = layer 1..L, in
+    log10 (PROFILE_STATS), from step 0 and from the last probed step;
+  - a few per-layer series over training: SERIES_STATS at the first and the last layer
+    (``grad_norm/layer_01``, ``grad_norm/layer_51``). Every other per-layer series stays in
+    layer_stats.parquet and in the run's images, so that the Model metrics tab stays navigable.
+
+Store URIs: ``resolve_uri`` is the one rule (explicit URI, else $MLFLOW_TRACKING_URI, else the
+repository's mlflow.db).
+"""
+import json
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_EXPERIMENT = "gradpath"
+DEFAULT_TRACKING_URI = f"sqlite:///{REPO_ROOT / 'mlflow.db'}"
+
+
+def resolve_uri(uri=None):
+    """The explicit URI, else $MLFLOW_TRACKING_URI, else sqlite:///<repo>/mlflow.db."""
+    return uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+
+
+def sqlite_path(uri):
+    """Database file of a sqlite:/// URI, else None."""
+    if uri.startswith("sqlite:///"):
+        return Path(uri[len("sqlite:///"):])
+    return None
+
+
+# --- files ------------------------------------------------------------------------------------------
+
+STATUS_FILE = "status.json"
+LAYER_STATS_FILE = "layer_stats.parquet"
+HISTOGRAMS_FILE = "histograms.parquet"
+SCALARS_FILE = "scalars.parquet"
+# Column -> dtype of each Parquet history, as written (the reader prepends run_id).
+LAYER_STATS_COLUMNS = {"step": "int64", "layer": "int64", "stat": "str", "value": "float64"}
+HISTOGRAM_COLUMNS = {"step": "int64", "layer": "int64", "kind": "str", "bin": "int64",
+                     "left": "float64", "right": "float64", "count": "int64"}
+SCALAR_COLUMNS = {"step": "int64", "name": "str", "value": "float64", "timestamp": "int64"}
+PARQUET = {LAYER_STATS_FILE: LAYER_STATS_COLUMNS, HISTOGRAMS_FILE: HISTOGRAM_COLUMNS, SCALARS_FILE: SCALAR_COLUMNS}
+# Uploaded as the run's artifacts, in this order.
+ARTIFACTS = ("config.yaml", "overrides.yaml", LAYER_STATS_FILE, HISTOGRAMS_FILE, SCALARS_FILE)
+
+
+def read_status(record):
+    return json.loads((Path(record) / STATUS_FILE).read_text())
+
+
+def write_status(record, status):
+    """Atomic: a kill leaves the old or the new status, never half a file."""
+    tmp = Path(record) / (STATUS_FILE + ".tmp")
+    tmp.write_text(json.dumps(status, indent=2, default=str))
+    tmp.replace(Path(record) / STATUS_FILE)
+
+
+# Tag of every job run: host:pid of the process training it, so that a pre-flight closes only the
+# RUNNING runs whose process has ended (experiments.sweep.close_stale_runs).
+PROCESS_TAG = "process"
+
+
+# --- metric keys --------------------------------------------------------------------------------------
+
+# Scalars at step 0 and every log_every steps. The probe batch is a fixed subset of the training set
+# (dropout off): loss/train and acc/train are measured on it, and grad_norm/probe_batch is the global
+# norm of its gradient (weights and biases of every layer). The training batch's norm, which the
+# optimizer clips, is not a metric.
+SCALARS = ("loss/train", "loss/val", "acc/train", "acc/val", "grad_norm/probe_batch")
+# Per-layer series over training that are MLflow metrics, at SERIES_LAYERS only.
+SERIES_STATS = ("grad_norm",)
+
+
+def series_layers(n_layers):
+    """The layers whose SERIES_STATS are MLflow metrics over steps: the first and the output layer."""
+    return sorted({1, int(n_layers)})
+
+
+def layer_key(stat, layer, n_layers):
+    """``grad_norm/layer_07``: two digits, three when there are 100 or more layers."""
+    return f"{stat}/layer_{layer:0{max(2, len(str(n_layers)))}d}"
+
+
+PROFILES = ("init", "final")
+# Profile statistic -> (numerator stat, denominator stat or None), logged as log10 of the ratio.
+PROFILE_STATS = {
+    "log10_grad_norm": ("grad_norm", None),
+    "log10_grad_norm_rel": ("grad_norm", "weight_norm"),   # ||dL/dW_l|| / ||W_l||
+    "log10_delta_ms": ("delta_ms", None),
+    "log10_act_var": ("act_var", None),
+}
+GRAD_RATIO_INIT = "log10_grad_ratio_init"
+CONFIG_METRICS = ("depth", "width", "seed")           # tags too; as metrics they filter and sort as numbers
+
+
+def profile_key(profile, stat):
+    """``profile_init/log10_grad_norm``."""
+    return f"profile_{profile}/{stat}"
+
+
+def skipped_tag(profile):
+    """Tag counting the profile values left out (zero, negative or non-finite: no log10)."""
+    return f"profile_{profile}.skipped"
+
+
+def profile_values(stats_at_step, stat):
+    """{layer: log10 value} of profile ``stat`` from one step's {stat: {layer: value}}; and the
+    number of layers left out because the value has no finite log10."""
+    num_stat, den_stat = PROFILE_STATS[stat]
+    num = stats_at_step.get(num_stat, {})
+    den = stats_at_step.get(den_stat, {}) if den_stat else None
+    values, skipped = {}, 0
+    for layer, value in sorted(num.items()):
+        if den is not None:
+            d = den.get(layer, math.nan)
+            value = value / d if d and math.isfinite(d) else math.nan
+        if math.isfinite(value) and value > 0:
+            values[int(layer)] = math.log10(value)
+        else:
+            skipped += 1
+    return values, skipped
+
+
+def log10_grad_ratio(grad_norm_by_layer):
+    """log10(||dL/dW_1|| / ||dL/dW_L||), or None when either norm is zero or non-finite."""
+    if not grad_norm_by_layer:
+        return None
+    first = grad_norm_by_layer.get(1, math.nan)
+    last = grad_norm_by_layer.get(max(grad_norm_by_layer), math.nan)
+    if not (math.isfinite(first) and math.isfinite(last) and first > 0 and last > 0):
+        return None
+    return math.log10(first) - math.log10(last)
+
+
+def steps_and_layers(layer_stats):
+    """{step: {stat: {layer: value}}} of a layer_stats frame (columns step, layer, stat, value)."""
+    out = {}
+    for step, layer, stat, value in layer_stats[["step", "layer", "stat", "value"]].itertuples(index=False):
+        out.setdefault(int(step), {}).setdefault(stat, {})[int(layer)] = float(value)
+    return out
+
+
+def final_probe_step(by_step):
+    """The last probed step (for a diverged run: its last probe, which may hold non-finite values)."""
+    return max(by_step) if by_step else None
+

@@ -1,0 +1,44 @@
+"""The pre-flight's stale-run close: only runs whose process has ended are marked KILLED."""
+import os
+import socket
+import subprocess
+import sys
+
+from experiments import record, sweep, tracking
+
+
+def _ended_pid():
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_identical_single_run_keeps_the_live_run_and_closes_dead_ones(tmp_path):
+    argv = ["model.depth=2", f"tracking.uri=sqlite:///{tmp_path}/mlflow.db"]
+    plan = sweep.prepare(argv)
+    (_, _, cfg_hash), = plan.jobs
+    client = tracking.client(plan.uri)
+    host = socket.gethostname()
+    processes = {"live": f"{host}:{os.getpid()}",  # this process: a first command still training
+                 "dead": f"{host}:{_ended_pid()}", "other_host": "elsewhere.example:1", "untagged": None}
+    runs = {}
+    for name, process in processes.items():
+        tags = {"role": "job", "config_hash": cfg_hash, **({record.PROCESS_TAG: process} if process else {})}
+        runs[name] = client.create_run(plan.experiment_id, run_name=name, tags=tags).info.run_id
+
+    sweep.prepare(argv)  # the second, identical command
+    state = {name: client.get_run(run_id).info.status for name, run_id in runs.items()}
+    assert state == {"live": "RUNNING", "dead": "KILLED", "other_host": "RUNNING", "untagged": "KILLED"}
+
+    # Resuming a sweep of the same grid point also closes the other host's run; never the live one.
+    assert sweep.close_stale_runs(client, plan.experiment_id, {cfg_hash}, resume=True) == 1
+    assert client.get_run(runs["other_host"]).info.status == "KILLED"
+    assert client.get_run(runs["live"]).info.status == "RUNNING"
+
+
+def test_process_gone():
+    host = socket.gethostname()
+    assert sweep.process_gone(f"{host}:{_ended_pid()}")
+    assert not sweep.process_gone(f"{host}:{os.getpid()}")
+    assert not sweep.process_gone("elsewhere.example:1")
+    assert sweep.process_gone("")
