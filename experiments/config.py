@@ -24,6 +24,15 @@ class ModelConf:
     depth: int = 5            # number of hidden layers
     width: int = 64
     dropout: float = 0.0
+    norm: str = "none"        # none | batch | layer: BatchNorm1d or LayerNorm between Dense and phi
+    residual: bool = False    # a_l = a_(l-1) + residual_scale * h_l for hidden layers l >= 2
+    residual_scale: float = 1.0
+
+
+# The architecture keys at their defaults (a plain MLP): left out of a run's identity, so
+# that configs which do not set them keep the hashes they had before the keys existed.
+ARCH_DEFAULTS = {"norm": "none", "residual": False, "residual_scale": 1.0}
+NORMS = ("none", "batch", "layer")
 
 
 @dataclass
@@ -129,6 +138,12 @@ def validate(cfg):
     _check(_is_int(m.depth) and m.depth >= 1, "model.depth", f"must be an integer >= 1, got {m.depth}")
     _check(_is_int(m.width) and m.width >= 1, "model.width", f"must be an integer >= 1, got {m.width}")
     _check(0.0 <= m.dropout < 1.0, "model.dropout", f"must be in [0, 1), got {m.dropout}")
+    _check(m.norm in NORMS, "model.norm", f"must be one of {', '.join(NORMS)}, got {m.norm!r}")
+    _check(isinstance(m.residual, bool), "model.residual", f"must be true or false, got {m.residual!r}")
+    _check(math.isfinite(m.residual_scale) and m.residual_scale > 0, "model.residual_scale",
+           f"must be a finite number > 0, got {m.residual_scale}")
+    for key in arch_kwargs(cfg):  # until nncore's MLP has the option (the layer-library issue)
+        _check(key in _mlp_options(), f"model.{key}", "this nncore's MLP has no such option yet")
     _check(cfg.activation.name in activations.REGISTRY, "activation.name",
            f"unknown activation {cfg.activation.name!r}; valid: {', '.join(sorted(activations.REGISTRY))}")
     _check(0.0 <= cfg.activation.alpha < 1.0, "activation.alpha", f"must be in [0, 1), got {cfg.activation.alpha}")
@@ -166,6 +181,13 @@ def validate(cfg):
     _check(_is_int(cfg.seed) and cfg.seed >= 0, "seed", f"must be an integer >= 0, got {cfg.seed}")
 
 
+def _mlp_options():
+    import inspect
+
+    from nncore import MLP
+    return inspect.signature(MLP).parameters
+
+
 def optimizer_kwargs(cfg):
     """torch.optim keyword arguments set in cfg.optimizer (None = that optimizer's default)."""
     kwargs = {k: v for k, v in OmegaConf.to_container(cfg.optimizer).items() if k != "name" and v is not None}
@@ -179,12 +201,46 @@ def optimizer_kwargs(cfg):
 
 
 def identity(cfg):
-    """The resolved config minus keys that do not change the result."""
+    """The resolved config minus keys that do not change the result.
+
+    The architecture keys enter only where they change the network: model.norm unless "none",
+    model.residual when true, model.residual_scale when residual and != 1.0 (it is unused
+    without residual connections). A plain MLP's identity is what it was before they existed."""
     container = OmegaConf.to_container(cfg, resolve=True)
     for key in NOT_IDENTITY:
         container.pop(key, None)
     container.pop("hydra", None)
+    model = container.get("model", {})
+    residual = model.get("residual", False)
+    for key, default in ARCH_DEFAULTS.items():
+        if key in model and (model[key] == default or (key == "residual_scale" and not residual)):
+            del model[key]
     return container
+
+
+def arch_kwargs(cfg):
+    """MLP keyword arguments for the architecture keys that differ from a plain MLP; {} for a
+    plain MLP, so plain runs call MLP exactly as before the keys existed."""
+    m = cfg.model
+    kwargs = {}
+    if m.norm != "none":
+        kwargs["norm"] = m.norm
+    if m.residual:
+        kwargs["residual"] = True
+        if m.residual_scale != 1.0:
+            kwargs["residual_scale"] = float(m.residual_scale)
+    return kwargs
+
+
+def arch_label(cfg):
+    """Short architecture label: plain, res, res0.141, bn, ln, res-ln, ... (residual first)."""
+    m = cfg.model
+    parts = []
+    if m.residual:
+        parts.append("res" if m.residual_scale == 1.0 else f"res{m.residual_scale:.3g}")
+    if m.norm != "none":
+        parts.append({"batch": "bn", "layer": "ln"}[m.norm])
+    return "-".join(parts) or "plain"
 
 
 def config_hash(cfg):
@@ -225,6 +281,8 @@ def logged_params(container):
         "data.": {"name", *DATA_KEYS.get(dataset, ())},
         "init.": {"name", "sigma_b", *initializers.PARAMS.get(init, ())},
         "activation.": {"name", "alpha"} if container.get("activation", {}).get("name") == "leaky_relu" else {"name"},
+        "model.": {"depth", "width", "dropout", "norm", "residual",
+                   *(("residual_scale",) if container.get("model", {}).get("residual") else ())},
     }
 
     def shown(key, value):
@@ -238,5 +296,9 @@ def logged_params(container):
 
 
 def run_name(cfg):
-    """e.g. tanh-xavier_uniform-d20-adam-s0"""
-    return f"{cfg.activation.name}-{cfg.init.name}-d{cfg.model.depth}-{cfg.optimizer.name}-s{cfg.seed}"
+    """e.g. tanh-xavier_uniform-d20-adam-s0; tanh-xavier_uniform-d20-adam-res0.141-ln-s0 when the
+    architecture is not a plain MLP (plain runs keep their names)."""
+    arch = arch_label(cfg)
+    arch = "" if arch == "plain" else f"-{arch}"
+    return f"{cfg.activation.name}-{cfg.init.name}-d{cfg.model.depth}-{cfg.optimizer.name}{arch}-s{cfg.seed}"
+

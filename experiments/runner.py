@@ -20,7 +20,7 @@ from nncore import MLP, optimizers, train
 from nncore.training import n_steps
 
 from . import datasets, record, sync, tracking
-from .config import config_hash, optimizer_kwargs, run_name, validate
+from .config import arch_kwargs, arch_label, config_hash, optimizer_kwargs, run_name, validate
 
 # Set by the launcher process (experiments/train.py) for the jobs of a sweep.
 ENV_EXPERIMENT_ID = "GRADPATH_EXPERIMENT_ID"
@@ -126,7 +126,7 @@ def build(cfg, data):
               dropout=cfg.model.dropout, dtype=cfg.train.dtype, seed=cfg.seed,
               activation_params={"alpha": cfg.activation.alpha} if cfg.activation.name == "leaky_relu" else None,
               init_params={"sigma_w": cfg.init.sigma_w, "gain": cfg.init.gain, "value": cfg.init.value},
-              sigma_b=cfg.init.sigma_b)
+              sigma_b=cfg.init.sigma_b, **arch_kwargs(cfg))
     opt = optimizers.get(cfg.optimizer.name, **optimizer_kwargs(cfg))
     return net, opt
 
@@ -136,8 +136,9 @@ def tags_for(cfg, cfg_hash, data=None):
     return {**sizes, "activation": cfg.activation.name, "init": cfg.init.name, "optimizer": cfg.optimizer.name,
             "depth": cfg.model.depth, "width": cfg.model.width, "dataset": cfg.data.name, "seed": cfg.seed,
             "config_hash": cfg_hash, "sweep": os.environ.get(ENV_SWEEP, ""), "role": "job",
-            "study": cfg.study or "", record.PROCESS_TAG: f"{socket.gethostname()}:{os.getpid()}",
-            **git_commit_tag()}
+            "study": cfg.study or "", "arch": arch_label(cfg), "norm": cfg.model.norm,
+            "residual": cfg.model.residual, "residual_scale": cfg.model.residual_scale,
+            record.PROCESS_TAG: f"{socket.gethostname()}:{os.getpid()}", **git_commit_tag()}
 
 
 def git_commit_tag():

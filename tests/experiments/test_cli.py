@@ -105,6 +105,8 @@ def test_diverging_run_is_a_result(tmp_path):
 @pytest.mark.parametrize("override,needle", [
     ("model.depth=0", "model.depth"), ("model.depth=abc", "model.depth"), ("activation=nope", "activation"),
     ("model.nope=1", "nope"), ("optimizer.lr=-1", "optimizer.lr"), ("model.dropout=1.5", "model.dropout"),
+    ("model.norm=group", "model.norm"), ("model.residual=maybe", "model.residual"),
+    ("model.residual_scale=0", "model.residual_scale"),
 ])
 def test_invalid_override_exits_nonzero_with_one_line_and_no_run(tmp_path, override, needle):
     proc = run_cli(tmp_path, "-m", "activation=tanh,relu", override)
