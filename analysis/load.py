@@ -46,6 +46,8 @@ RUN_COLUMNS = {
     "outcome": "str", "status": "str",
     "loss/train": "float64", "loss/val": "float64", "acc/train": "float64", "acc/val": "float64",
     "diverged_step": "float64",  # NaN unless the run diverged
+    # architecture (conf/arch/: experiments.config.arch_label); runs logged before it are plain MLPs
+    "arch": "str", "norm": "str", "residual_scale": "float64",
 }
 # The job record's Parquet tables (experiments.record), keyed by run_id; the scalars' timestamps are
 # the writer's business.
@@ -190,6 +192,11 @@ def run_record(run):
     # A run without the tag has not reported its outcome (crashed or still running).
     record["outcome"] = tags.get("outcome", "unknown")
     record["status"] = run.info.status
+    record["arch"] = tags.get("arch", "plain")
+    record["norm"] = tags.get("norm", params.get("model.norm", "none"))
+    residual = tags.get("residual", params.get("model.residual", "False")).lower() == "true"
+    scale = _as_number(tags.get("residual_scale", params.get("model.residual_scale")), "float")
+    record["residual_scale"] = (1.0 if scale is None else scale) if residual else np.nan
     for name in FINAL_METRICS:
         record[name] = metrics.get(name, np.nan)
     missing = [name for name in REQUIRED_FIELDS if record[name] is None]

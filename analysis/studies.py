@@ -12,6 +12,7 @@ from matplotlib.colors import Normalize
 from nncore import theory as mf
 
 from . import figures
+from .remedies import remedies
 from .figures import new_figure, no_data_figure, save_figure, styled, suptitle
 
 
@@ -277,7 +278,8 @@ def symmetry(frames, figure_dir):
     return lines
 
 
-SECTIONS = {"glorot2010": glorot2010, "he2015": he2015, "phase_diagram": phase_diagram, "symmetry": symmetry}
+SECTIONS = {"glorot2010": glorot2010, "he2015": he2015, "phase_diagram": phase_diagram, "symmetry": symmetry,
+            "remedies": remedies}
 
 
 def study_section(study, frames, figure_dir):

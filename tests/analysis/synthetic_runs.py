@@ -169,6 +169,7 @@ def make_frames(activations=("relu", "sigmoid"), inits=("he_uniform", "uniform",
                             "loss/train": final["loss/train"], "loss/val": final["loss/val"],
                             "acc/train": final["acc/train"], "acc/val": final["acc/val"],
                             "diverged_step": float(steps[-1] + 1) if is_diverged else np.nan,
+                            "arch": "plain", "norm": "none", "residual_scale": np.nan,
                         })
     layer_stats = pd.concat(layer_rows, ignore_index=True)
     if missing_layer_run is not None:

@@ -1,0 +1,347 @@
+"""The report section of the remedies study (conf/experiment/remedies.yaml): plain, residual
+(scale 1 and 1/sqrt(depth)), BatchNorm, LayerNorm and residual + LayerNorm networks side by side.
+
+Per architecture it gives the per-layer profiles at initialization with the mean-field theory
+dashed (nncore.theory for plain nets, nncore.theory_residual for residual ones,
+nncore.theory_batchnorm for normalized ones), the diagnosis at init and at the end, and the
+trainability (the ``pathology_init``, ``pathology_final`` and ``trainability`` tags of the
+diagnosis, when the runs have them), the measured BatchNorm explosion rate against lambda, the
+measured residual growth against theory, and a cure table: for each pathology that the plain
+network shows at init, how the same (activation, init) fared under each other architecture.
+Every number is computed from the runs.
+"""
+import math
+
+import numpy as np
+import pandas as pd
+
+from nncore import theory as mf
+from nncore import theory_batchnorm, theory_residual
+
+from .figures import THEORY_STYLE, new_figure, no_data_figure, ordered_colors, save_figure, styled, suptitle
+
+ARCH_ORDER = ("plain", "res", "res0.141", "bn", "ln", "res-ln")
+ARCH_NAMES = {"plain": "plain", "res": "residual (scale 1)", "res0.141": "residual (scale 1/sqrt(50))",
+              "bn": "BatchNorm", "ln": "LayerNorm", "res-ln": "residual + LayerNorm"}
+PROFILE_STATS = ("grad_norm", "delta_ms", "act_ms")
+PROFILE_LABELS = {"grad_norm": "||dL/dW_l||", "delta_ms": "mean (dl_n/dz_l)^2", "act_ms": "E[a_l^2]"}
+DIAGNOSIS_TAGS = ("pathology_init", "pathology_final", "trainability")
+NO_THEORY = ("constant",)
+
+
+def arch_order(runs):
+    """The study's architectures in display order (known ones first, then any other label)."""
+    present = list(dict.fromkeys(runs["arch"]))
+    return [a for a in ARCH_ORDER if a in present] + sorted(a for a in present if a not in ARCH_ORDER)
+
+
+def arch_name(arch):
+    if arch in ARCH_NAMES:
+        return ARCH_NAMES[arch]
+    return arch.replace("res", "residual ").replace("-ln", " + LayerNorm").replace("-bn", " + BatchNorm")
+
+
+# ------------------------------------------------------------------ measurements
+def init_profiles(layer_stats, run_id):
+    """{stat: array over layers 1..L} at step 0, with act_ms = act_var + act_mean^2."""
+    rows = layer_stats[(layer_stats["run_id"] == run_id) & (layer_stats["step"] == 0)]
+    out = {stat: grp.sort_values("layer")["value"].to_numpy(float) for stat, grp in rows.groupby("stat")}
+    if "act_var" in out and "act_mean" in out and len(out["act_var"]) == len(out["act_mean"]):
+        out["act_ms"] = out["act_var"] + out["act_mean"] ** 2
+    return out
+
+
+def fitted_rate(delta_ms, lo, hi):
+    """exp(-slope) of ln delta_ms over layers lo..hi (1-based, inclusive): the per-layer growth
+    toward the input; nan when fewer than 2 finite positive points."""
+    layers = np.arange(lo, hi + 1)
+    values = np.asarray(delta_ms, float)[layers - 1]
+    ok = np.isfinite(values) & (values > 0)
+    if ok.sum() < 2:
+        return math.nan
+    return math.exp(-np.polyfit(layers[ok], np.log(values[ok]), 1)[0])
+
+
+# ------------------------------------------------------------------------ theory
+def _number(run, key, default):
+    value = run.get(key)
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return default
+    return value if math.isfinite(value) else default
+
+
+def prediction(run, measured):
+    """{stat: array over layers} of the run's architecture at init, or None where no theory applies.
+
+    act_ms is absolute (from the input mean square implied by the measured layer-1 preact_var);
+    delta_ms is anchored at the measured output layer (the loss sets its level)."""
+    q1 = measured.get("preact_var")
+    depth = int(run["depth"])
+    if run["init"] in NO_THEORY or q1 is None or len(q1) != depth + 1 or not np.isfinite(q1[0]):
+        return None
+    sizes = [int(_number(run, "n_in", 64))] + [int(run["width"])] * depth + [int(_number(run, "n_out", 10))]
+    params = {k: _number(run, k, None) for k in ("sigma_w", "gain") if _number(run, k, None) is not None}
+    sigma_b2 = _number(run, "sigma_b", 0.0) ** 2
+    alpha = _number(run, "alpha", 0.01)
+    norm = run.get("norm", "none")
+    norm = None if norm in (None, "none", "") else norm
+    scale = _number(run, "residual_scale", math.nan)
+    try:
+        input_ms = max((q1[0] - sigma_b2) / mf.sigma_w2(run["init"], sizes[0], sizes[1], **params), 0.0)
+        if math.isfinite(scale):
+            if norm == "batch":
+                return None  # residual + BatchNorm: no theory here
+            th = theory_residual.predict(sizes, run["activation"], run["init"], input_ms, residual_scale=scale,
+                                         norm=norm, sigma_b2=sigma_b2, init_params=params, alpha=alpha)
+            act_ms = th["act_ms"].copy()
+        elif norm is not None:
+            th = theory_batchnorm.predict(sizes, run["activation"], run["init"], norm, input_ms,
+                                          sigma_b2=sigma_b2, init_params=params, alpha=alpha)
+            act_ms = th["act_var"] + th["act_mean"] ** 2
+        else:
+            th = mf.predict(sizes, run["activation"], run["init"], input_ms, sigma_b2=sigma_b2,
+                            init_params=params, alpha=alpha)
+            act_ms = th["act_var"] + th["act_mean"] ** 2
+    except (ValueError, ArithmeticError):
+        return None
+    act_ms[-1] = np.nan  # the logits' second moment is not the network's signal
+    delta = measured.get("delta_ms")
+    anchor = delta[-1] if delta is not None and len(delta) == depth + 1 else math.nan
+    return {"act_ms": act_ms, "delta_ms": th["delta_ms"] * anchor}
+
+
+# ----------------------------------------------------------------------- figure
+def _combo(run):
+    return f"{run['activation']} + {run['init']}"
+
+
+@styled
+def fig_profiles(layer_stats, runs):
+    """Rows = grad_norm, delta_ms, act_ms at init (log y); columns = architectures; one colour per
+    activation + init; theory dashed in the same colour."""
+    title = "Remedies at initialization: per-layer profiles (theory dashed)"
+    if runs.empty:
+        return no_data_figure(title, "no runs")
+    archs = arch_order(runs)
+    combos = sorted({_combo(r) for _, r in runs.iterrows()})
+    colors = ordered_colors(combos)
+    fig, axes = new_figure(len(PROFILE_STATS), len(archs), sharex=True, extra_width=2.4)
+    for j, arch in enumerate(archs):
+        for _, run in runs[runs["arch"] == arch].sort_values(["activation", "init"]).iterrows():
+            measured = init_profiles(layer_stats, run["run_id"])
+            theory = prediction(run, measured)
+            for i, stat in enumerate(PROFILE_STATS):
+                values = measured.get(stat)
+                if values is None:
+                    continue
+                layers = np.arange(1, len(values) + 1)
+                ok = np.isfinite(values) & (values > 0)
+                axes[i, j].plot(layers[ok], values[ok], color=colors[_combo(run)], label=_combo(run))
+                if theory is not None and stat in theory:
+                    t = theory[stat]
+                    good = np.isfinite(t) & (t > 0)
+                    axes[i, j].plot(np.arange(1, len(t) + 1)[good], t[good], color=colors[_combo(run)], **THEORY_STYLE)
+        axes[0, j].set_title(arch_name(arch), fontsize=8)
+        axes[-1, j].set_xlabel("layer")
+    for i, stat in enumerate(PROFILE_STATS):
+        axes[i, 0].set_ylabel(PROFILE_LABELS[stat])
+        for ax in axes[i]:
+            ax.set_yscale("log")
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    for ax in axes.ravel():
+        h, lab = ax.get_legend_handles_labels()
+        if len(lab) > len(labels):
+            handles, labels = h, lab
+    if handles:
+        fig.legend(handles, labels, loc="outside right upper", fontsize=7, title="activation + init")
+    suptitle(fig, title)
+    return fig
+
+
+# ----------------------------------------------------------------------- tables
+def _markdown(frame):
+    cols = list(frame.columns)
+    lines = ["| " + " | ".join(map(str, cols)) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    return lines + [""]
+
+
+def _flags(text):
+    if not isinstance(text, str) or text in ("", "nan", "unknown"):
+        return None
+    return set() if text == "none" else {f.strip() for f in text.split(",") if f.strip()}
+
+
+def diagnosis_table(runs):
+    """One row per (activation, init), one column per architecture: 'init -> final, trainability'."""
+    rows = []
+    for (act, init), grp in runs.groupby(["activation", "init"], sort=True):
+        row = {"activation": act, "init": init}
+        for arch in arch_order(runs):
+            cell = grp[grp["arch"] == arch]
+            if cell.empty:
+                row[arch_name(arch)] = "-"
+                continue
+            r = cell.iloc[0]
+            row[arch_name(arch)] = (f"{r['pathology_init']} -> {r['pathology_final']}, {r['trainability']} "
+                                    f"(acc {r['acc/val']:.2f})")
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def trainability_table(runs):
+    """Final validation accuracy (and outcome or trainability) per (activation, init) x architecture."""
+    has_tags = "trainability" in runs.columns
+    rows = []
+    for (act, init), grp in runs.groupby(["activation", "init"], sort=True):
+        row = {"activation": act, "init": init}
+        for arch in arch_order(runs):
+            cell = grp[grp["arch"] == arch]
+            if cell.empty:
+                row[arch_name(arch)] = "-"
+                continue
+            r = cell.iloc[0]
+            verdict = r["trainability"] if has_tags else r["outcome"]
+            row[arch_name(arch)] = f"{r['acc/val']:.2f} ({verdict})"
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def cure_table(runs):
+    """Architecture x pathology at init of the plain network.
+
+    For each flag P in the plain runs' ``pathology_init``, the cases are the (activation, init)
+    pairs whose plain run has P at init. A cell gives, over those cases, how many runs of that
+    architecture still have P at init and how many end ``trained``; "cured" when none has P at
+    init and all end trained. Returns (DataFrame, list of pathologies)."""
+    plain = runs[runs["arch"] == "plain"]
+    cases = {}
+    for _, r in plain.iterrows():
+        for flag in sorted(_flags(r["pathology_init"]) or ()):
+            cases.setdefault(flag, []).append((r["activation"], r["init"]))
+    rows = []
+    for arch in arch_order(runs):
+        row = {"architecture": arch_name(arch)}
+        for flag, pairs in sorted(cases.items()):
+            sub = [runs[(runs["arch"] == arch) & (runs["activation"] == a) & (runs["init"] == i)] for a, i in pairs]
+            sub = [s.iloc[0] for s in sub if not s.empty]
+            if not sub:
+                row[flag] = "-"
+                continue
+            still = sum(flag in (_flags(s["pathology_init"]) or ()) for s in sub)
+            trained = sum(s["trainability"] == "trained" for s in sub)
+            verdict = " (cured)" if still == 0 and trained == len(sub) and arch != "plain" else ""
+            row[flag] = f"{flag} at init {still}/{len(sub)}, trained {trained}/{len(sub)}{verdict}"
+        rows.append(row)
+    return pd.DataFrame(rows), sorted(cases)
+
+
+def batchnorm_rates(layer_stats, runs):
+    """Measured per-layer growth of delta_ms at init (fit over hidden layers 2..depth-1) of the
+    BatchNorm runs, beside lambda = E[phi'^2]/Var[phi] and the layer-by-layer prediction."""
+    rows = []
+    for _, run in runs[runs["norm"] == "batch"].sort_values(["activation", "init"]).iterrows():
+        measured = init_profiles(layer_stats, run["run_id"])
+        delta = measured.get("delta_ms")
+        depth = int(run["depth"])
+        if delta is None or len(delta) != depth + 1 or depth < 4:
+            continue
+        rate = fitted_rate(delta, 2, depth - 1)
+        try:
+            lam = theory_batchnorm.batchnorm_rate(run["activation"], alpha=_number(run, "alpha", 0.01))
+        except ValueError:
+            continue
+        rows.append({"architecture": arch_name(run["arch"]), "activation": run["activation"], "init": run["init"],
+                     "measured rate": f"{rate:.3f}", "lambda (theory)": f"{lam:.3f}",
+                     "error": f"{100 * (rate / lam - 1):+.1f}%",
+                     "growth over the stack": f"{delta[0] / delta[depth - 1]:.3g}"})
+    return pd.DataFrame(rows)
+
+
+def residual_growth(layer_stats, runs):
+    """Measured growth at init from hidden layer 1 to the top hidden layer of the second moment
+    E[a^2] and of the error delta_ms (input-ward), beside theory_residual's prediction."""
+    rows = []
+    for _, run in runs[runs["residual_scale"].notna()].sort_values(["arch", "activation", "init"]).iterrows():
+        measured = init_profiles(layer_stats, run["run_id"])
+        depth = int(run["depth"])
+        ms, delta = measured.get("act_ms"), measured.get("delta_ms")
+        theory = prediction(run, measured)
+        if ms is None or delta is None or len(ms) != depth + 1 or theory is None:
+            continue
+        top = depth - 1  # index of the top hidden layer
+        m_fwd, t_fwd = ms[top] / ms[0], theory["act_ms"][top] / theory["act_ms"][0]
+        m_bwd, t_bwd = delta[0] / delta[top], theory["delta_ms"][0] / theory["delta_ms"][top]
+        rows.append({"architecture": arch_name(run["arch"]), "scale": f"{run['residual_scale']:.3g}",
+                     "activation": run["activation"], "init": run["init"],
+                     "E[a^2] top/first measured": f"{m_fwd:.3g}", "theory": f"{t_fwd:.3g}",
+                     "delta_ms first/top measured": f"{m_bwd:.3g}", "theory ": f"{t_bwd:.3g}"})
+    return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------------- section
+def _figure_lines(name, title, caption):
+    return [f"![{title}](figures/{name}.png)", "", f"*{caption}* ([SVG](figures/{name}.svg))", ""]
+
+
+def remedies(frames, figure_dir):
+    runs, stats = frames.runs, frames.layer_stats
+    if "arch" not in runs.columns:
+        runs = runs.assign(arch="plain", norm="none", residual_scale=np.nan)
+    lines = ["## Remedies: residual connections, BatchNorm and LayerNorm", ""]
+    save_figure(fig_profiles(stats, runs), figure_dir, "remedies_profiles")
+    width, depth = int(runs["width"].max()), int(runs["depth"].max())
+    lines += _figure_lines("remedies_profiles", "Remedies at init",
+                           f"Weight-gradient norm, back-propagated error and activation second moment per layer "
+                           f"at initialization (depth {depth}, width {width}), one column per architecture; dashed: "
+                           f"mean-field theory at infinite width (nncore.theory, theory_residual, theory_batchnorm; "
+                           f"the error anchored at the measured output layer).")
+    has_tags = all(tag in runs.columns for tag in DIAGNOSIS_TAGS) and runs["pathology_init"].notna().any()
+
+    lines += ["### Trainability", ""]
+    lines += ["Final validation accuracy (and " + ("trainability" if has_tags else "outcome") + ") per "
+              "activation + init and architecture.", ""]
+    lines += _markdown(trainability_table(runs))
+
+    lines += ["### Diagnosis at init and at the end", ""]
+    if has_tags:
+        lines += ["pathology_init -> pathology_final, trainability (final validation accuracy).", ""]
+        lines += _markdown(diagnosis_table(runs))
+    else:
+        lines += ["These runs carry no diagnosis tags (pathology_init, pathology_final, trainability), so no "
+                  "diagnosis and no cure table are given.", ""]
+
+    bn = batchnorm_rates(stats, runs)
+    lines += ["### BatchNorm: the gradient explosion at init", ""]
+    if bn.empty:
+        lines += ["No BatchNorm runs.", ""]
+    else:
+        lines += [f"Per-layer growth of the back-propagated error toward the input (fit of ln delta_ms over hidden "
+                  f"layers 2..{depth - 1}) against lambda = E[phi'(u)^2] / Var[phi(u)], u ~ N(0, 1) (Yang et al. "
+                  f"2019; pi/(pi-1) = {math.pi / (math.pi - 1):.4f} for relu), the large-width, large-batch limit: "
+                  f"at width {width} and the probe batch the measurement runs O(1/min(width, batch)) above it.", ""]
+        lines += _markdown(bn)
+
+    res = residual_growth(stats, runs)
+    lines += ["### Residual stacks: growth against theory", ""]
+    if res.empty:
+        lines += ["No residual runs with a theory.", ""]
+    else:
+        lines += ["Growth from hidden layer 1 to the top hidden layer of the activations' second moment and of the "
+                  "error (toward the input), measured at init and predicted by the mean-field recursion "
+                  "(nncore.theory_residual, infinite width).", ""]
+        lines += _markdown(res)
+
+    if has_tags:
+        table, pathologies = cure_table(runs)
+        lines += ["### Which architecture cured which pathology", ""]
+        if not pathologies:
+            lines += ["The plain networks show no pathology at init: nothing to cure.", ""]
+        else:
+            lines += ["For each pathology of the plain network at init, over the activation + init pairs that have "
+                      "it: how many runs of each architecture still have it at init and how many end trained "
+                      "(cured: none has it and all trained).", ""]
+            lines += _markdown(table)
+    return lines
