@@ -136,6 +136,8 @@ def fig_profiles(layer_stats, runs):
                 values = measured.get(stat)
                 if values is None:
                     continue
+                if stat == "act_ms":
+                    values = values[:-1]  # hidden layers: the logits' second moment is not the signal
                 layers = np.arange(1, len(values) + 1)
                 ok = np.isfinite(values) & (values > 0)
                 axes[i, j].plot(layers[ok], values[ok], color=colors[_combo(run)], label=_combo(run))
@@ -264,7 +266,10 @@ def residual_growth(layer_stats, runs):
     """Measured growth at init from hidden layer 1 to the top hidden layer of the second moment
     E[a^2] and of the error delta_ms (input-ward), beside theory_residual's prediction."""
     rows = []
-    for _, run in runs[runs["residual_scale"].notna()].sort_values(["arch", "activation", "init"]).iterrows():
+    residual = runs[runs["residual_scale"].notna()]
+    order = {arch: i for i, arch in enumerate(arch_order(runs))}
+    residual = residual.assign(_order=residual["arch"].map(order)).sort_values(["_order", "activation", "init"])
+    for _, run in residual.iterrows():
         measured = init_profiles(layer_stats, run["run_id"])
         depth = int(run["depth"])
         ms, delta = measured.get("act_ms"), measured.get("delta_ms")
@@ -276,8 +281,8 @@ def residual_growth(layer_stats, runs):
         m_bwd, t_bwd = delta[0] / delta[top], theory["delta_ms"][0] / theory["delta_ms"][top]
         rows.append({"architecture": arch_name(run["arch"]), "scale": f"{run['residual_scale']:.3g}",
                      "activation": run["activation"], "init": run["init"],
-                     "E[a^2] top/first measured": f"{m_fwd:.3g}", "theory": f"{t_fwd:.3g}",
-                     "delta_ms first/top measured": f"{m_bwd:.3g}", "theory ": f"{t_bwd:.3g}"})
+                     "E[a^2] growth, measured": f"{m_fwd:.3g}", "E[a^2] growth, theory": f"{t_fwd:.3g}",
+                     "error growth, measured": f"{m_bwd:.3g}", "error growth, theory": f"{t_bwd:.3g}"})
     return pd.DataFrame(rows)
 
 
@@ -329,9 +334,9 @@ def remedies(frames, figure_dir):
     if res.empty:
         lines += ["No residual runs with a theory.", ""]
     else:
-        lines += ["Growth from hidden layer 1 to the top hidden layer of the activations' second moment and of the "
-                  "error (toward the input), measured at init and predicted by the mean-field recursion "
-                  "(nncore.theory_residual, infinite width).", ""]
+        lines += ["Growth at init of the activations' second moment E[a^2] from hidden layer 1 to the top hidden "
+                  "layer (its ratio), and of the error delta_ms from the top hidden layer down to layer 1, measured "
+                  "and predicted by the mean-field recursion (nncore.theory_residual, infinite width).", ""]
         lines += _markdown(res)
 
     if has_tags:
