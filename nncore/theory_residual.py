@@ -58,6 +58,18 @@ towards the input: it grows by 1 + s^2 chi_branch per layer, chi_branch = sigma_
 (times nu_l), e.g. 2 for relu, He init and s = 1, and 1 + 1/L for s^2 = 1/L (so (1+1/L)^L ~ e
 over the whole stack). With LayerNorm nu_l E[phi'^2] ~ E[phi'(u)^2] / p_(l-1) shrinks as p grows.
 
+Where the backward prediction fails. Gradient independence drops the correlation between
+which units of a branch are active and the weights that carry the error back. It is harmless for
+zero-mean activations (tanh) and with LayerNorm, but not for relu (nor, less so, sigmoid) with
+s = 1: a_l then has a large mean vector M, unit i of the next branch is on or off mostly by the
+sign of (M W_l)_i, and the on-columns of W_l^T feed the error's component along M back onto
+itself, a mode that grows faster than 1 + s^2 chi_branch per layer. Seeded at O(1/n), it takes
+over after a depth that grows only like log(width). Measured (plain-NumPy Monte Carlo as in the
+tests, relu, He, s = 1, 30 hidden layers, 2 seeds): the error at layer 1 is 10^3.2, 10^2.5 and
+10^2.3 times this prediction at widths 64, 256 and 1024 (within 20% at depth 8 and width 512);
+with s = 1/sqrt(30) 10^0.56, 10^0.18, 10^0.10; tanh and sigmoid within 10^0.11 at every width.
+The forward recursion holds throughout (within ~5%, apart from seed noise).
+
 Everything is a prediction for the ensemble over initializations at infinite width (and, for
 inputs of different norms, for the average input norm: exact for the positively homogeneous
 relu and leaky_relu without a norm); a network of width n fluctuates around it by O(1/sqrt(n))
