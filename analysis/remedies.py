@@ -256,6 +256,7 @@ def batchnorm_rates(layer_stats, runs):
         except ValueError:
             continue
         rows.append({"architecture": arch_name(run["arch"]), "activation": run["activation"], "init": run["init"],
+                     "_error": rate / lam - 1,
                      "measured rate": f"{rate:.3f}", "lambda (theory)": f"{lam:.3f}",
                      "error": f"{100 * (rate / lam - 1):+.1f}%",
                      "growth over the stack": f"{delta[0] / delta[depth - 1]:.3g}"})
@@ -282,7 +283,8 @@ def residual_growth(layer_stats, runs):
         rows.append({"architecture": arch_name(run["arch"]), "scale": f"{run['residual_scale']:.3g}",
                      "activation": run["activation"], "init": run["init"],
                      "E[a^2] growth, measured": f"{m_fwd:.3g}", "E[a^2] growth, theory": f"{t_fwd:.3g}",
-                     "error growth, measured": f"{m_bwd:.3g}", "error growth, theory": f"{t_bwd:.3g}"})
+                     "error growth, measured": f"{m_bwd:.3g}", "error growth, theory": f"{t_bwd:.3g}",
+                     "_fwd": m_fwd / t_fwd, "_bwd": m_bwd / t_bwd})
     return pd.DataFrame(rows)
 
 
@@ -327,7 +329,13 @@ def remedies(frames, figure_dir):
                   f"layers 2..{depth - 1}) against lambda = E[phi'(u)^2] / Var[phi(u)], u ~ N(0, 1) (Yang et al. "
                   f"2019; pi/(pi-1) = {math.pi / (math.pi - 1):.4f} for relu), the large-width, large-batch limit: "
                   f"at width {width} and the probe batch the measurement runs O(1/min(width, batch)) above it.", ""]
-        lines += _markdown(bn)
+        lines += _markdown(bn.drop(columns="_error"))
+        for act, grp in bn.groupby("activation", sort=True):
+            lo, hi = 100 * grp["_error"].min(), 100 * grp["_error"].max()
+            span = f"{lo:+.1f}%" if round(lo, 1) == round(hi, 1) else f"{lo:+.1f}% to {hi:+.1f}%"
+            lines.append(f"- {act}: measured rate {span} from lambda = {grp['lambda (theory)'].iloc[0]} "
+                         f"over {len(grp)} run(s).")
+        lines.append("")
 
     res = residual_growth(stats, runs)
     lines += ["### Residual stacks: growth against theory", ""]
@@ -337,7 +345,19 @@ def remedies(frames, figure_dir):
         lines += ["Growth at init of the activations' second moment E[a^2] from hidden layer 1 to the top hidden "
                   "layer (its ratio), and of the error delta_ms from the top hidden layer down to layer 1, measured "
                   "and predicted by the mean-field recursion (nncore.theory_residual, infinite width).", ""]
-        lines += _markdown(res)
+        lines += _markdown(res.drop(columns=["_fwd", "_bwd"]))
+        fwd_off = res[(res["_fwd"] > 2) | (res["_fwd"] < 0.5)]
+        bwd_off = res[res["_bwd"] > 10]
+        lines.append(f"- E[a^2] growth within a factor 2 of theory in {len(res) - len(fwd_off)} of {len(res)} runs.")
+        if bwd_off.empty:
+            lines.append("- The error's growth is within a factor 10 of theory in every run.")
+        else:
+            cases = ", ".join(sorted({f"{r['activation']} ({r['architecture']})" for _, r in bwd_off.iterrows()}))
+            lines.append(f"- The error grows more than 10 times faster than predicted in {len(bwd_off)} of {len(res)} "
+                         f"runs: {cases}; up to {bwd_off['_bwd'].max():.3g} times. The prediction assumes gradient "
+                         f"independence, which a non-centred activation breaks in a residual stack (the error's "
+                         f"component along the activations' mean direction grows faster: nncore.theory_residual).")
+        lines.append("")
 
     if has_tags:
         table, pathologies = cure_table(runs)
