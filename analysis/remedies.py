@@ -171,7 +171,7 @@ def _markdown(frame):
 
 
 def _flags(text):
-    if not isinstance(text, str) or text in ("", "nan", "unknown"):
+    if not isinstance(text, str) or text in ("", "nan", "unknown", "n/a"):
         return None
     return set() if text == "none" else {f.strip() for f in text.split(",") if f.strip()}
 
@@ -289,6 +289,19 @@ def residual_growth(layer_stats, runs):
 
 
 # ---------------------------------------------------------------------- section
+def with_diagnosis(runs, layer_stats, scalars):
+    """``runs`` with the diagnosis columns: as given when present, else from analysis.diagnosis
+    (the diagnosis issue's module, which judges every run the same way as its job does) when it
+    exists, else unchanged (the section then says the runs carry no diagnosis)."""
+    if all(tag in runs.columns for tag in DIAGNOSIS_TAGS):
+        return runs
+    try:
+        from .diagnosis import with_verdicts
+    except ImportError:
+        return runs
+    return with_verdicts(runs, layer_stats, scalars)
+
+
 def _figure_lines(name, title, caption):
     return [f"![{title}](figures/{name}.png)", "", f"*{caption}* ([SVG](figures/{name}.svg))", ""]
 
@@ -305,6 +318,7 @@ def remedies(frames, figure_dir):
                            f"at initialization (depth {depth}, width {width}), one column per architecture; dashed: "
                            f"mean-field theory at infinite width (nncore.theory, theory_residual, theory_batchnorm; "
                            f"the error anchored at the measured output layer).")
+    runs = with_diagnosis(runs, stats, frames.scalars)
     has_tags = all(tag in runs.columns for tag in DIAGNOSIS_TAGS) and runs["pathology_init"].notna().any()
 
     lines += ["### Trainability", ""]
