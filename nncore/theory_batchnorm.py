@@ -31,7 +31,7 @@ only for linear phi: no activation and no initialization removes the explosion, 
 linear phi reduces it, as Yang et al. state. Closed forms: relu E[phi'^2] = 1/2,
 Var phi = 1/2 - 1/(2 pi), so lambda = pi/(pi - 1) = 1.4669...; leaky_relu (slope alpha)
 lambda = 1 / (1 - (1 - alpha)^2 / (pi (1 + alpha^2))); identity 1. Others by quadrature
-(``theory.moments`` at q = 1): tanh 1.178, sigmoid 1.034, softsign in between.
+(``theory.moments`` at q = 1): tanh 1.178, sigmoid 1.034, softsign 1.244.
 Limits of the formula: at finite batch B and width n the measured rate exceeds lambda by
 O(1/min(n, B)) (1/v averaged over units is larger than 1/average v), and more when the batch's
 activations have low rank (e.g. inputs of dimension < B through a nearly linear network);
