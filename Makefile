@@ -76,7 +76,8 @@ study: $(STAMP)  ## run a named experiment: make study NAME=he2015 (see conf/exp
 	$(PIN) FORCE=$(FORCE) $(PY) experiments/train.py -m experiment=$(NAME)
 	$(PY) -m analysis.report --study $(NAME)
 
-ui: $(STAMP)  ## serve the MLflow UI for the default store on http://127.0.0.1:5000
+ui: $(STAMP)  ## serve the MLflow UI for the default store on http://127.0.0.1:5000; prints the runs table's URL
+	@$(PY) -m experiments.ui --tracking-uri sqlite:///$(CURDIR)/mlflow.db --port 5000
 	$(PY) -m mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host 127.0.0.1 --port 5000
 
 PORT ?= 5001

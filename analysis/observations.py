@@ -5,7 +5,7 @@ choices, via ``selection``) as the figure it describes, and returns a list of
 sentences. Nothing here states a result that was not measured: when the data
 cannot support a sentence, the function says what is missing instead.
 
-Numbers are written for GitHub markdown: powers of ten as 10<sup>x</sup>.
+Powers of ten are written in Unicode superscripts (``pow10``): 10⁻¹⁷·² is 10^-17.2.
 """
 import numpy as np
 import pandas as pd
@@ -18,9 +18,13 @@ ACCURACY_TIE = 0.01  # final accuracies closer than this are reported as a tie
 NEGLIGIBLE_FRACTION = 0.005  # saturated fractions below this print as 0.00: say "none" instead
 
 
+SUPERSCRIPT = str.maketrans("0123456789-.", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻·")
+
+
 def pow10(exponent):
-    """10<sup>exponent</sup> with one decimal, e.g. 10<sup>-17.2</sup> (never "-0.0")."""
-    return f"10<sup>{round(float(exponent), 1) + 0.0:.1f}</sup>"
+    """10 to the ``exponent`` in Unicode superscripts with one decimal, e.g. 10⁻¹⁷·² for 10^-17.2 (never
+    "-0.0"): plain text, so it reads the same on GitHub, in MLflow's artifact viewer and in a run's note."""
+    return "10" + f"{round(float(exponent), 1) + 0.0:.1f}".translate(SUPERSCRIPT)
 
 
 def config_name(row, with_optimizer=False, with_seed=False):

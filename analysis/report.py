@@ -3,9 +3,10 @@
     python -m analysis.report [--experiment NAME] [--sweep ID | --study NAME | --all-runs]
                               [--tracking-uri URI] [--out DIR] [--jobs N] [--no-log] [--no-cache]
 
-writes <out>/figures/*.png and *.svg, <out>/summary.csv and <out>/report.md, then
-logs them under report/ in the sweep's parent run (or in a run named "report",
-tag role=report, when the runs are not one sweep) so they show in the MLflow UI.
+writes <out>/figures/*.png and *.svg, <out>/summary.csv, <out>/report.md and a self-contained
+<out>/report.html (figures embedded, for MLflow's artifact viewer), then logs them under report/ in
+the sweep's parent run (or in a run named "report", tag role=report, when the runs are not one
+sweep), whose description becomes the report's at-a-glance section, with headline metrics.
 <out> is reports/, or reports/<study>/ with --study so that a named study does not
 overwrite the main report; the artifact cache lives in <out>/.cache.
 
@@ -25,7 +26,7 @@ from typing import Callable
 
 import numpy as np
 
-from . import figures, observations, selection, tables
+from . import figures, front_page, html, observations, selection, tables
 from .studies import study_section
 from .theory import markdown_section as theory_section, theory_frame
 from .load import DEFAULT_EXPERIMENT, REPO_ROOT, SelectionError, load_frames, open_client, quoted
@@ -325,6 +326,7 @@ def build_report(frames, out_dir, theory=None, jobs=1, study=None):
         tables.summary_table(frames.runs, frames.layer_stats).to_csv(out_dir / "summary.csv", index=False)
         markdown = build_markdown(frames, study_section(study, frames, out_dir / FIGURE_DIR) if study else ())
     (out_dir / "report.md").write_text(markdown)
+    html.write_html(out_dir / "report.md")
     return markdown
 
 
@@ -345,14 +347,25 @@ def report_run_id(client, frames):
 
 
 def log_report_to_mlflow(frames, out_dir):
-    """Log figures/, report.md and summary.csv under report/ of the receiving run;
+    """Log figures/, report.md, report.html and summary.csv under report/ of the receiving run, make
+    it the front page (description, headline metrics) and name it in the experiment's description;
     returns its run id."""
+    from mlflow.entities import Metric, RunTag
+
+    from experiments.tracking import NOTE_TAG, describe_latest_sweep
     out_dir = Path(out_dir)
     client = open_client(frames.tracking_uri)
     run_id = report_run_id(client, frames)
     client.log_artifacts(run_id, str(out_dir / FIGURE_DIR), "report/figures")
-    for name in ("report.md", "summary.csv"):
+    for name in ("report.md", "report.html", "summary.csv"):
         client.log_artifact(run_id, str(out_dir / name), "report")
+    note = front_page.note_content((out_dir / "report.md").read_text(), frames.experiment_id, run_id, frames.sweep)
+    now = int(time.time() * 1000)
+    headline = [Metric(name, float(value), now, 0) for name, value in front_page.headline_metrics(frames).items()]
+    client.log_batch(run_id, metrics=headline, tags=[RunTag(NOTE_TAG, note)])
+    if frames.sweep:
+        name = client.get_run(run_id).info.run_name
+        describe_latest_sweep(client, frames.experiment_id, frames.sweep, run_id, name, report=True)
     return run_id
 
 

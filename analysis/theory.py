@@ -15,6 +15,8 @@ import pandas as pd
 
 from nncore import theory as mf
 
+from .observations import pow10
+
 THEORY_COLUMNS = ["activation", "init", "depth", "layer", "stat", "value"]
 NEEDS_INPUT = ("uniform", "xavier_uniform", "xavier_normal", "he_uniform", "he_normal", "lecun_normal",
                "normal", "orthogonal")
@@ -185,8 +187,8 @@ def markdown_section(layer_stats, runs):
         depth, width = int(rectifiers["depth"].iloc[0]), int(deepest_width(runs))
         spread = math.sqrt(5.0 * depth / width)
         ratios = np.log10(rectifiers["q_meas"] / rectifiers["q_pred"])
-        span = (f"10<sup>{ratios.min():.1f}</sup>" if f"{ratios.min():.1f}" == f"{ratios.max():.1f}"
-                else f"10<sup>{ratios.min():.1f}</sup> to 10<sup>{ratios.max():.1f}</sup>")
+        low, high = pow10(ratios.min()), pow10(ratios.max())
+        span = low if low == high else f"{low} to {high}"
         lines.append(f"- For {' and '.join(sorted(set(rectifiers['activation'])))} the measured q at depth {depth} is "
                      f"{span} of the mean-field value. "
                      f"Mean field is the infinite-width average: at width {width} each rectifier layer multiplies q by "

@@ -1,7 +1,10 @@
 """Datasets: (X_train, y_train, X_val, y_val) with integer labels, standardized with
 training statistics. Splits are stratified and seeded by the run's "data" stream.
 No test needs the network: only ``mnist`` downloads (once, into its cache)."""
+import gzip
+import importlib.util
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -45,10 +48,28 @@ def _finish(X, y, val_fraction, rng, name, n_classes=None):
                    int(n_classes or y.max() + 1), name)
 
 
+def digits_file():
+    """scikit-learn's bundled digits.csv.gz (UCI optdigits test set: 1797 rows of 64 pixel counts 0-16
+    and the label), found without importing scikit-learn, which takes seconds to import."""
+    spec = importlib.util.find_spec("sklearn")  # a top-level package: located, not imported
+    if spec is None or not spec.submodule_search_locations:
+        raise ValueError("data=digits needs scikit-learn installed (its package ships the digits data file)")
+    path = Path(list(spec.submodule_search_locations)[0]) / "datasets" / "data" / "digits.csv.gz"
+    if not path.exists():
+        raise ValueError(f"data=digits: {path} is missing from the scikit-learn installation")
+    return path
+
+
+def load_digits():
+    """(X float64 (1797, 64), y int64) exactly as sklearn.datasets.load_digits(return_X_y=True)."""
+    with gzip.open(digits_file(), "rt") as fh:
+        data = np.loadtxt(fh, delimiter=",", dtype=np.float64)
+    return data[:, :-1], data[:, -1].astype(np.int64)
+
+
 def digits(cfg, rng):
-    from sklearn.datasets import load_digits
-    X, y = load_digits(return_X_y=True)
-    return _finish(X.astype(np.float64), y, cfg.val_fraction, rng, "digits")
+    X, y = load_digits()
+    return _finish(X, y, cfg.val_fraction, rng, "digits")
 
 
 def spirals(cfg, rng):

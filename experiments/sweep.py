@@ -247,6 +247,8 @@ def prepare(argv, force=False):
             plan.sweep_id = hashlib.sha1(" ".join(sorted(hashes)).encode()).hexdigest()[:12]
             study = jobs[0][1].study or "sweep"
             plan.parent_run_id = parent_run(client, plan.experiment_id, plan.sweep_id, study, jobs)
+            tracking.describe_latest_sweep(client, plan.experiment_id, plan.sweep_id, plan.parent_run_id,
+                                           f"sweep-{study}-{plan.sweep_id}")
     except tracking.StoreError as exc:
         raise PreflightError(str(exc)) from None
     except PreflightError:

@@ -11,13 +11,14 @@ creates no duplicates.
 """
 import argparse
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
 import yaml
 
 from . import record as rec
-from . import tracking
+from . import images, tracking
 from .config import logged_params
 from .record import read_status, write_status
 
@@ -155,6 +156,10 @@ def upload(record, dedupe=False):
         for name in rec.ARTIFACTS:
             if (record / name).exists():
                 tracking.retry(client.log_artifact, run_id, str(record / name))
+        t_images = time.perf_counter()
+        images.log_images(client, run_id, pd.read_parquet(record / rec.LAYER_STATS_FILE), status["run_name"],
+                          retry=tracking.retry)
+        status["images_seconds"] = round(time.perf_counter() - t_images, 3)
         tracking.retry(client.log_batch, run_id, tags=[*tags, RunTag("outcome", status.get("outcome", ""))])
         tracking.retry(client.set_terminated, run_id, "FINISHED")
     except Exception as exc:  # noqa: BLE001 - keep the record; `make sync` retries later

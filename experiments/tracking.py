@@ -111,11 +111,32 @@ def get_or_create_experiment(mlflow_client, uri, name):
         if exp is not None:
             if exp.lifecycle_stage == "deleted":
                 raise StoreError(f"experiment {name!r} is deleted in {uri}; restore it or choose another name")
+            if EXPERIMENT_KIND_TAG not in exp.tags:  # made before the tag existed; a kind chosen in the UI stays
+                mlflow_client.set_experiment_tag(exp.experiment_id, EXPERIMENT_KIND_TAG, MODEL_TRAINING)
             return exp.experiment_id
-        return mlflow_client.create_experiment(name, artifact_location=artifact_location(uri, name))
+        return mlflow_client.create_experiment(name, artifact_location=artifact_location(uri, name),
+                                               tags={EXPERIMENT_KIND_TAG: MODEL_TRAINING})
 
     db = sqlite_path(uri)
     if db is None:
         return retry(get_or_create)
     with FileLock(str(db) + ".lock", timeout=120):
         return retry(get_or_create)
+
+
+NOTE_TAG = "mlflow.note.content"        # a run's or an experiment's markdown description in the UI
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+MODEL_TRAINING = "custom_model_development"   # the UI then opens the experiment on its runs table
+
+
+def describe_latest_sweep(mlflow_client, experiment_id, sweep_id, parent_run_id, parent_name, report=False):
+    """Set the experiment's description to name its latest sweep and that sweep's parent run, with
+    links that work inside the UI (and to the parent's report, once ``make report`` logged it)."""
+    run = f"#/experiments/{experiment_id}/runs/{parent_run_id}"
+    text = (f"**Latest sweep:** `{sweep_id}`, parent run [{parent_name}]({run}): its description is the "
+            "report's at-a-glance section, its children are the sweep's job runs.")
+    if report:
+        text += f" Report: [report.html]({run}/artifacts/report/report.html)."
+    else:
+        text += " Run `make report` to add the report."
+    retry(mlflow_client.set_experiment_tag, experiment_id, NOTE_TAG, text)

@@ -157,12 +157,21 @@ def test_report_command_writes_everything_and_logs_to_the_parent_run(mlflow_stor
     client = mlflow_store["client"]
     parent_id = mlflow_store["sweeps"]["sweep-b"][2]
     logged = {artifact.path for artifact in client.list_artifacts(parent_id, "report")}
-    assert {"report/report.md", "report/summary.csv", "report/figures"} <= logged
+    assert {"report/report.md", "report/report.html", "report/summary.csv", "report/figures"} <= logged
     assert len(client.list_artifacts(parent_id, "report/figures")) == 2 * len(names)
+    # The parent is the front page: the at-a-glance section as its description, headline metrics,
+    # and the experiment's description names it.
+    parent = client.get_run(parent_id)
+    note = parent.data.tags["mlflow.note.content"]
+    assert "### At a glance" in note and "- Outcomes: 7 ok, 1 diverged." in note
+    assert f"(#/experiments/{mlflow_store['experiment_id']}/runs/{parent_id}/artifacts/report/report.html)" in note
+    assert parent.data.metrics["runs"] == 8 and parent.data.metrics["runs_diverged"] == 1
+    described = client.get_experiment(mlflow_store["experiment_id"]).tags["mlflow.note.content"]
+    assert "`sweep-b`" in described and f"runs/{parent_id})" in described
 
 
 def test_runs_without_a_sweep_log_their_report_to_one_report_run(mlflow_store, tmp_path):
-    for name in ("figures/a.png", "report.md", "summary.csv"):
+    for name in ("figures/a.png", "report.md", "report.html", "summary.csv"):
         (tmp_path / name).parent.mkdir(exist_ok=True)
         (tmp_path / name).write_text("x")
     frames = load_frames(mlflow_store["experiment"], all_runs=True, tracking_uri=mlflow_store["uri"])
@@ -171,7 +180,7 @@ def test_runs_without_a_sweep_log_their_report_to_one_report_run(mlflow_store, t
     found = client.search_runs([mlflow_store["experiment_id"]], "tags.role = 'report'")
     assert [run.info.run_id for run in found] == [run_id] and found[0].info.run_name == "report"
     assert {artifact.path for artifact in client.list_artifacts(run_id, "report")} == {
-        "report/figures", "report/report.md", "report/summary.csv"}
+        "report/figures", "report/report.md", "report/report.html", "report/summary.csv"}
     assert report.log_report_to_mlflow(frames, tmp_path) == run_id      # reused, not duplicated
     assert len(client.search_runs([mlflow_store["experiment_id"]], "tags.role = 'report'")) == 1
 

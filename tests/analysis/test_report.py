@@ -70,12 +70,12 @@ def test_observations_differ_between_vanishing_and_balanced_data(vanishing, bala
     heading = "### Figure 1. "
     assert bullets_under(vanishing_md, heading) != bullets_under(balanced_md, heading)
     # gain -0.5 per layer over 5 layers: layer 1 is 10^-2.5 of layer 6
-    assert ("sigmoid + uniform, depth 5: the layer-1 gradient norm is 10<sup>-2.5</sup> times the layer-6 "
+    assert ("sigmoid + uniform, depth 5: the layer-1 gradient norm is 10⁻²·⁵ times the layer-6 "
             "(output) gradient norm at initialization") in vanishing_md
     assert "the gradient vanishes toward the input" in vanishing_md
     assert "4 of 6 activation × init pairs stay within a factor 10" in vanishing_md
     assert "6 of 6 activation × init pairs stay within a factor 10" in balanced_md
-    assert "10<sup>-2.5</sup>" not in balanced_md
+    assert "10⁻²·⁵" not in balanced_md
 
 
 def test_healthy_depth_and_slope_are_computed(vanishing, balanced):
@@ -85,7 +85,7 @@ def test_healthy_depth_and_slope_are_computed(vanishing, balanced):
     assert "relu: |log10 ratio| < 1 holds for he_uniform up to depth 5 (every depth tested), uniform up to depth 2" \
         in vanishing_md
     assert "uniform at no tested depth" in vanishing_md
-    assert "sigmoid + uniform: each added layer multiplies it by about 10<sup>-0.5</sup>" in vanishing_md
+    assert "sigmoid + uniform: each added layer multiplies it by about 10⁻⁰·⁵" in vanishing_md
     assert "uniform up to depth 5 (every depth tested)" in balanced_md
     assert "at no tested depth" not in balanced_md
 
@@ -94,8 +94,8 @@ def test_error_and_variance_observations_follow_the_data(vanishing, balanced):
     _, _, vanishing_md = vanishing
     _, _, balanced_md = balanced
     # delta_ms is a squared quantity in the synthetic data: twice the exponent
-    assert "is 10<sup>-5.0</sup> for sigmoid + uniform (the largest departure from 1)" in vanishing_md
-    assert "10<sup>-5.0</sup>" not in balanced_md
+    assert "is 10⁻⁵·⁰ for sigmoid + uniform (the largest departure from 1)" in vanishing_md
+    assert "10⁻⁵·⁰" not in balanced_md
 
 
 def test_outcome_observations_count_the_diverged_run(vanishing):

@@ -29,6 +29,25 @@ def test_digits_split_is_stratified_standardized_and_seeded():
     assert not np.array_equal(d.y_train, other.y_train)
 
 
+def test_digits_read_without_scikit_learn_equal_its_loader():
+    from sklearn.datasets import load_digits
+    X, y = datasets.load_digits()
+    X_ref, y_ref = load_digits(return_X_y=True)
+    np.testing.assert_array_equal(X, X_ref)
+    np.testing.assert_array_equal(y, y_ref)
+    assert X.dtype == np.float64 and X.shape == (1797, 64)
+
+
+def test_loading_digits_does_not_import_scikit_learn():
+    import subprocess
+    import sys
+    code = ("import sys; from omegaconf import OmegaConf; from experiments import datasets; "
+            "datasets.load(OmegaConf.create({'name': 'digits', 'val_fraction': 0.2}), 0); "
+            "print('sklearn' in sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert proc.stdout.strip() == "False"
+
+
 @pytest.mark.parametrize("name", ["spirals", "gaussian"])
 def test_synthetic_datasets(name):
     d = datasets.load(_cfg(name=name), seed=3)

@@ -1,0 +1,42 @@
+"""The parent run's front page: note content from whatever the at-a-glance section holds."""
+import numpy as np
+
+from analysis import front_page
+
+MD = """# Vanishing gradients: sweep report
+
+Source: x; [summary.csv](summary.csv).
+
+## At a glance
+
+- Grid: depths 2, 50; see ![fig](figures/grad_norm_init.png) and [the SVG](figures/a.svg).
+- Ratio 10<sup>-41.9</sup>; [docs](https://example.org) and [here](#top).
+
+## Gradients at initialization
+
+- not in the note
+"""
+
+
+def test_note_holds_the_glance_section_with_links_inside_the_ui():
+    note = front_page.note_content(MD, "7", "abc", sweep="s1")
+    base = "#/experiments/7/runs/abc/artifacts/report"
+    assert note.startswith("## Vanishing gradients: sweep report")
+    assert f"[report.html]({base}/report.html)" in note and f"[summary.csv]({base}/summary.csv)" in note
+    assert f"[fig]({base}/figures/grad_norm_init.png)" in note and f"[the SVG]({base}/figures/a.svg)" in note
+    assert "[docs](https://example.org)" in note and "[here](#top)" in note
+    assert "10⁻⁴¹·⁹" in note and "<sup>" not in note
+    assert "not in the note" not in note and "`s1`" in note
+
+
+def test_section_is_empty_without_the_heading():
+    assert front_page.section("# t\n\n## Other\n\n- a\n") == []
+
+
+def test_headline_metrics(frames):
+    metrics = front_page.headline_metrics(frames)
+    runs = frames.runs
+    assert metrics["runs"] == len(runs) and metrics["max_depth"] == runs["depth"].max()
+    assert metrics["runs_diverged"] == (runs["outcome"] == "diverged").sum()
+    assert metrics["acc_val/best"] == np.nanmax(runs["acc/val"])
+    assert all(np.isfinite(v) for v in metrics.values())
