@@ -155,7 +155,8 @@ def upload(record, dedupe=False):
         for name in rec.ARTIFACTS:
             if (record / name).exists():
                 tracking.retry(client.log_artifact, run_id, str(record / name))
-        tracking.retry(client.log_batch, run_id, tags=[*tags, RunTag("outcome", status.get("outcome", ""))])
+        tracking.retry(client.log_batch, run_id, tags=[*tags, *[RunTag(name, str(status[name]))
+                                                                for name in rec.RESULT_TAGS if name in status]])
         tracking.retry(client.set_terminated, run_id, "FINISHED")
     except Exception as exc:  # noqa: BLE001 - keep the record; `make sync` retries later
         print(f"warning: could not sync {record} ({tracking.short(exc)}); it stays unsynced: run `make sync`",
