@@ -9,6 +9,8 @@ existed, is judged the same way. Each run is diagnosed at step 0 and at its last
 probe (for a diverged run, its last finite probe), with the run's step count taken as its
 last logged step (for a run that finished: its number of optimizer steps).
 """
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 
@@ -162,3 +164,24 @@ def flagged_layers(flags, run_id, when, flag):
     """The hidden layers of ``run_id`` that carry ``flag`` at ``when`` (sorted list of ints)."""
     rows = flags[(flags["run_id"] == run_id) & (flags["when"] == when) & (flags["flag"] == flag) & flags["raised"]]
     return sorted(int(layer) for layer in rows["layer"])
+
+
+def with_diagnosis(frames):
+    """``frames`` with the per-layer flags (``frames.flags``) and the runs' verdict columns;
+    a note names the runs whose majority-class rate was not logged (1 / n_out assumed)."""
+    if frames.flags is not None:
+        return frames
+    flags = layer_flags(frames.layer_stats, frames.runs, frames.scalars)
+    runs = with_verdicts(frames.runs, frames.layer_stats, frames.scalars, flags)
+    notes = list(frames.notes)
+    untagged = int(runs["majority_rate"].isna().sum()) if "majority_rate" in runs else len(runs)
+    if untagged:
+        notes.append(f"{untagged} run(s) logged no majority_rate tag: trainability assumes 1/n_out "
+                     "(balanced classes) for them")
+    return replace(frames, runs=runs, flags=flags, notes=notes)
+
+
+def pathology_counts(runs):
+    """Table pathology_init (rows) x trainability (columns: trained, stalled, diverged): run counts."""
+    table = pd.crosstab(runs["pathology_init"], runs["trainability"])
+    return table.reindex(columns=list(core.TRAINABILITY), fill_value=0)

@@ -105,6 +105,7 @@ class Frames:
     parent_run_id: str = ""      # the sweep's parent run, "" when there is none
     tracking_uri: str = ""
     notes: list = field(default_factory=list)  # what was skipped or missing, for the report
+    flags: object = None         # per-layer diagnosis (analysis.diagnosis.with_diagnosis), None until computed
 
 
 def empty_frame(columns):
