@@ -50,7 +50,8 @@ def diagnose_run(run, stats, loss, steps):
 def _probes(layer_stats):
     """({(run_id, when): (step, {stat: array over layers})} at step 0 and each run's last
     logged step, {run_id: last step})."""
-    needed = layer_stats[layer_stats["stat"].isin(core.REQUIRED)]
+    wanted = core.REQUIRED + core.OPTIONAL
+    needed = layer_stats[layer_stats["stat"].isin(wanted)]
     if needed.empty:
         return {}, {}
     last_steps = needed.groupby("run_id")["step"].max()
@@ -60,7 +61,8 @@ def _probes(layer_stats):
     wide = picked.set_index(["run_id", "step", "layer", "stat"])["value"].unstack("stat").sort_index()
     if any(stat not in wide for stat in core.REQUIRED):
         return {}, last_steps.to_dict()
-    values = wide[list(core.REQUIRED)].to_numpy(np.float64)
+    present = [stat for stat in wanted if stat in wide]
+    values = wide[present].to_numpy(np.float64)
     keys = wide.index.droplevel("layer")
     layers = wide.index.get_level_values("layer").to_numpy()
     # rows of one (run_id, step) are consecutive after sort_index
@@ -70,7 +72,7 @@ def _probes(layer_stats):
         run_id, step = keys[lo]
         if not np.array_equal(layers[lo:hi], np.arange(1, hi - lo + 1)):
             continue  # a layer is missing: no verdict for this probe
-        stats = {stat: values[lo:hi, i] for i, stat in enumerate(core.REQUIRED)}
+        stats = {stat: values[lo:hi, i] for i, stat in enumerate(present)}
         whens = ([INIT] if step == 0 else []) + ([FINAL] if step == last_steps[run_id] else [])
         for when in whens:
             out[(run_id, when)] = (int(step), stats)
@@ -155,8 +157,8 @@ def with_verdicts(runs, layer_stats, scalars, flags=None):
     table = pathologies(flags)
     out = runs.copy()
     for column in ("pathology_init", "pathology_final"):
-        out[column] = out["run_id"].map(table[column]).fillna(NO_DATA).astype("str")
-    out["trainability"] = out["run_id"].map(trainability(runs, scalars)).fillna(NO_DATA).astype("str")
+        out[column] = out["run_id"].map(table[column]).astype(object).fillna(NO_DATA).astype("str")
+    out["trainability"] = out["run_id"].map(trainability(runs, scalars)).astype(object).fillna(NO_DATA).astype("str")
     return out
 
 

@@ -284,7 +284,7 @@ def _layer_grid(layer_stats, runs, stat, when, title, theory=None):
     if seeds > 1:
         handles.append(Patch(color="0.3", alpha=BAND_ALPHA, label=f"{SEED_BAND} over {seeds} seeds"))
     if drew_theory:
-        handles.append(Line2D([], [], color="0.3", label="mean field", **THEORY_STYLE))
+        handles.append(Line2D([], [], color="0.3", label="theory (mean field)", **THEORY_STYLE))
     if drew_band:
         handles.append(Patch(facecolor="0.3", alpha=BAND_ALPHA / 2, hatch="///", label="finite width, 90%"))
     fig.legend(handles=handles, loc="outside right center", frameon=False)

@@ -13,9 +13,10 @@ from .record import DIAGNOSIS_COLUMNS, DIAGNOSIS_FILE
 
 
 def _stats_at(layer_stats, step):
-    rows = layer_stats[(layer_stats["step"] == step) & layer_stats["stat"].isin(diagnosis.REQUIRED)]
-    wide = rows.pivot_table(index="layer", columns="stat", values="value", aggfunc="first", dropna=False)
-    return {stat: wide[stat].sort_index().to_numpy(np.float64) for stat in diagnosis.REQUIRED}
+    wanted = diagnosis.REQUIRED + diagnosis.OPTIONAL
+    rows = layer_stats[(layer_stats["step"] == step) & layer_stats["stat"].isin(wanted)]
+    wide = rows.set_index(["layer", "stat"])["value"].unstack("stat").sort_index()
+    return {stat: wide[stat].to_numpy(np.float64) for stat in wanted if stat in wide}
 
 
 def _fan(net):

@@ -75,7 +75,8 @@ STALL_ACCURACY = 0.1
 STALL_LOSS_FALL = 0.1
 ADAPTIVE_OPTIMIZERS = ("adam", "rmsprop", "adagrad", "adadelta")  # scale updates per entry
 
-REQUIRED = ("grad_norm", "weight_norm", "delta_ms", "saturation", "dead_frac", "unit_spread")
+REQUIRED = ("grad_norm", "weight_norm", "delta_ms", "saturation", "dead_frac")
+OPTIONAL = ("unit_spread",)  # runs logged before it existed get no symmetric flag
 
 
 def _array(stats, name, n):
@@ -120,7 +121,8 @@ def diagnose(stats, loss, steps, lr, optimizer="sgd", momentum=0.0, eps=1e-8, fa
     if not (isinstance(steps, (int, np.integer)) and steps >= 0):
         raise ValueError(f"steps must be an integer >= 0, got {steps!r}")
     grad, weight, delta = (_array(stats, name, n) for name in ("grad_norm", "weight_norm", "delta_ms"))
-    saturation, dead_frac, spread = (_array(stats, name, n) for name in ("saturation", "dead_frac", "unit_spread"))
+    saturation, dead_frac = (_array(stats, name, n) for name in ("saturation", "dead_frac"))
+    spread = _array(stats, "unit_spread", n) if "unit_spread" in stats else np.full(n, np.nan)
     grad_rms = None
     if optimizer in ADAPTIVE_OPTIMIZERS:
         if fan is None:
@@ -134,7 +136,7 @@ def diagnose(stats, loss, steps, lr, optimizer="sgd", momentum=0.0, eps=1e-8, fa
         step_change = lr_eff * relative            # relative change of W_l in one step
         ln_delta = _ln(delta) - _ln(delta[top])
         ln_relative2 = 2.0 * (_ln(relative) - _ln(relative[top]))
-    finite = np.all([np.isfinite(stats[name][:n]) for name in REQUIRED], axis=0)
+    finite = np.all([np.isfinite(np.asarray(stats[name], dtype=np.float64)) for name in REQUIRED], axis=0)
     with np.errstate(invalid="ignore"):
         shrinks = (ln_delta < -DEPTH_SCALES) | (ln_relative2 < -DEPTH_SCALES)
         grows = (ln_delta > DEPTH_SCALES) | (ln_relative2 > DEPTH_SCALES)
@@ -146,7 +148,7 @@ def diagnose(stats, loss, steps, lr, optimizer="sgd", momentum=0.0, eps=1e-8, fa
         "exploding": ~finite | (finite & (grows | huge)),
         "saturated": finite & (saturation > SATURATED),
         "dead": finite & (dead_frac > DEAD),
-        "symmetric": finite & (spread < SYMMETRIC),
+        "symmetric": finite & (np.nan_to_num(spread, nan=np.inf) < SYMMETRIC),
     }
     return {flag: np.asarray(values[hidden], dtype=bool) for flag, values in flags.items()}
 

@@ -138,6 +138,12 @@ def test_symmetric_units():
     assert raised(stats, "symmetric") == []
 
 
+def test_without_unit_spread_no_symmetric_flag():
+    stats = healthy()
+    del stats["unit_spread"]
+    assert dg.flag_set(dg.diagnose(stats, LOSS, STEPS, LR)) == "none"
+
+
 def test_only_hidden_layers_are_flagged():
     stats = healthy()
     stats["dead_frac"][-1] = 1.0
@@ -153,8 +159,8 @@ def test_flag_set_is_sorted_and_comma_separated():
 
 def test_bad_input_names_the_problem():
     stats = healthy()
-    del stats["unit_spread"]
-    with pytest.raises(ValueError, match="unit_spread"):
+    del stats["dead_frac"]
+    with pytest.raises(ValueError, match="dead_frac"):
         dg.diagnose(stats, LOSS, STEPS, LR)
     stats = healthy()
     stats["saturation"] = stats["saturation"][:-1]
