@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install install-slurm install-ray install-postgres lock test bench clean sweep report ui study sync server
+.PHONY: help install install-slurm install-ray install-postgres lock test bench bench-report clean sweep report ui study sync server
 
 help:  ## list targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-10s %s\n", $$1, $$2}'
@@ -62,6 +62,9 @@ test: $(STAMP)  ## run the test suite
 
 bench: $(STAMP)  ## time training steps and probes (adds a PyTorch comparison if torch is installed)
 	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-$$(nproc)} $(PY) -m benchmarks.bench_step
+
+bench-report: $(STAMP)  ## time the report on a synthetic 1,000-run sweep (target <= 60 s)
+	$(PY) -m benchmarks.bench_report
 
 # One BLAS thread per worker process: N workers on N cores.
 PIN := OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1
