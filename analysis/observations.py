@@ -66,10 +66,10 @@ def seeds_of(runs):
 
 
 def spread_text(row, runs):
-    """" (seeds: 10<sup>a</sup> to 10<sup>b</sup>)" for a ratio row with low/high, "" for one seed."""
+    """" [over k seeds: 10<sup>a</sup> to 10<sup>b</sup>]" for a ratio row with low/high, "" for one seed."""
     if seeds_of(runs) < 2 or "low" not in row or not np.isfinite(row["low"]):
         return ""
-    return f" (over {seeds_of(runs)} seeds: {pow10(row['low'])} to {pow10(row['high'])})"
+    return f" [over {seeds_of(runs)} seeds: {pow10(row['low'])} to {pow10(row['high'])}]"
 
 
 def _judged(runs, column="pathology_init"):
@@ -264,9 +264,9 @@ def _profile_extremes(layer_stats, runs, stat, when, top, bottom, description):
     label = (lambda row: f"{row['activation']} + {row['init']}" +
              (f" with {row['optimizer']}" if "optimizer" in row else ""))
     sentence = (f"At depth {depth} ({'initialization' if when == INIT else 'last logged step'}), {description} "
-                f"is {pow10(worst['value'])} for {label(worst)} (the largest departure from 1)")
+                f"is {pow10(worst['value'])}{spread_text(worst, runs)} for {label(worst)} (the largest departure from 1)")
     if len(ranked) > 1:
-        sentence += f" and {pow10(best['value'])} for {label(best)} (the best preserved)"
+        sentence += f" and {pow10(best['value'])}{spread_text(best, runs)} for {label(best)} (the best preserved)"
     return [sentence + "."]
 
 

@@ -235,3 +235,15 @@ def test_save_figure_writes_png_and_svg(frames, tmp_path):
     paths = quietly(figures.save_figure, fig, tmp_path, "ratio")
     assert [path.name for path in paths] == ["ratio.png", "ratio.svg"]
     assert all(path.stat().st_size > 1000 for path in paths)
+
+
+def test_per_layer_figures_draw_the_median_and_a_seed_band(frames_factory):
+    from matplotlib.collections import PolyCollection
+    one = frames_factory()
+    three = frames_factory(seeds=(0, 1, 2))
+    bands = lambda fig: [c for ax in main_axes(fig) for c in ax.collections if isinstance(c, PolyCollection)]
+    for function in (figures.fig_grad_norm_init, figures.fig_delta_ms):
+        assert bands(quietly(function, one.layer_stats, one.runs)) == []
+        fig = quietly(function, three.layer_stats, three.runs)
+        assert len(bands(fig)) == 6 * 2                     # 6 panels x 2 depths
+        assert "min–max over 3 seeds" in all_text(fig) and "median of 3 seeds" in all_text(fig)
