@@ -118,9 +118,18 @@ def _logged_int(run, key, default):
     return int(value) if value is not None and np.isfinite(value) else default
 
 
-def _measured_at_init(layer_stats, run_id):
-    rows = layer_stats[(layer_stats["run_id"] == run_id) & (layer_stats["step"] == 0)]
-    return {stat: group.sort_values("layer")["value"].to_numpy() for stat, group in rows.groupby("stat")}
+def _by_stat(rows):
+    """{stat: values ordered by layer} of one run's rows at one step."""
+    rows = rows.sort_values(["stat", "layer"])
+    stats, values = rows["stat"].to_numpy(), rows["value"].to_numpy()
+    bounds = np.flatnonzero(np.r_[True, stats[1:] != stats[:-1], True])
+    return {stats[lo]: values[lo:hi] for lo, hi in zip(bounds[:-1], bounds[1:])}
+
+
+def _init_stats_by_run(layer_stats, run_ids):
+    """{run_id: {stat: values over layers}} at step 0 for ``run_ids``, in one pass."""
+    rows = layer_stats[(layer_stats["step"] == 0) & layer_stats["run_id"].isin(run_ids)]
+    return {run_id: _by_stat(group) for run_id, group in rows.groupby("run_id", sort=False)}
 
 
 def theory_frame(layer_stats, runs):
@@ -129,9 +138,10 @@ def theory_frame(layer_stats, runs):
     frames = []
     if runs.empty or layer_stats.empty:
         return pd.DataFrame(columns=THEORY_COLUMNS)
-    init_stats = layer_stats[layer_stats["step"] == 0]
-    for _, run in runs.drop_duplicates(["activation", "init", "depth"]).iterrows():
-        pred = run_prediction(run, _measured_at_init(init_stats, run["run_id"]))
+    chosen = runs.drop_duplicates(["activation", "init", "depth"])
+    measured = _init_stats_by_run(layer_stats, chosen["run_id"])
+    for _, run in chosen.iterrows():
+        pred = run_prediction(run, measured.get(run["run_id"], {}))
         if not pred:
             continue
         for stat, values in pred.items():
@@ -166,10 +176,10 @@ def comparison_table(layer_stats, runs):
     rows = []
     if runs.empty:
         return pd.DataFrame()
-    deepest = runs[runs["depth"] == runs["depth"].max()]
-    init_stats = layer_stats[layer_stats["step"] == 0]
-    for _, run in deepest.drop_duplicates(["activation", "init"]).iterrows():
-        measured = _measured_at_init(init_stats, run["run_id"])
+    deepest = runs[runs["depth"] == runs["depth"].max()].drop_duplicates(["activation", "init"])
+    by_run = _init_stats_by_run(layer_stats, deepest["run_id"])
+    for _, run in deepest.iterrows():
+        measured = by_run.get(run["run_id"], {})
         pred = run_prediction(run, measured)
         if not pred or "delta_ms" not in pred:
             continue
