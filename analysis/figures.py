@@ -51,6 +51,8 @@ DPI = 100                     # PNG resolution: readable on GitHub, quick to wri
 # Optimizers are told apart by line style; "--" is kept for theory overlays.
 OPTIMIZER_LINESTYLES = ("-", ":", "-.", (0, (5, 1, 1, 1, 1, 1)))
 THEORY_STYLE = {"linestyle": "--", "linewidth": 1.0, "alpha": 0.9}
+BAND_ALPHA = 0.25             # shaded seed spread (and, hatched, the finite-width band)
+SEED_BAND = "min–max"         # the spread over seeds drawn around the median
 
 STAT_LABELS = {
     "grad_norm": r"$\|\partial L/\partial W_l\|_F$",
@@ -209,34 +211,48 @@ def save_figure(fig, directory, name, dpi=DPI):
 # ---------------------------------------------------------------------------
 
 def _draw_theory(ax, theory, stat, activation, init, colors):
-    """Dashed theory lines for one panel; True when any was drawn."""
+    """Dashed theory lines for one panel, and the finite-width 90% band (stat + ":low" /
+    ":high" rows) hatched between dotted edges; (line drawn, band drawn)."""
     if theory is None or theory.empty:
-        return False
-    rows = theory[(theory["stat"] == stat) & (theory["activation"] == activation)
-                  & (theory["init"] == init)]
-    rows = positive(rows)
+        return False, False
+    panel = theory[(theory["activation"] == activation) & (theory["init"] == init)]
+    rows = positive(panel[panel["stat"] == stat])
     for depth, line in rows.groupby("depth"):
         line = line.sort_values("layer")
         ax.plot(line["layer"], line["value"], color=colors.get(depth, "0.4"), **THEORY_STYLE)
-    return not rows.empty
+    low, high = positive(panel[panel["stat"] == f"{stat}:low"]), positive(panel[panel["stat"] == f"{stat}:high"])
+    band = low.merge(high, on=["depth", "layer"], suffixes=("_low", "_high")).sort_values("layer")
+    for depth, rows_band in band.groupby("depth"):
+        ax.fill_between(rows_band["layer"], rows_band["value_low"], rows_band["value_high"],
+                        color=colors.get(depth, "0.4"), alpha=BAND_ALPHA / 2, linewidth=0, hatch="///")
+    return not rows.empty, not band.empty
+
+
+def seed_count(runs):
+    """The number of seeds per configuration (the largest), 1 for a single-seed sweep."""
+    if runs.empty:
+        return 0
+    return int(runs.groupby(["activation", "init", "depth", "optimizer"])["seed"].nunique().max())
 
 
 def _layer_grid(layer_stats, runs, stat, when, title, theory=None):
     """Per-layer ``stat`` (log y) at ``when``: rows = init, columns = activation,
-    colour = depth; at the end of training also line style = optimizer."""
+    colour = depth; at the end of training also line style = optimizer. With several seeds
+    the line is the median over seeds and a shaded band their min–max."""
     if runs.empty:
         return no_data_figure(title, "no runs")
     by_optimizer = when == FINAL
     by = ("activation", "init", "depth", "optimizer") if by_optimizer else ("activation", "init", "depth")
-    profile = positive(tables.layer_profile(layer_stats, runs, stat, when, by=by))
+    profile = positive(tables.layer_profile(layer_stats, runs, stat, when, by=by, spread=True))
     if profile.empty:
         return no_data_figure(title, f"no finite positive {stat} {WHEN_LABELS[when]}")
+    seeds = seed_count(runs)
     activations = sorted(runs["activation"].unique())
     inits = sorted(runs["init"].unique())
     colors = ordered_colors(sorted(runs["depth"].unique()))
     styles = optimizer_styles(sorted(runs["optimizer"].unique()))
     fig, axes = new_figure(len(inits), len(activations), sharex=True, sharey=True)
-    drew_theory = False
+    drew_theory = drew_band = False
     for row, init in enumerate(inits):
         for col, activation in enumerate(activations):
             ax = axes[row, col]
@@ -247,7 +263,13 @@ def _layer_grid(layer_stats, runs, stat, when, title, theory=None):
                 linestyle = styles[key[1]] if by_optimizer else "-"
                 ax.plot(line["layer"], line["value"], color=colors[depth], linestyle=linestyle,
                         **point_markers(len(line)))
-            drew_theory |= _draw_theory(ax, theory, stat, activation, init, colors)
+                if seeds > 1:
+                    spread = line[(line["low"] > 0) & np.isfinite(line["high"])]
+                    ax.fill_between(spread["layer"], spread["low"], spread["high"], color=colors[depth],
+                                    alpha=BAND_ALPHA, linewidth=0)
+            line_drawn, band_drawn = _draw_theory(ax, theory, stat, activation, init, colors)
+            drew_theory |= line_drawn
+            drew_band |= band_drawn
             if panel.empty:
                 mark_empty(ax)
             ax.set_yscale("log")
@@ -259,10 +281,14 @@ def _layer_grid(layer_stats, runs, stat, when, title, theory=None):
     if by_optimizer:
         handles += [Line2D([], [], color="0.3", linestyle=style, label=name)
                     for name, style in styles.items()]
+    if seeds > 1:
+        handles.append(Patch(color="0.3", alpha=BAND_ALPHA, label=f"{SEED_BAND} over {seeds} seeds"))
     if drew_theory:
-        handles.append(Line2D([], [], color="0.3", label="theory", **THEORY_STYLE))
+        handles.append(Line2D([], [], color="0.3", label="theory (mean field)", **THEORY_STYLE))
+    if drew_band:
+        handles.append(Patch(facecolor="0.3", alpha=BAND_ALPHA / 2, hatch="///", label="finite width, 90%"))
     fig.legend(handles=handles, loc="outside right center", frameon=False)
-    suptitle(fig, title)
+    suptitle(fig, title + (f" (median of {seeds} seeds)" if seeds > 1 else ""))
     return fig
 
 
@@ -304,7 +330,9 @@ def fig_delta_ms(layer_stats, runs, when=INIT, theory=None):
 @styled
 def fig_ratio_vs_depth(layer_stats, runs):
     """log10(grad_norm at layer 1 / at layer L) at init against depth: one panel per
-    activation, one line per init, the healthy band |log10 ratio| < 1 shaded.
+    activation, one line per init, the band |log10 ratio| < 1 shaded, and a red cross on
+    every configuration the diagnosis flags at init (runs column ``pathology_init``): the
+    ratio alone is blind when the forward signal and the backward error vanish together.
 
     Depth stays on a linear axis: a per-layer gain makes the log ratio linear in depth."""
     title = "Gradient ratio between the first and the last layer at initialization"
@@ -314,10 +342,11 @@ def fig_ratio_vs_depth(layer_stats, runs):
     ratios = ratios[np.isfinite(ratios["value"])]
     if ratios.empty:
         return no_data_figure(title, "no finite positive grad_norm at layers 1 and L at step 0")
+    flagged = tables.flagged_configs(runs)
     activations = sorted(runs["activation"].unique())
     colors = ordered_colors(sorted(runs["init"].unique()))
     depths = sorted(int(depth) for depth in ratios["depth"].unique())
-    fig, axes = new_figure(1, len(activations), sharex=True, sharey=True, extra_width=1.8)
+    fig, axes = new_figure(1, len(activations), sharex=True, sharey=True, extra_width=2.2)
     for col, activation in enumerate(activations):
         ax = axes[0, col]
         ax.axhspan(-HEALTHY_LOG10_RATIO, HEALTHY_LOG10_RATIO, color="0.85", alpha=0.6, linewidth=0)
@@ -326,6 +355,8 @@ def fig_ratio_vs_depth(layer_stats, runs):
         for init, line in panel.groupby("init"):
             line = line.sort_values("depth")
             ax.plot(line["depth"], line["value"], color=colors[init], marker="o", markersize=3.5)
+            sick = line[[(activation, init, depth) in flagged for depth in line["depth"]]]
+            ax.plot(sick["depth"], sick["value"], linestyle="none", marker="x", markersize=7, color="#d62728")
         if panel.empty:
             mark_empty(ax)
         ax.set_xticks(depths)  # the tested depths, whole numbers even when there is one
@@ -333,7 +364,10 @@ def fig_ratio_vs_depth(layer_stats, runs):
     label_outer(axes, "depth (hidden layers)", r"$\log_{10}(\|g_1\| / \|g_L\|)$ at init")
     handles = [Line2D([], [], color=color, marker="o", markersize=3.5, label=init)
                for init, color in colors.items()]
-    handles.append(Patch(color="0.85", label=f"healthy: |log10 ratio| < {HEALTHY_LOG10_RATIO:g}"))
+    handles.append(Patch(color="0.85", label=f"|log10 ratio| < {HEALTHY_LOG10_RATIO:g}\n(not a health test alone)"))
+    if flagged:
+        handles.append(Line2D([], [], linestyle="none", marker="x", markersize=7, color="#d62728",
+                              label="flagged by the diagnosis\nat init (≥ half of its runs)"))
     fig.legend(handles=handles, loc="outside right center", frameon=False)
     suptitle(fig, title)
     return fig

@@ -43,6 +43,8 @@ RUN_COLUMNS = {
     "depth": "int64", "width": "int64", "dataset": "str", "seed": "int64", "lr": "float64",
     "sigma_w": "float64", "sigma_b": "float64", "gain": "float64", "alpha": "float64",
     "n_in": "float64", "n_out": "float64",  # network input/output widths (tags), NaN if not logged
+    "momentum": "float64",  # NaN when not logged (rules without momentum)
+    "majority_rate": "float64",  # of the validation labels (tag), NaN if not logged
     "outcome": "str", "status": "str",
     "loss/train": "float64", "loss/val": "float64", "acc/train": "float64", "acc/val": "float64",
     "diverged_step": "float64",  # NaN unless the run diverged
@@ -75,7 +77,7 @@ CONFIG_FIELDS = (
     ("seed", "seed", "seed"),
 )
 INIT_PARAMS = (("sigma_w", "init.sigma_w"), ("sigma_b", "init.sigma_b"), ("gain", "init.gain"),
-               ("alpha", "activation.alpha"))
+               ("alpha", "activation.alpha"), ("momentum", "optimizer.momentum"))
 REQUIRED_FIELDS = ("activation", "init", "optimizer", "depth", "width", "seed")
 
 CACHE_FILE = re.compile(r"[0-9a-f]{20}\.(\w+\.parquet|notes\.txt)")
@@ -105,6 +107,7 @@ class Frames:
     parent_run_id: str = ""      # the sweep's parent run, "" when there is none
     tracking_uri: str = ""
     notes: list = field(default_factory=list)  # what was skipped or missing, for the report
+    flags: object = None         # per-layer diagnosis (analysis.diagnosis.with_diagnosis), None until computed
 
 
 def empty_frame(columns):
@@ -186,7 +189,7 @@ def run_record(run):
     for column, param in INIT_PARAMS:
         value = _as_number(params.get(param), "float")
         record[column] = np.nan if value is None else value
-    for column in ("n_in", "n_out"):
+    for column in ("n_in", "n_out", "majority_rate"):
         value = _as_number(tags.get(column), "float")
         record[column] = np.nan if value is None else value
     # A run without the tag has not reported its outcome (crashed or still running).

@@ -52,8 +52,32 @@ def _finite_rows(frame, column="value"):
 
 
 def _config_ratios(layer_stats, runs, stat, when, top, bottom, by=("activation", "init", "depth")):
+    """Median log10 ratio per configuration ``by`` (column value) and, with several seeds,
+    its min and max over the configuration's runs (columns low, high)."""
     ratios = tables.log10_layer_ratio(layer_stats, runs, stat, when, top, bottom)
-    return _finite_rows(tables.config_ratio(ratios, runs, by))
+    medians = tables.config_ratio(ratios, runs, by)
+    frame = runs[["run_id", *by]].assign(value=runs["run_id"].map(ratios).to_numpy(np.float64))
+    frame = frame[np.isfinite(frame["value"])]
+    spread = frame.groupby(list(by), as_index=False)["value"].agg(low="min", high="max")
+    return _finite_rows(medians.merge(spread, on=list(by), how="left"))
+
+
+def seeds_of(runs):
+    """The number of seeds per configuration (the largest)."""
+    if runs.empty:
+        return 0
+    return int(runs.groupby(["activation", "init", "depth", "optimizer"])["seed"].nunique().max())
+
+
+def spread_text(row, runs):
+    """" [over k seeds: 10ᵃ to 10ᵇ]" for a ratio row with low/high, "" for one seed."""
+    if seeds_of(runs) < 2 or "low" not in row or not np.isfinite(row["low"]):
+        return ""
+    return f" [over {seeds_of(runs)} seeds: {pow10(row['low'])} to {pow10(row['high'])}]"
+
+
+def _judged(runs, column="pathology_init"):
+    return column in runs and not runs.empty
 
 
 def _extremes_at_max_depth(config_ratios):
@@ -73,15 +97,69 @@ def grad_init_observations(layer_stats, runs):
     depth, ranked = _extremes_at_max_depth(ratios)
     worst = ranked.iloc[0]
     direction = "vanishes" if worst["value"] < 0 else "explodes"
-    sentences = [f"{config_name(worst)}: the layer-1 gradient norm is {pow10(worst['value'])} times the "
-                 f"layer-{depth + 1} (output) gradient norm at initialization, the most extreme case at "
+    sentences = [f"{config_name(worst)}: the layer-1 gradient norm is {pow10(worst['value'])}{spread_text(worst, runs)} "
+                 f"times the layer-{depth + 1} (output) gradient norm at initialization, the most extreme ratio at "
                  f"this depth: the gradient {direction} toward the input."]
     if len(ranked) > 1:
         best = ranked.iloc[-1]
-        healthy = int((ranked["value"].abs() < HEALTHY_LOG10_RATIO).sum())
-        sentences.append(f"The most balanced at depth {depth} is {best['activation']} + {best['init']} "
-                         f"({pow10(best['value'])}); {healthy} of {len(ranked)} activation × init pairs stay "
-                         f"within a factor 10 (|log10 ratio| < {HEALTHY_LOG10_RATIO:g}).")
+        within = ranked[ranked["value"].abs() < HEALTHY_LOG10_RATIO]
+        sentence = (f"The most balanced ratio at depth {depth} is {best['activation']} + {best['init']} "
+                    f"({pow10(best['value'])}{spread_text(best, runs)}); {len(within)} of {len(ranked)} activation × init "
+                    f"pairs have first and last gradient norms within a factor 10")
+        if _judged(runs):
+            flagged = tables.flagged_configs(runs)
+            blind = [f"{row['activation']} + {row['init']}" for _, row in within.iterrows()
+                     if (row["activation"], row["init"], depth) in flagged]
+            sentence += (f", but the ratio is no health test: the diagnosis flags {len(blind)} of them at "
+                         f"initialization ({listing(blind, 12)})" if blind else
+                         ", and the diagnosis flags none of them at initialization")
+        sentences.append(sentence + ".")
+    return sentences
+
+
+def _main_pathology(group, column="pathology_init"):
+    """The most frequent tag of ``column`` among a configuration's runs."""
+    return group[column].value_counts().index[0]
+
+
+def diagnosis_headline(runs):
+    """One sentence: at the largest depth, which activation x init pairs the diagnosis finds
+    healthy at initialization, and how the others are flagged; None without a diagnosis."""
+    if not _judged(runs):
+        return None
+    depth = int(runs["depth"].max())
+    deepest = runs[runs["depth"] == depth]
+    flagged = tables.flagged_configs(deepest)
+    healthy, sick = [], {}
+    for (activation, init), group in deepest.groupby(["activation", "init"]):
+        if (activation, init, depth) in flagged:
+            sick.setdefault(_main_pathology(group[group["pathology_init"] != "none"]), []).append(f"{activation} + {init}")
+        else:
+            healthy.append(f"{activation} + {init}")
+    total = len(healthy) + sum(len(v) for v in sick.values())
+    text = (f"At depth {depth} the diagnosis finds no pathology at initialization for {len(healthy)} of {total} "
+            f"activation × init pairs" + (f" ({listing(healthy, 12)})" if healthy else ""))
+    if sick:
+        text += "; " + "; ".join(f"{name}: {listing(pairs, 12)}" for name, pairs in sorted(sick.items()))
+    return text + " (a pair counts as flagged when at least half of its runs are)."
+
+
+def pathology_observations(runs):
+    """Sentences on the pathology x trainability table: how often flagged and unflagged runs train."""
+    if not _judged(runs) or "trainability" not in runs:
+        return []
+    flagged = runs[~runs["pathology_init"].isin(["none", "n/a"])]
+    clean = runs[runs["pathology_init"] == "none"]
+    sentences = []
+    for label, group in (("flagged at initialization", flagged), ("without a flag at initialization", clean)):
+        if group.empty:
+            continue
+        trained = group[group["trainability"] == "trained"]
+        text = f"Of the {len(group)} runs {label}, {len(trained)} trained"
+        if label.startswith("flagged") and not trained.empty:
+            by_optimizer = trained["optimizer"].value_counts()
+            text += " (" + ", ".join(f"{count} with {name}" for name, count in by_optimizer.items()) + ")"
+        sentences.append(text + ".")
     return sentences
 
 
@@ -106,33 +184,58 @@ def _per_layer_slope(depths, values):
 
 
 def ratio_vs_depth_observations(layer_stats, runs):
-    """Per activation, the depth up to which each init keeps the ratio healthy, and the
-    steepest per-layer change of the ratio."""
+    """Per activation, the depth up to which each init keeps the ratio within a factor 10 and
+    up to which the diagnosis finds no pathology at init; the configurations where the two
+    disagree; and the steepest per-layer change of the ratio."""
     ratios = tables.config_ratio(tables.grad_ratio(layer_stats, runs, INIT), runs)
     if not np.isfinite(ratios["value"]).any():
         return ["No finite gradient ratios at initialization: nothing to compare."]
     max_depth = int(ratios["depth"].max())
+    judged = _judged(runs)
+    flagged = tables.flagged_configs(runs) if judged else set()
     sentences = []
-    slopes = []
+    slopes, blind = [], []
     for activation, per_activation in ratios.groupby("activation"):
         parts = []
         for init, per_init in per_activation.groupby("init"):
             by_depth = dict(zip(per_init["depth"].astype(int), per_init["value"]))
-            reached = healthy_up_to(by_depth)
-            if reached is None:
-                parts.append(f"{init} at no tested depth")
-            elif reached == max(by_depth):
-                parts.append(f"{init} up to depth {reached} (every depth tested)")
-            else:
-                parts.append(f"{init} up to depth {reached}")
+            parts.append(f"{init} {_up_to(healthy_up_to(by_depth))}"
+                         + (f" / {_up_to(_clean_up_to(flagged, activation, init, by_depth))}" if judged else ""))
             slopes.append((_per_layer_slope(per_init["depth"], per_init["value"]), activation, init))
-        sentences.append(f"{activation}: |log10 ratio| < {HEALTHY_LOG10_RATIO:g} holds for {listing(parts, 10)}.")
+            blind += [(activation, init, depth) for depth, value in by_depth.items()
+                      if np.isfinite(value) and abs(value) < HEALTHY_LOG10_RATIO and (activation, init, depth) in flagged]
+        heading = (f"{activation}, the largest depth up to which every tested depth has |log10 ratio| < "
+                   f"{HEALTHY_LOG10_RATIO:g}" + (" / no pathology at init by the diagnosis" if judged else ""))
+        sentences.append(f"{heading} (tested up to {max_depth}): {listing(parts, 10)}.")
+    if blind:
+        names = []
+        for activation, init, depth in blind:
+            group = runs[(runs["activation"] == activation) & (runs["init"] == init) & (runs["depth"] == depth)]
+            names.append(f"{activation} + {init} at depth {depth} ({_main_pathology(group[group['pathology_init'] != 'none'])})")
+        sentences.append(f"Inside the band but flagged by the diagnosis: {listing(names, 12)}. There the ratio "
+                         "is blind: the weight gradient a₍ₗ₋₁₎ᵀ δₗ stays level while "
+                         "the forward signal and the back-propagated error shrink together, or it is level and "
+                         "too small to move the loss in the run's steps.")
     slopes = [entry for entry in slopes if np.isfinite(entry[0])]
     if slopes:
         slope, activation, init = max(slopes, key=lambda entry: abs(entry[0]))
         sentences.append(f"The ratio changes fastest with depth for {activation} + {init}: each added layer "
                          f"multiplies it by about {pow10(slope)} (fit over depths up to {max_depth}).")
     return sentences
+
+
+def _up_to(reached):
+    return "none" if reached is None else str(reached)
+
+
+def _clean_up_to(flagged, activation, init, by_depth):
+    """The largest depth up to which no tested depth of (activation, init) is flagged at init."""
+    reached = None
+    for depth in sorted(by_depth):
+        if (activation, init, depth) in flagged:
+            break
+        reached = depth
+    return reached
 
 
 def grad_final_observations(layer_stats, runs):
@@ -165,9 +268,9 @@ def _profile_extremes(layer_stats, runs, stat, when, top, bottom, description):
     label = (lambda row: f"{row['activation']} + {row['init']}" +
              (f" with {row['optimizer']}" if "optimizer" in row else ""))
     sentence = (f"At depth {depth} ({'initialization' if when == INIT else 'last logged step'}), {description} "
-                f"is {pow10(worst['value'])} for {label(worst)} (the largest departure from 1)")
+                f"is {pow10(worst['value'])}{spread_text(worst, runs)} for {label(worst)} (the largest departure from 1)")
     if len(ranked) > 1:
-        sentence += f" and {pow10(best['value'])} for {label(best)} (the best preserved)"
+        sentence += f" and {pow10(best['value'])}{spread_text(best, runs)} for {label(best)} (the best preserved)"
     return [sentence + "."]
 
 

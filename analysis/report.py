@@ -25,8 +25,9 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
+import pandas as pd
 
-from . import figures, front_page, html, observations, selection, tables
+from . import diagnosis, figures, front_page, html, observations, selection, tables
 from .studies import study_section
 from .theory import markdown_section as theory_section, theory_frame
 from .load import DEFAULT_EXPERIMENT, REPO_ROOT, SelectionError, load_frames, open_client, quoted
@@ -45,6 +46,13 @@ class FigureSpec:
     draw: Callable                 # (frames, theory) -> Figure
     caption: Callable              # (frames) -> str: what the figure shows
     observe: Callable              # (frames) -> [sentence]: what the data says
+
+
+def _seed_caption(frames):
+    seeds = figures.seed_count(frames.runs)
+    if seeds > 1:
+        return f" Lines are the median over {seeds} seeds, the shaded band their {figures.SEED_BAND}."
+    return " One seed per configuration: no seed band (run with seed=0,1,2 for one)."
 
 
 def _heatmap_caption(frames):
@@ -82,24 +90,30 @@ FIGURES = (
                lambda f, theory: figures.fig_grad_norm_init(f.layer_stats, f.runs, theory),
                lambda f: ("Frobenius norm of the weight gradient of each layer at step 0 (log scale), one line "
                           "per depth; rows are initializations, columns activations. A line that rises toward "
-                          "the output layer means vanishing gradients, one that falls means exploding."),
+                          "the output layer means vanishing gradients, one that falls means exploding."
+                          + _seed_caption(f)),
                lambda f: observations.grad_init_observations(f.layer_stats, f.runs)),
     FigureSpec("ratio_vs_depth", "Gradients at initialization", "First-to-last layer gradient ratio against depth",
                lambda f, theory: figures.fig_ratio_vs_depth(f.layer_stats, f.runs),
                lambda f: ("log10 of the layer-1 over the layer-L (output) gradient norm at initialization "
-                          "against depth, one line per initialization; the grey band is the healthy zone "
-                          "where the two norms are within a factor 10."),
+                          "against depth, one line per initialization. The grey band is where the two norms "
+                          "are within a factor 10; it is not a health criterion on its own, because the ratio "
+                          "stays flat when the forward signal and the back-propagated error vanish together "
+                          "(Glorot & Bengio 2010, §4.2.2). A red cross marks a configuration that the "
+                          "per-layer diagnosis (`nncore.diagnosis`) flags at initialization."),
                lambda f: observations.ratio_vs_depth_observations(f.layer_stats, f.runs)),
     FigureSpec("act_var_init", "Forward and backward signals at initialization",
                "Activation variance per layer at initialization",
                lambda f, theory: figures.fig_act_var(f.layer_stats, f.runs, INIT, theory),
-               lambda f: "Variance of each layer's activations at step 0 (log scale; the last layer is the logits).",
+               lambda f: ("Variance of each layer's activations at step 0 (log scale; the last layer is the logits). "
+                          "Dashed: mean field; hatched (ReLU and leaky ReLU): the finite-width 90% interval "
+                          "(log-normal, Hanin & Rolnick 2018) at the run's widths." + _seed_caption(f)),
                lambda f: observations.act_var_observations(f.layer_stats, f.runs, INIT)),
     FigureSpec("delta_ms_init", "Forward and backward signals at initialization",
                "Back-propagated error per layer at initialization",
                lambda f, theory: figures.fig_delta_ms(f.layer_stats, f.runs, INIT, theory),
                lambda f: ("Mean square of the per-example back-propagated error ∂ℓ/∂z at each layer at step 0 "
-                          "(log scale); it does not depend on the batch size."),
+                          "(log scale); it does not depend on the batch size." + _seed_caption(f)),
                lambda f: observations.delta_ms_observations(f.layer_stats, f.runs, INIT)),
     FigureSpec("histograms", "Forward and backward signals at initialization",
                "Distributions of activations and errors at initialization",
@@ -109,11 +123,12 @@ FIGURES = (
     FigureSpec("grad_norm_final", "During and after training", "Gradient norm per layer at the end of training",
                lambda f, theory: figures.fig_grad_norm_final(f.layer_stats, f.runs),
                lambda f: ("As the first figure, at each run's last logged step (for a diverged run, its last "
-                          "finite probe); line style distinguishes optimizers."),
+                          "finite probe); line style distinguishes optimizers." + _seed_caption(f)),
                lambda f: observations.grad_final_observations(f.layer_stats, f.runs)),
     FigureSpec("act_var_final", "During and after training", "Activation variance per layer at the end of training",
                lambda f, theory: figures.fig_act_var(f.layer_stats, f.runs, FINAL),
-               lambda f: "Variance of each layer's activations at each run's last logged step; line style = optimizer.",
+               lambda f: ("Variance of each layer's activations at each run's last logged step; line style = "
+                          "optimizer." + _seed_caption(f)),
                lambda f: observations.act_var_observations(f.layer_stats, f.runs, FINAL)),
     FigureSpec("grad_heatmaps", "During and after training", "Gradient norm over layers and training",
                lambda f, theory: figures.fig_grad_heatmaps(f.layer_stats, f.runs),
@@ -155,25 +170,60 @@ def source_line(frames):
 
 
 def at_a_glance(frames):
-    """Bullet points: the grid, the outcomes, the headline numbers."""
+    """Bullet points: the grid, the verdicts of the diagnosis, the headline numbers."""
     runs = frames.runs
     if runs.empty:
         return ["- No runs: nothing to report."]
     outcomes = runs["outcome"].value_counts()
+    trainability = runs["trainability"].value_counts() if "trainability" in runs else pd.Series(dtype="int64")
     bullets = [
         f"- Grid: activations {_values(runs['activation'])}; initializations {_values(runs['init'])}; "
         f"depths {_values(runs['depth'])}; optimizers {_values(runs['optimizer'])}; "
         f"seeds {_values(runs['seed'])}; dataset {_values(runs['dataset'])}.",
-        "- Outcomes: " + ", ".join(f"{count} {outcome}" for outcome, count in outcomes.items()) + ".",
+        "- Trainability: " + ", ".join(f"{trainability.get(name, 0)} {name}" for name in diagnosis.core.TRAINABILITY)
+        + " (outcome tag: " + ", ".join(f"{count} {outcome}" for outcome, count in outcomes.items()) + ").",
     ]
+    if "pathology_init" in runs:
+        for column, label in (("pathology_init", "at initialization"), ("pathology_final", "at the last probe")):
+            counts = runs[column].value_counts()
+            bullets.append(f"- Diagnosis {label}: " + ", ".join(f"{count} {name}" for name, count in counts.items())
+                           + " (runs; flags raised in any hidden layer).")
     headlines = [observations.grad_init_observations(frames.layer_stats, runs)[0],
+                 observations.diagnosis_headline(runs),
                  observations.best_and_worst(runs), observations.optimizer_summary(runs)]
     return bullets + [f"- {sentence}" for sentence in headlines if sentence]
 
 
+def _cell_pathology(group):
+    """The pathology-at-init tags of a configuration's runs: one value, or each with its optimizer."""
+    values = group["pathology_init"].unique()
+    if len(values) == 1:
+        return values[0]
+    parts = []
+    for value, rows in group.groupby("pathology_init"):
+        parts.append(f"{value} ({', '.join(sorted(rows['optimizer'].unique()))})")
+    return "; ".join(parts)
+
+
+def _cell_outcome(group):
+    """Final accuracy (mean over runs that did not diverge, with the seeds' range) and trainability."""
+    accuracy, n_diverged, n_runs = observations.mean_final_accuracy(group)
+    if n_diverged == n_runs:
+        text = "div"
+    else:
+        text = f"{accuracy:.2f}" if np.isfinite(accuracy) else "n/a"
+        values = group.loc[group["outcome"] != "diverged", "acc/val"].dropna()
+        if len(values) > 1:
+            text += f" ({values.min():.2f}–{values.max():.2f})"
+    counts = group["trainability"].value_counts()
+    verdict = (counts.index[0] if len(counts) == 1 else
+               ", ".join(f"{count} {name}" for name, count in counts.items()))
+    return f"{text}, {verdict}"
+
+
 def key_numbers_table(frames):
-    """Markdown table at the largest depth: per activation x init, the log10 gradient
-    ratio at init and the final validation accuracy per optimizer."""
+    """Markdown table at the largest depth: per activation x init, the log10 gradient ratio at
+    init, the pathology at init, and per optimizer the final validation accuracy and trainability."""
     runs = frames.runs
     if runs.empty:
         return []
@@ -182,21 +232,37 @@ def key_numbers_table(frames):
     ratios = tables.config_ratio(tables.grad_ratio(frames.layer_stats, deepest, INIT), deepest,
                                  by=("activation", "init"))
     optimizers = sorted(deepest["optimizer"].unique())
-    header = ["activation", "init", "log10 grad ratio at init", *[f"acc/val {name}" for name in optimizers]]
-    lines = [f"Key numbers at the largest depth ({depth}); accuracy is the mean over seeds that did not "
-             "diverge, \"div\" when all diverged.", "",
+    seeds = figures.seed_count(runs)
+    header = ["activation", "init", "log10 grad ratio at init", "pathology at init",
+              *[f"{name}: acc/val, trainability" for name in optimizers]]
+    spread = f" (in brackets the range over {seeds} seeds)" if seeds > 1 else ""
+    lines = [f"At the largest depth ({depth}), per activation × init: the pathology the diagnosis finds at "
+             "initialization, and per optimizer the final validation accuracy (mean over runs that did not "
+             f"diverge{spread}; \"div\" when all diverged) and the trainability.", "",
              "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for _, row in ratios.iterrows():
-        cells = [row["activation"], row["init"], f"{row['value']:.2f}" if np.isfinite(row["value"]) else "n/a"]
+        config = deepest[(deepest["activation"] == row["activation"]) & (deepest["init"] == row["init"])]
+        cells = [row["activation"], row["init"], f"{row['value']:.2f}" if np.isfinite(row["value"]) else "n/a",
+                 _cell_pathology(config)]
         for optimizer in optimizers:
-            group = deepest[(deepest["activation"] == row["activation"]) & (deepest["init"] == row["init"])
-                            & (deepest["optimizer"] == optimizer)]
-            if group.empty:
-                cells.append("")
-                continue
-            accuracy, n_diverged, n_runs = observations.mean_final_accuracy(group)
-            cells.append("div" if n_diverged == n_runs else (f"{accuracy:.2f}" if np.isfinite(accuracy) else "n/a"))
+            group = config[config["optimizer"] == optimizer]
+            cells.append(_cell_outcome(group) if not group.empty else "")
         lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def pathology_table(frames):
+    """Markdown table: how often each pathology at init ends trained, stalled or diverged."""
+    runs = frames.runs
+    if runs.empty or "pathology_init" not in runs:
+        return []
+    counts = diagnosis.pathology_counts(runs)
+    lines = ["How often each pathology at initialization (the set of flags over a run's hidden layers) "
+             "ends trained, stalled or diverged (runs):", "",
+             "| pathology at init | " + " | ".join(counts.columns) + " | runs |", "|---|" + "---|" * (len(counts.columns) + 1)]
+    for name, row in counts.iterrows():
+        lines.append(f"| {name} | " + " | ".join(str(int(v)) for v in row) + f" | {int(row.sum())} |")
+    lines += ["", *[f"- {sentence}" for sentence in observations.pathology_observations(runs)]]
     return lines
 
 
@@ -212,6 +278,7 @@ def figure_section(number, spec, frames):
 def build_markdown(frames, study_lines=()):
     """The text of report.md (the figures are expected in figures/); ``study_lines`` is a
     named experiment's own section, placed first."""
+    frames = diagnosis.with_diagnosis(frames)
     lines = ["# Vanishing and exploding gradients: sweep report", "", source_line(frames),
              "Every number in this report is computed from the logged runs by `python -m analysis.report`; "
              "[summary.csv](summary.csv) has one row per run.", "", *study_lines,
@@ -219,6 +286,9 @@ def build_markdown(frames, study_lines=()):
     table = key_numbers_table(frames)
     if table:
         lines += [*table, ""]
+    crosstab = pathology_table(frames)
+    if crosstab:
+        lines += [*crosstab, ""]
     section = None
     for number, spec in enumerate(FIGURES, start=1):
         if spec.section != section:
@@ -320,6 +390,7 @@ def build_report(frames, out_dir, theory=None, jobs=1, study=None):
     core) draws the figures in parallel."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    frames = diagnosis.with_diagnosis(frames)
     if theory is None:
         theory = theory_frame(frames.layer_stats, frames.runs)
     with FigureDrawer(frames, out_dir / FIGURE_DIR, theory, jobs):

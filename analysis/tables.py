@@ -11,7 +11,9 @@ import numpy as np
 import pandas as pd
 
 INIT, FINAL = "init", "final"
-HEALTHY_LOG10_RATIO = 1.0     # |log10 ratio| below this: within a factor 10
+# |log10 ratio| below this: the first and last gradient norms are within a factor 10. Not a
+# health criterion alone (both signals can vanish with a flat ratio): health is the diagnosis's.
+HEALTHY_LOG10_RATIO = 1.0
 CONFIG = ["activation", "init", "optimizer", "depth"]
 
 
@@ -53,17 +55,22 @@ def with_config(frame, runs, columns=CONFIG):
     return frame.merge(runs[["run_id", *columns]], on="run_id", how="inner")
 
 
-def layer_profile(layer_stats, runs, stat, when, by=("activation", "init", "depth")):
-    """Median over runs of ``stat`` per (``by``..., layer), at init or at the end.
+def layer_profile(layer_stats, runs, stat, when, by=("activation", "init", "depth"), spread=False):
+    """Median over runs of ``stat`` per (``by``..., layer), at init or at the end; with
+    ``spread`` also the min ("low") and max ("high") over those runs.
 
     The median over seeds (and, at init, over optimizers, which share the initial
     network) is robust to the odd run whose probe overflowed."""
     rows = finite(with_config(stat_at(layer_stats, stat, when), runs))
-    columns = [*by, "layer", "value"]
+    columns = [*by, "layer", "value"] + (["low", "high"] if spread else [])
     if rows.empty:
         return pd.DataFrame({name: pd.Series(dtype=runs[name].dtype if name in runs else "float64")
                              for name in columns})
-    return rows.groupby([*by, "layer"], as_index=False)["value"].median()[columns]
+    grouped = rows.groupby([*by, "layer"], as_index=False)["value"]
+    if not spread:
+        return grouped.median()[columns]
+    out = grouped.agg(value="median", low="min", high="max")
+    return out[columns]
 
 
 def layer_value(layer_stats, runs, stat, when, layer):
@@ -98,6 +105,16 @@ def config_ratio(ratios, runs, by=("activation", "init", "depth")):
     (*by, "value"), NaN-only configurations kept as NaN."""
     frame = runs[["run_id", *by]].assign(value=runs["run_id"].map(ratios).to_numpy(np.float64))
     return frame.groupby(list(by), as_index=False)["value"].median()
+
+
+def flagged_configs(runs, column="pathology_init", by=("activation", "init", "depth")):
+    """The configurations ``by`` whose runs carry a flag in ``column`` in at least half of them
+    (at init the floor of the vanishing flag depends on the optimizer's step size)."""
+    if column not in runs:
+        return set()
+    judged = runs[runs[column] != "n/a"]
+    share = (judged[column] != "none").groupby([judged[name] for name in by]).mean()
+    return {key for key, value in share.items() if value >= 0.5}
 
 
 def summary_table(runs, layer_stats):

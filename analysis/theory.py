@@ -7,6 +7,15 @@ predicted as a profile relative to the output layer (the loss sets that level),
 anchored at the measured output-layer delta_ms. Weight-gradient norms use the
 independence approximation ||dL/dW_l||^2 ~ n_(l-1) n_l E[a_(l-1)^2] E[delta_l^2],
 anchored at the output layer: a shape, not a level.
+
+For ReLU and leaky ReLU with zero biases, each run also gets the finite-width band of
+``nncore.theory_finite_width`` (log-normal; Hanin 2018, Hanin & Rolnick 2018) at its widths:
+rows ``preact_var:median``, ``preact_var:low``, ``preact_var:high`` (90% interval of q_l), and
+the same for ``act_var`` (the band of E[a^2] scaled to the variance, whose share of it is
+fixed for these activations). The band is for one input's second moment; a probe averages
+over a batch, which shares the weights, so it fluctuates nearly as much (slightly less).
+For sigmoid, tanh and softsign no band is drawn: their per-layer factors depend on q and
+no closed form of their spread is used here.
 """
 import math
 
@@ -14,8 +23,7 @@ import numpy as np
 import pandas as pd
 
 from nncore import theory as mf
-
-from .observations import pow10
+from nncore import theory_finite_width as fw
 
 THEORY_COLUMNS = ["activation", "init", "depth", "layer", "stat", "value"]
 NEEDS_INPUT = ("uniform", "xavier_uniform", "xavier_normal", "he_uniform", "he_normal", "lecun_normal",
@@ -65,6 +73,7 @@ def run_prediction(run, measured):
     except (ValueError, ArithmeticError):
         return None
     out = {"preact_var": pred["preact_var"], "act_var": pred["act_var"]}
+    out.update(_band(run, sizes, params, sigma_b2, input_ms, pred))
     delta_L = measured.get("delta_ms")
     if delta_L is not None and len(delta_L) == L and np.isfinite(delta_L[-1]) and delta_L[-1] > 0:
         out["delta_ms"] = pred["delta_ms"] * delta_L[-1]
@@ -78,6 +87,28 @@ def run_prediction(run, measured):
     return out
 
 
+BAND_LEVEL = 0.9
+
+
+def _band(run, sizes, params, sigma_b2, input_ms, pred):
+    """The finite-width rows of one run ({} when no band applies)."""
+    if run["activation"] not in fw.BAND_ACTIVATIONS or sigma_b2 != 0.0:
+        return {}
+    try:
+        band = fw.band(sizes, run["activation"], run["init"], input_ms, init_params=params, alpha=_alpha(run),
+                       level=BAND_LEVEL)
+    except (ValueError, ArithmeticError):
+        return {}
+    out = {f"preact_var:{key}": band["preact_var"][key] for key in ("median", "low", "high")}
+    with np.errstate(divide="ignore", invalid="ignore"):
+        share = pred["act_var"] / band["act_ms"]["mean"]   # Var[a] / E[a^2] per hidden layer
+    for key in ("median", "low", "high"):
+        act = band["act_ms"][key] * share
+        act[-1] = band["preact_var"][key][-1]               # the output layer: the logits' q
+        out[f"act_var:{key}"] = act
+    return out
+
+
 def mf_activations():
     return ("sigmoid", "tanh", "relu", "leaky_relu", "softsign", "identity")
 
@@ -87,9 +118,18 @@ def _logged_int(run, key, default):
     return int(value) if value is not None and np.isfinite(value) else default
 
 
-def _measured_at_init(layer_stats, run_id):
-    rows = layer_stats[(layer_stats["run_id"] == run_id) & (layer_stats["step"] == 0)]
-    return {stat: group.sort_values("layer")["value"].to_numpy() for stat, group in rows.groupby("stat")}
+def _by_stat(rows):
+    """{stat: values ordered by layer} of one run's rows at one step."""
+    rows = rows.sort_values(["stat", "layer"])
+    stats, values = rows["stat"].to_numpy(), rows["value"].to_numpy()
+    bounds = np.flatnonzero(np.r_[True, stats[1:] != stats[:-1], True])
+    return {stats[lo]: values[lo:hi] for lo, hi in zip(bounds[:-1], bounds[1:])}
+
+
+def _init_stats_by_run(layer_stats, run_ids):
+    """{run_id: {stat: values over layers}} at step 0 for ``run_ids``, in one pass."""
+    rows = layer_stats[(layer_stats["step"] == 0) & layer_stats["run_id"].isin(run_ids)]
+    return {run_id: _by_stat(group) for run_id, group in rows.groupby("run_id", sort=False)}
 
 
 def theory_frame(layer_stats, runs):
@@ -98,9 +138,10 @@ def theory_frame(layer_stats, runs):
     frames = []
     if runs.empty or layer_stats.empty:
         return pd.DataFrame(columns=THEORY_COLUMNS)
-    init_stats = layer_stats[layer_stats["step"] == 0]
-    for _, run in runs.drop_duplicates(["activation", "init", "depth"]).iterrows():
-        pred = run_prediction(run, _measured_at_init(init_stats, run["run_id"]))
+    chosen = runs.drop_duplicates(["activation", "init", "depth"])
+    measured = _init_stats_by_run(layer_stats, chosen["run_id"])
+    for _, run in chosen.iterrows():
+        pred = run_prediction(run, measured.get(run["run_id"], {}))
         if not pred:
             continue
         for stat, values in pred.items():
@@ -135,20 +176,31 @@ def comparison_table(layer_stats, runs):
     rows = []
     if runs.empty:
         return pd.DataFrame()
-    deepest = runs[runs["depth"] == runs["depth"].max()]
-    init_stats = layer_stats[layer_stats["step"] == 0]
-    for _, run in deepest.drop_duplicates(["activation", "init"]).iterrows():
-        measured = _measured_at_init(init_stats, run["run_id"])
+    deepest = runs[runs["depth"] == runs["depth"].max()].drop_duplicates(["activation", "init"])
+    by_run = _init_stats_by_run(layer_stats, deepest["run_id"])
+    for _, run in deepest.iterrows():
+        measured = by_run.get(run["run_id"], {})
         pred = run_prediction(run, measured)
         if not pred or "delta_ms" not in pred:
             continue
         hidden = slice(0, int(run["depth"]))
         slope_pred, slope_meas = _slope(pred["delta_ms"][hidden]), _slope(measured["delta_ms"][hidden])
         q_pred, q_meas = pred["preact_var"][int(run["depth"]) - 1], measured["preact_var"][int(run["depth"]) - 1]
+        last = int(run["depth"]) - 1
+        band = {key: pred.get(f"preact_var:{key}") for key in ("median", "low", "high")}
+        has_band = band["median"] is not None
+        measured_q = np.asarray(measured["preact_var"], dtype=float)
+        inside_layers = ((measured_q >= band["low"]) & (measured_q <= band["high"])) if has_band else None
         rows.append({"activation": run["activation"], "init": run["init"], "depth": int(run["depth"]),
                      "slope_pred": slope_pred, "slope_meas": slope_meas,
                      "slope_rel_err": _rel_error(slope_pred, slope_meas),
-                     "q_pred": q_pred, "q_meas": q_meas, "q_rel_err": _rel_error(q_pred, q_meas)})
+                     "q_pred": q_pred, "q_meas": q_meas, "q_rel_err": _rel_error(q_pred, q_meas),
+                     "q_median": band["median"][last] if has_band else math.nan,
+                     "q_low": band["low"][last] if has_band else math.nan,
+                     "q_high": band["high"][last] if has_band else math.nan,
+                     "q_inside": bool(inside_layers[last]) if has_band else None,
+                     "layers_inside": int(inside_layers.sum()) if has_band else None,
+                     "layers": int(measured_q.size)})
     return pd.DataFrame(rows)
 
 
@@ -169,35 +221,42 @@ def markdown_section(layer_stats, runs):
              "The slope is d ln(delta_ms)/d layer over the hidden layers: positive means the error "
              "shrinks toward the input. q is the pre-activation variance of the last hidden layer, "
              "predicted by the length map from the measured first layer. The dashed lines in "
-             "Figures 1, 3 and 4 are the same predictions.", "",
-             "| activation | init | slope predicted | slope measured | abs. diff | rel. error | q predicted | q measured | rel. error |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "Figures 1, 3 and 4 are the same predictions. Mean field is the infinite-width average; "
+             "for ReLU and leaky ReLU the table adds the finite-width median and 90% interval of q at the "
+             f"run's widths (log-normal approximation, Hanin 2018; Hanin & Rolnick 2018: ln q has variance "
+             "about 5 Σ 1/nₗ and a median below the mean by half that), hatched in Figure 3.", "",
+             "| activation | init | slope predicted | slope measured | abs. diff | rel. error | q predicted (mean field) "
+             "| q measured | rel. error | q finite-width median [90%] | measured inside? |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for row in table.itertuples(index=False):
+        if row.q_inside is None:
+            band, inside = "no band", "n/a"
+        else:
+            band = f"{_fmt(row.q_median)} [{_fmt(row.q_low)}, {_fmt(row.q_high)}]"
+            inside = "inside" if row.q_inside else "outside"
         lines.append(f"| {row.activation} | {row.init} | {_fmt(row.slope_pred)} | {_fmt(row.slope_meas)} | "
                      f"{_fmt(abs(row.slope_pred - row.slope_meas), 2)} | {_fmt(100 * row.slope_rel_err, 2)}% | {_fmt(row.q_pred)} | {_fmt(row.q_meas)} | "
-                     f"{_fmt(100 * row.q_rel_err, 2)}% |")
+                     f"{_fmt(100 * row.q_rel_err, 2)}% | {band} | {inside} |")
     finite = table["slope_rel_err"].dropna()
     if not finite.empty:
         worst = table.loc[table["slope_rel_err"].idxmax()]
         lines += ["", f"- Median relative error of the delta_ms slope: {100 * finite.median():.1f}%; "
                       f"largest for {worst['activation']} + {worst['init']} ({100 * worst['slope_rel_err']:.1f}%)."]
-    far = table[table["q_rel_err"] > 0.5]
-    rectifiers = far[far["activation"].isin(("relu", "leaky_relu"))]
-    if not rectifiers.empty:
-        depth, width = int(rectifiers["depth"].iloc[0]), int(deepest_width(runs))
-        spread = math.sqrt(5.0 * depth / width)
-        ratios = np.log10(rectifiers["q_meas"] / rectifiers["q_pred"])
-        low, high = pow10(ratios.min()), pow10(ratios.max())
-        span = low if low == high else f"{low} to {high}"
-        lines.append(f"- For {' and '.join(sorted(set(rectifiers['activation'])))} the measured q at depth {depth} is "
-                     f"{span} of the mean-field value. "
-                     f"Mean field is the infinite-width average: at width {width} each rectifier layer multiplies q by "
-                     f"a random factor of relative variance about 5/{width}, so ln q of one network spreads by about "
-                     f"sqrt(5 L / n) = {spread:.1f} and drifts down by about 5 L / (2 n) = {5 * depth / (2 * width):.1f} "
-                     "(Jensen) over the depth.")
+    else:
+        lines.append("")
+    banded = table[table["q_inside"].notna()]
+    for row in banded.itertuples(index=False):
+        verdict = "inside" if row.q_inside else "outside"
+        lines.append(f"- {row.activation} + {row.init}, depth {row.depth}: the measured q of the last hidden layer, "
+                     f"{_fmt(row.q_meas)}, lies {verdict} its finite-width 90% interval [{_fmt(row.q_low)}, "
+                     f"{_fmt(row.q_high)}] (mean field {_fmt(row.q_pred)}, a relative error of "
+                     f"{100 * row.q_rel_err:.0f}% that finite width {'explains' if row.q_inside else 'does not explain'}); "
+                     f"{int(row.layers_inside)} of its {int(row.layers)} layers lie inside their bands.")
+    others = sorted(set(table.loc[table["q_inside"].isna(), "activation"]))
+    if others:
+        lines.append(f"- {', '.join(others)}: no finite-width band is drawn. Their per-layer fluctuation factors "
+                     "depend on q itself and no closed form of the spread is used here (the log-normal result is "
+                     "proved for ReLU-type networks); at width n they are also O(1/n) per layer in ln q, so "
+                     "mean-field errors that grow with depth/width are expected there too.")
     lines.append("")
     return lines
-
-
-def deepest_width(runs):
-    return runs.loc[runs["depth"] == runs["depth"].max(), "width"].iloc[0]

@@ -7,6 +7,8 @@ A job writes its record in its output directory first, then uploads it to MLflow
   layer_stats.parquet           long format: step, layer, stat, value (every nncore.probes statistic)
   histograms.parquet            step, layer, kind, bin, left, right, count
   scalars.parquet               step, name, value, timestamp (the SCALARS below)
+  diagnosis.parquet             step, layer, flag, raised: nncore.diagnosis's flags of every hidden
+                                layer at step 0 and at the last probe (experiments.diagnose)
   status.json                   run identity, state and whether it is synced (read_status / write_status)
 
 In MLflow, a run's metrics are
@@ -56,9 +58,14 @@ LAYER_STATS_COLUMNS = {"step": "int64", "layer": "int64", "stat": "str", "value"
 HISTOGRAM_COLUMNS = {"step": "int64", "layer": "int64", "kind": "str", "bin": "int64",
                      "left": "float64", "right": "float64", "count": "int64"}
 SCALAR_COLUMNS = {"step": "int64", "name": "str", "value": "float64", "timestamp": "int64"}
+DIAGNOSIS_FILE = "diagnosis.parquet"
+DIAGNOSIS_COLUMNS = {"step": "int64", "layer": "int64", "flag": "str", "raised": "bool"}
 PARQUET = {LAYER_STATS_FILE: LAYER_STATS_COLUMNS, HISTOGRAMS_FILE: HISTOGRAM_COLUMNS, SCALARS_FILE: SCALAR_COLUMNS}
 # Uploaded as the run's artifacts, in this order.
-ARTIFACTS = ("config.yaml", "overrides.yaml", LAYER_STATS_FILE, HISTOGRAMS_FILE, SCALARS_FILE)
+ARTIFACTS = ("config.yaml", "overrides.yaml", LAYER_STATS_FILE, HISTOGRAMS_FILE, SCALARS_FILE, DIAGNOSIS_FILE)
+# Tags known only when the job has finished (the others are set when its run is created): outcome
+# (ok / diverged, kept for compatibility) and the diagnosis's verdicts (experiments.diagnose).
+RESULT_TAGS = ("outcome", "pathology_init", "pathology_final", "trainability", "majority_rate")
 
 
 def read_status(record):

@@ -21,6 +21,7 @@ from nncore.training import n_steps
 
 from . import datasets, record, sync, tracking
 from .config import arch_kwargs, arch_label, config_hash, optimizer_kwargs, run_name, validate
+from .diagnose import diagnose_job
 
 # Set by the launcher process (experiments/train.py) for the jobs of a sweep.
 ENV_EXPERIMENT_ID = "GRADPATH_EXPERIMENT_ID"
@@ -202,8 +203,10 @@ def run_job(cfg, output_dir, overrides=()):
     recorder.layer_stats().to_parquet(output_dir / record.LAYER_STATS_FILE, index=False)
     recorder.histograms().to_parquet(output_dir / record.HISTOGRAMS_FILE, index=False)
     recorder.scalars().to_parquet(output_dir / record.SCALARS_FILE, index=False)
-    status.update(status="FINISHED", outcome=outcome, steps=result.steps, diverged_step=result.diverged_step,
-                  train_seconds=round(train_seconds, 3))
+    # outcome (ok/diverged) is kept for compatibility; trainability refines it (trained/stalled/diverged)
+    verdicts = diagnose_job(cfg, net, recorder, data, result, total, output_dir)
+    status.update(status="FINISHED", outcome=outcome, **verdicts, steps=result.steps,
+                  diverged_step=result.diverged_step, train_seconds=round(train_seconds, 3))
     record.write_status(output_dir, status)
     t_log = time.time()
     try:

@@ -160,7 +160,8 @@ def upload(record, dedupe=False):
         images.log_images(client, run_id, pd.read_parquet(record / rec.LAYER_STATS_FILE), status["run_name"],
                           retry=tracking.retry)
         status["images_seconds"] = round(time.perf_counter() - t_images, 3)
-        tracking.retry(client.log_batch, run_id, tags=[*tags, RunTag("outcome", status.get("outcome", ""))])
+        tracking.retry(client.log_batch, run_id, tags=[*tags, *[RunTag(name, str(status[name]))
+                                                                for name in rec.RESULT_TAGS if name in status]])
         tracking.retry(client.set_terminated, run_id, "FINISHED")
     except Exception as exc:  # noqa: BLE001 - keep the record; `make sync` retries later
         print(f"warning: could not sync {record} ({tracking.short(exc)}); it stays unsynced: run `make sync`",

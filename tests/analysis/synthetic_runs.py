@@ -164,7 +164,7 @@ def make_frames(activations=("relu", "sigmoid"), inits=("he_uniform", "uniform",
                         runs.append({
                             "run_id": run_id, "run_name": run_id, "sweep": sweep, "activation": activation,
                             "init": init, "optimizer": optimizer, "depth": depth, "width": 32,
-                            "dataset": "moons", "seed": seed, "lr": 0.01,
+                            "dataset": "moons", "seed": seed, "lr": 0.01, "majority_rate": 0.1,
                             "outcome": "diverged" if is_diverged else "ok", "status": "FINISHED",
                             "loss/train": final["loss/train"], "loss/val": final["loss/val"],
                             "acc/train": final["acc/train"], "acc/val": final["acc/val"],

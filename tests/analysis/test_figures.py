@@ -98,11 +98,11 @@ def test_theory_is_drawn_dashed_only_when_given(frames, function):
     assert "theory" in all_text(with_theory) and "theory" not in all_text(without)
 
 
-def test_ratio_vs_depth_has_a_panel_per_activation_and_a_healthy_band(frames):
+def test_ratio_vs_depth_has_a_panel_per_activation_and_a_factor_10_band(frames):
     fig = quietly(figures.fig_ratio_vs_depth, frames.layer_stats, frames.runs)
     axes = check_grid(fig, 1, 2, "depth (hidden layers)", r"$\log_{10}(\|g_1\| / \|g_L\|)$ at init", log_y=False)
     assert [ax.get_title() for ax in axes[0]] == ["relu", "sigmoid"]
-    assert "healthy" in all_text(fig)
+    assert "|log10 ratio| < 1" in all_text(fig) and "not a health test" in all_text(fig)
     assert all(ax.patches for ax in axes.flat)                # the shaded band
     lines = {tuple(line.get_xdata()): line for line in axes[0, 1].get_lines() if len(line.get_xdata()) == 2}
     assert lines                                              # one line per init over depths 2 and 5
@@ -235,3 +235,16 @@ def test_save_figure_writes_png_and_svg(frames, tmp_path):
     paths = quietly(figures.save_figure, fig, tmp_path, "ratio")
     assert [path.name for path in paths] == ["ratio.png", "ratio.svg"]
     assert all(path.stat().st_size > 1000 for path in paths)
+
+
+def test_per_layer_figures_draw_the_median_and_a_seed_band(frames_factory):
+    from matplotlib.collections import PolyCollection
+    one = frames_factory()
+    three = frames_factory(seeds=(0, 1, 2))
+    bands = lambda fig: [c for ax in main_axes(fig) for c in ax.collections if isinstance(c, PolyCollection)]
+    for function in (figures.fig_grad_norm_init, figures.fig_delta_ms):
+        assert bands(quietly(function, one.layer_stats, one.runs)) == []
+        fig = quietly(function, three.layer_stats, three.runs)
+        assert len(bands(fig)) == 6 * 2                     # 6 panels x 2 depths
+        text = " ".join(all_text(fig).split())             # titles wrap
+        assert "min–max over 3 seeds" in text and "median of 3 seeds" in text

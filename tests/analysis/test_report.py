@@ -73,21 +73,24 @@ def test_observations_differ_between_vanishing_and_balanced_data(vanishing, bala
     assert ("sigmoid + uniform, depth 5: the layer-1 gradient norm is 10⁻²·⁵ times the layer-6 "
             "(output) gradient norm at initialization") in vanishing_md
     assert "the gradient vanishes toward the input" in vanishing_md
-    assert "4 of 6 activation × init pairs stay within a factor 10" in vanishing_md
-    assert "6 of 6 activation × init pairs stay within a factor 10" in balanced_md
+    assert "4 of 6 activation × init pairs have first and last gradient norms within a factor 10" in vanishing_md
+    assert "6 of 6 activation × init pairs have first and last gradient norms within a factor 10" in balanced_md
     assert "10⁻²·⁵" not in balanced_md
 
 
 def test_healthy_depth_and_slope_are_computed(vanishing, balanced):
     _, _, vanishing_md = vanishing
     _, _, balanced_md = balanced
-    # relu + uniform: -0.6 at depth 2 (healthy), -1.5 at depth 5; sigmoid + uniform: -1.0 already at depth 2
-    assert "relu: |log10 ratio| < 1 holds for he_uniform up to depth 5 (every depth tested), uniform up to depth 2" \
-        in vanishing_md
-    assert "uniform at no tested depth" in vanishing_md
+    # relu + uniform: -0.6 at depth 2 (within a factor 10), -1.5 at depth 5; sigmoid + uniform: -1.0 already
+    # at depth 2. The diagnosis (error ratio e^-9.2 at depth 5, e^-2.3 at depth 2) flags sigmoid + uniform at 5.
+    ratio_and_diagnosis = "/ no pathology at init by the diagnosis (tested up to 5): "
+    assert f"relu, the largest depth up to which every tested depth has |log10 ratio| < 1 {ratio_and_diagnosis}" \
+           "he_uniform 5 / 5, uniform 2 / 5" in vanishing_md
+    assert f"sigmoid, the largest depth up to which every tested depth has |log10 ratio| < 1 {ratio_and_diagnosis}" \
+           "he_uniform 5 / 5, uniform none / 2" in vanishing_md
     assert "sigmoid + uniform: each added layer multiplies it by about 10⁻⁰·⁵" in vanishing_md
-    assert "uniform up to depth 5 (every depth tested)" in balanced_md
-    assert "at no tested depth" not in balanced_md
+    assert "uniform 5 / 5 and xavier_uniform 5 / 5" in balanced_md
+    assert "none /" not in balanced_md
 
 
 def test_error_and_variance_observations_follow_the_data(vanishing, balanced):
@@ -162,3 +165,50 @@ def test_optimizer_summary_reports_the_winner_or_a_tie(frames, vanishing):
     _, _, vanishing_md = vanishing            # gain 0 for xavier_uniform: both optimizers reach the same accuracy
     assert ("At the largest depth (xavier_uniform), the optimizers' final validation accuracies are within 0.01 "
             "of each other for all 2 activations.") in vanishing_md
+
+
+def _trap_frames(frames_factory):
+    """A synthetic sweep in which relu + uniform has a flat first-to-last gradient ratio while
+    both signals vanish: weight gradients of 1e-21 in every layer, the error x6 smaller per layer
+    toward the input, the activation variance x6 smaller per layer toward the output."""
+    frames = frames_factory(gains={}, diverged=(), nan_run=None)
+    stats = frames.layer_stats.copy()
+    trap = stats["run_id"].str.startswith("relu-uniform-")
+    depth = stats["run_id"].map(frames.runs.set_index("run_id")["depth"])
+    grad = trap & stats["stat"].isin(["grad_norm", "bias_grad_norm"])
+    stats.loc[grad, "value"] = 1e-21
+    delta = trap & (stats["stat"] == "delta_ms")
+    stats.loc[delta, "value"] = 0.09 * 6.0 ** -(depth[delta] + 1 - stats.loc[delta, "layer"])
+    act = trap & (stats["stat"] == "act_var")
+    stats.loc[act, "value"] = 0.1 * 6.0 ** -(stats.loc[act, "layer"] - 1.0)
+    scalars = frames.scalars.copy()
+    scalars.loc[(scalars["name"] == "loss/train") & (scalars["step"] == 0), "value"] = 2.3  # as a real probe
+    runs = frames.runs.copy()
+    # sgd at 0.5: the healthy runs' gradients (0.1) can then move the loss within the 100 steps
+    runs.loc[runs["optimizer"] == "sgd", "lr"] = 0.5
+    runs.loc[runs["run_id"].str.startswith("relu-uniform-"), "acc/val"] = 0.1
+    return Frames(runs=runs, layer_stats=stats, histograms=frames.histograms, scalars=scalars,
+                  experiment="synthetic", sweep="trap")
+
+
+def test_the_trap_case_reads_as_vanishing(frames_factory):
+    frames = _trap_frames(frames_factory)
+    ratio = tables.grad_ratio(frames.layer_stats, frames.runs)
+    trap_runs = frames.runs[frames.runs["run_id"].str.startswith("relu-uniform-")]["run_id"]
+    assert np.allclose(ratio[trap_runs], 0.0)                      # the ratio is flat: 10^0
+    markdown = quietly(report.build_markdown, frames)
+    assert "| relu | uniform | 0.00 | vanishing | 0.10, stalled | 0.10, stalled |" in markdown
+    assert "Inside the band but flagged by the diagnosis: relu + uniform at depth 2 (vanishing) and " \
+           "relu + uniform at depth 5 (vanishing)." in markdown
+    assert "the diagnosis flags 1 of them at initialization (relu + uniform)" in markdown
+    assert "vanishing: relu + uniform (a pair counts as flagged" in markdown
+    assert "| vanishing | 0 | 4 | 0 | 4 |" in markdown                # all four trap runs stall
+
+
+def test_with_seeds_numbers_carry_their_spread(frames_factory):
+    frames = frames_factory(seeds=(0, 1, 2))
+    markdown = quietly(report.build_markdown, frames)
+    assert "[over 3 seeds: 10<sup>" in markdown
+    assert "Lines are the median over 3 seeds, the shaded band their min–max." in markdown
+    single = quietly(report.build_markdown, frames_factory())
+    assert "over 3 seeds" not in single and "no seed band" in single

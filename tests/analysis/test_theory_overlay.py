@@ -27,7 +27,14 @@ def _frames(activation, init, depth=8, width=256, seed=0):
 def test_predictions_follow_a_real_network(activation, init):
     layer_stats, runs, stats = _frames(activation, init)
     frame = theory.theory_frame(layer_stats, runs)
-    assert set(frame["stat"]) == {"preact_var", "act_var", "delta_ms", "grad_norm"}
+    bands = {f"{stat}:{key}" for stat in ("preact_var", "act_var") for key in ("median", "low", "high")}
+    assert set(frame["stat"]) == {"preact_var", "act_var", "delta_ms", "grad_norm"} | (
+        bands if activation == "relu" else set())    # the finite-width band: ReLU and leaky ReLU only
+    if activation == "relu":
+        low, high = (frame[frame["stat"] == f"preact_var:{key}"].sort_values("layer")["value"].to_numpy()
+                     for key in ("low", "high"))
+        inside = (stats["preact_var"] >= low) & (stats["preact_var"] <= high)
+        assert inside.mean() >= 0.7            # a 90% band per layer; the layers are correlated
     q = frame[frame["stat"] == "preact_var"].sort_values("layer")["value"].to_numpy()
     hidden = slice(0, 8)
     np.testing.assert_allclose(q[hidden], stats["preact_var"][hidden], rtol=0.25)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from nncore import STATS
+from nncore import STATS, diagnosis
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
@@ -71,7 +71,16 @@ def test_tiny_multirun_logs_everything_and_resumes(tmp_path):
         assert all(v != "None" for v in params.values())
         artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
         assert {"layer_stats.parquet", "histograms.parquet", "scalars.parquet", "config.yaml",
-                "overrides.yaml"} <= artifacts
+                "overrides.yaml", "diagnosis.parquet"} <= artifacts
+        flags = pd.read_parquet(client.download_artifacts(run.info.run_id, "diagnosis.parquet",
+                                                          str(tmp_path / run.info.run_id)))
+        assert list(flags.columns) == ["step", "layer", "flag", "raised"]
+        assert len(flags) == 2 * 3 * len(diagnosis.FLAGS)      # steps 0 and 12 x 3 hidden layers x flags
+        for step, tag in ((0, "pathology_init"), (12, "pathology_final")):
+            raised = sorted(set(flags[(flags.step == step) & flags.raised].flag))
+            assert tags[tag] == (",".join(raised) or "none")
+        assert tags["trainability"] in diagnosis.TRAINABILITY
+        assert 0.09 < float(tags["majority_rate"]) < 0.11       # digits' stratified validation split
         local = client.download_artifacts(run.info.run_id, "layer_stats.parquet", str(tmp_path / run.info.run_id))
         stats = pd.read_parquet(local)
         assert list(stats.columns) == ["step", "layer", "stat", "value"]
@@ -84,6 +93,15 @@ def test_tiny_multirun_logs_everything_and_resumes(tmp_path):
                                                          str(tmp_path / run.info.run_id)))
         assert {0, 12} <= set(hist.step) and set(hist.kind) == {"act", "delta", "weight_grad"}
         assert (hist.groupby(["step", "layer", "kind"]).size() == 64).all()
+
+    # the report's recomputation from the logged statistics gives the job's own verdicts
+    from analysis.diagnosis import with_verdicts
+    from analysis.load import load_frames
+    frames = load_frames(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db")
+    judged = with_verdicts(frames.runs, frames.layer_stats, frames.scalars).set_index("run_name")
+    for run in runs:
+        for tag in ("pathology_init", "pathology_final", "trainability"):
+            assert judged.loc[run.info.run_name, tag] == run.data.tags[tag], (run.info.run_name, tag)
 
     again = run_cli(tmp_path, *GRID)
     assert again.returncode == 0, again.stderr[-2000:]
@@ -98,7 +116,7 @@ def test_diverging_run_is_a_result(tmp_path):
     assert "Traceback" not in proc.stderr
     (run,) = job_runs(client_for(tmp_path))
     assert run.info.status == "FINISHED"
-    assert run.data.tags["outcome"] == "diverged"
+    assert run.data.tags["outcome"] == "diverged" and run.data.tags["trainability"] == "diverged"
     assert run.data.metrics["diverged_step"] >= 0
 
 
