@@ -18,6 +18,7 @@ import pandas as pd
 from nncore import theory as mf
 from nncore import theory_batchnorm, theory_residual
 
+from .diagnosis import with_verdicts
 from .figures import THEORY_STYLE, new_figure, no_data_figure, ordered_colors, save_figure, styled, suptitle
 
 ARCH_ORDER = ("plain", "res", "res0.141", "bn", "ln", "res-ln")
@@ -290,14 +291,9 @@ def residual_growth(layer_stats, runs):
 
 # ---------------------------------------------------------------------- section
 def with_diagnosis(runs, layer_stats, scalars):
-    """``runs`` with the diagnosis columns: as given when present, else from analysis.diagnosis
-    (the diagnosis issue's module, which judges every run the same way as its job does) when it
-    exists, else unchanged (the section then says the runs carry no diagnosis)."""
+    """``runs`` with the diagnosis columns: as tagged by the jobs when present, else recomputed by
+    ``analysis.diagnosis`` (which judges every run the same way as its job does)."""
     if all(tag in runs.columns for tag in DIAGNOSIS_TAGS):
-        return runs
-    try:
-        from .diagnosis import with_verdicts
-    except ImportError:
         return runs
     return with_verdicts(runs, layer_stats, scalars)
 
