@@ -79,7 +79,8 @@ def run_prediction(run, measured):
 
 
 def mf_activations():
-    return ("sigmoid", "tanh", "relu", "leaky_relu", "softsign", "identity")
+    """The activations the mean-field theory covers, from nncore's registry."""
+    return mf.supported()
 
 
 def _logged_int(run, key, default):
