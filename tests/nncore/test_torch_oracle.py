@@ -241,5 +241,8 @@ def test_ten_adam_steps_match_torch(config):
     tnet.eval()
     with torch.no_grad():
         tz = tnet(torch.tensor(X))[0]
-    _rel_close(net.forward(X), tz.numpy(), "evaluation logits")
-    assert net.evaluate(X, y)[0] == pytest.approx(F.cross_entropy(tz, torch.tensor(y)).item(), rel=1e-10)
+    if net.norm == "batch" and not wd:  # b_l - running_mean of those noisy b_l: to ~1e-11 each
+        np.testing.assert_allclose(net.forward(X), tz.numpy(), rtol=1e-10, atol=1e-9)
+    else:
+        _rel_close(net.forward(X), tz.numpy(), "evaluation logits")
+    assert net.evaluate(X, y)[0] == pytest.approx(F.cross_entropy(tz, torch.tensor(y)).item(), rel=1e-9)
