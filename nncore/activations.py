@@ -3,6 +3,8 @@
 An activation is a small object with
   ``forward(z, out=None)``        phi(z), elementwise;
   ``derivative(z, a, out=None)``  phi'(z), given z and the cached a = phi(z);
+  ``backprop(dout, z, a)``        dout * phi'(z), what the backward pass needs (one pass fewer
+                                  where an activation can fuse it);
   ``max_derivative``              sup phi', the scale for ``saturation`` and ``dead_frac``;
   ``gaussian_gains()``            for the piecewise-linear ones, the closed-form Gaussian moments
                                   (E[phi(u)^2]/q, E[phi'(u)^2], E[phi(u)]/sqrt(q)) for u ~ N(0, q),
@@ -34,6 +36,10 @@ class Activation:
 
     def derivative(self, z, a, out=None):
         raise NotImplementedError
+
+    def backprop(self, dout, z, a):
+        """dout * phi'(z): the backward pass's product (fused where an activation can)."""
+        return dout * self.derivative(z, a)
 
     def __call__(self, z, out=None):
         return self.forward(z, out=out)
@@ -95,6 +101,9 @@ class ReLU(Activation):
             return (z > 0).astype(z.dtype)
         np.greater(z, 0.0, out=out, casting="unsafe")
         return out
+
+    def backprop(self, dout, z, a):
+        return dout * (z > 0)
 
 
 class LeakyReLU(Activation):

@@ -54,7 +54,7 @@ class Dense(Layer):
 
 class Activation(Layer):
     """h = phi(u) elementwise, ``phi`` an ``nncore.activations`` object; dL/du = phi'(u) dL/dh,
-    phi'(u) from the cached h (see activations), kept in the cache for the probes."""
+    phi'(u) from the cached u and h (see activations)."""
 
     def __init__(self, phi):
         super().__init__()
@@ -66,9 +66,7 @@ class Activation(Layer):
         return h
 
     def backward(self, dout):
-        dphi = self.phi.derivative(self.cache["u"], self.cache["h"])
-        self.cache["dphi"] = dphi
-        return dout * dphi
+        return self.phi.backprop(dout, self.cache["u"], self.cache["h"])
 
 
 class Dropout(Layer):

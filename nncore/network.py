@@ -152,6 +152,11 @@ class MLP:
         self.biases = [d.params["b"] for d in self.dense]
         self.norm_scales = [n.params["gamma"] for n in self.norms]
         self.norm_shifts = [n.params["beta"] for n in self.norms]
+        self._synced = ()
+
+    def __setstate__(self, state):  # a copy's arrays are new objects: check them at first use
+        self.__dict__.update(state)
+        self._synced = ()
 
     # ------------------------------------------------------------------ shape
     @property
@@ -181,7 +186,14 @@ class MLP:
         self._sync()
         return [*self.weights, *self.biases, *self.norm_scales, *self.norm_shifts]
 
+    def _ids(self):
+        return tuple(id(a) for name, _ in PARAMETER_LISTS for a in getattr(self, name))
+
     def _sync(self):
+        # fast path: the same arrays as after the last sync (ids of live arrays are unique, and
+        # the layers keep every array that was synced alive)
+        if self._ids() == self._synced:
+            return
         replaced = []
         for name, key in PARAMETER_LISTS:
             entries, owners = getattr(self, name), self._owners(name)
@@ -207,6 +219,7 @@ class MLP:
                 entries[:] = fresh
             else:
                 setattr(self, name, fresh)
+        self._synced = self._ids()
 
     def __repr__(self):
         extra = "".join(f", {k}={getattr(self, k)!r}" for k, default in

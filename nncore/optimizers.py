@@ -37,7 +37,7 @@ class Optimizer:
         self._validate()
         self.t = 0
         self.state = []
-        self.last_total_norm = float("nan")
+        self._last_total_norm = (float("nan"), None)
 
     def _validate(self):
         pass
@@ -66,13 +66,16 @@ class Optimizer:
         elif self._shapes != (shapes, dtype):
             raise ValueError(f"this optimizer holds state for {self._shapes[1]} parameters of shapes "
                              f"{self._shapes[0]}; the network has {dtype} parameters of shapes {shapes}")
-        total = global_norm(grads) if total_norm is None else total_norm
-        self.last_total_norm = total
-        scale = 1.0 if self.clip_norm is None else min(self.clip_norm / (total + 1e-6), 1.0)
+        if total_norm is None and self.clip_norm is not None:
+            total_norm = global_norm(grads)
+        self._last_total_norm = (total_norm, gs)
+        scale = 1.0 if self.clip_norm is None else min(self.clip_norm / (total_norm + 1e-6), 1.0)
         self.t += 1
         try:
+            n_weights = net.n_layers
             for i, (p, g, state) in enumerate(zip(params, gs, self.state)):
-                g = np.asarray(g, dtype=p.dtype)
+                if not (isinstance(g, np.ndarray) and g.dtype == p.dtype):
+                    g = np.asarray(g, dtype=p.dtype)
                 if scale != 1.0:
                     g = g * scale
                 if self.weight_decay:
@@ -80,11 +83,21 @@ class Optimizer:
                 state["step"] = self.t
                 u = self._update(p, g, state)
                 p -= u
-                if i < net.n_layers:
+                if i < n_weights:
                     net.update_norms[i] = math.sqrt(_sq_norm(u))
         except BaseException:
             self.t -= 1  # the step did not happen (the parameters may be partly updated)
             raise
+
+    @property
+    def last_total_norm(self):
+        """The global norm of the gradients given to the last step (NaN before any), computed
+        on first use when the step neither clipped nor was given it."""
+        total, gs = self._last_total_norm
+        if total is None:
+            total = math.sqrt(sum(_sq_norm(g) for g in gs))
+            self._last_total_norm = (total, None)
+        return total
 
     def _update(self, p, g, state):
         """The amount to subtract from ``p`` at step ``state["step"]``; updates ``state``."""
@@ -242,10 +255,12 @@ def _sq_norm(x):
     sums them) unless that overflowed (from 1.8e19) or may have lost squares to underflow (below
     1e-19): then again in float64, so that a finite gradient never has an infinite norm (which
     would stop training as diverged) nor a spurious zero."""
-    flat = np.reshape(x, -1)
+    flat = np.asarray(x).ravel()
+    if flat.dtype == np.float64:
+        return float(flat @ flat)
     with np.errstate(over="ignore", under="ignore", invalid="ignore"):
         sq = float(np.dot(flat, flat))
-    if flat.dtype == np.float64 or flat.size * _TINY_SQUARES <= sq < math.inf:
+    if flat.size * _TINY_SQUARES <= sq < math.inf:
         return sq
     flat = flat.astype(np.float64)
     return float(np.dot(flat, flat))

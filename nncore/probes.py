@@ -18,50 +18,43 @@ All statistics are arrays over layers l = 1..L (index l-1). Definitions:
                   w_j = (W_l[:, j], b_l[j]) the incoming weights and bias of unit j; exactly 0
                   when all units are identical (the symmetry problem of constant init)
 
-Each statistic is one small function over the list of per-layer arrays. Every one accumulates
-in float64 (float32 data is converted first: its squares overflow from 1.8e19 and underflow below
-1e-19, where the statistics of exploding and vanishing networks live). Consecutive layers of equal
-shape are stacked and reduced in a few NumPy calls, not a few per layer.
+Each statistic is one small function over the list of per-layer arrays, layer by layer (stacking
+them costs a copy and, at these sizes, page faults on the large temporaries). Every one
+accumulates in float64 (float32 data is converted first: its squares overflow from 1.8e19 and
+underflow below 1e-19, where the statistics of exploding and vanishing networks live).
 """
+import math
+
 import numpy as np
 
 STATS = ("grad_norm", "bias_grad_norm", "delta_ms", "preact_mean", "preact_var", "act_mean",
          "act_var", "saturation", "dead_frac", "weight_norm", "update_ratio", "unit_spread")
 HISTOGRAM_KINDS = ("act", "delta", "weight_grad")
 SATURATION_THRESHOLD = 0.1  # relative to max phi'
-EXACT_SPREAD2 = 1e-4  # unit_spread^2 below which the spread is computed from the differences
 
 
-def _stacks(arrays):
-    """[(lo, hi, stack)]: maximal runs of consecutive arrays of equal shape, each as one float64
-    array of shape (hi - lo, *shape) (no copy for a single float64 array)."""
-    runs, lo = [], 0
-    for i in range(1, len(arrays) + 1):
-        if i == len(arrays) or arrays[i].shape != arrays[lo].shape:
-            run = arrays[lo:i]
-            stack = run[0][None] if len(run) == 1 else np.stack(run)
-            runs.append((lo, i, stack.astype(np.float64, copy=False)))
-            lo = i
-    return runs
+def _f64(a):
+    """``a``'s entries as a flat float64 array (a view when they already are)."""
+    return a.ravel() if a.dtype == np.float64 else a.astype(np.float64).ravel()
 
 
 def mean_var(arrays):
     """(means, variances) of each array over all its entries, two-pass (no cancellation)."""
     mean, var = np.empty(len(arrays)), np.empty(len(arrays))
-    for lo, hi, s in _stacks(arrays):
-        flat = s.reshape(hi - lo, -1)
-        mean[lo:hi] = flat.mean(axis=1)
-        dev = flat - mean[lo:hi, None]
-        var[lo:hi] = np.einsum("ij,ij->i", dev, dev) / flat.shape[1]
+    for l, a in enumerate(arrays):
+        flat = _f64(a)
+        mean[l] = np.add.reduce(flat) / flat.size
+        dev = flat - mean[l]
+        var[l] = (dev @ dev) / flat.size
     return mean, var
 
 
 def sum_squares(arrays):
     """Sum of the squares of each array's entries."""
     out = np.empty(len(arrays))
-    for lo, hi, s in _stacks(arrays):
-        flat = s.reshape(hi - lo, -1)
-        out[lo:hi] = np.einsum("ij,ij->i", flat, flat)
+    for l, a in enumerate(arrays):
+        flat = _f64(a)
+        out[l] = flat @ flat
     return out
 
 
@@ -77,14 +70,15 @@ def delta_ms(deltas):
     return sum_squares(deltas) * scale
 
 
-def saturation(derivatives, threshold):
-    """Fraction of (example, unit) pairs of each layer with phi' < ``threshold``."""
-    return np.array([np.count_nonzero(d < threshold) / d.size for d in derivatives])
+def saturation(saturated):
+    """Fraction of (example, unit) pairs of each layer with phi' < threshold, from the boolean
+    arrays ``phi' < threshold``."""
+    return np.array([np.count_nonzero(s) / s.size for s in saturated])
 
 
-def dead_frac(derivatives, threshold):
-    """Fraction of units of each layer with phi' < ``threshold`` for every example."""
-    return np.array([(d < threshold).all(axis=0).mean() for d in derivatives])
+def dead_frac(saturated):
+    """Fraction of units of each layer with phi' < threshold for every example."""
+    return np.array([np.count_nonzero(s.all(axis=0)) / s.shape[1] for s in saturated])
 
 
 def unit_spread(W, b):
@@ -96,25 +90,19 @@ def unit_spread(W, b):
     return float(unit_spreads([W], [b])[0])
 
 
-def unit_spreads(weights, biases):
-    """unit_spread of every layer. ||w_j - w_1||^2 = ||w_j||^2 + ||w_1||^2 - 2 w_j.w_1 cancels
-    when the units are nearly identical (relative error ~ fan_in eps / spread^2): layers with
-    spread^2 <= EXACT_SPREAD2 are recomputed from the differences, so the error stays below
-    ~1e-8 and identical units give exactly 0."""
+def unit_spreads(weights, biases, weight_norms=None):
+    """unit_spread of every layer, from the differences w_j - w_1 (exact: identical units give
+    exactly 0); ``weight_norms`` (||W_l||, for the rms) are computed when not given."""
+    if weight_norms is None:
+        weight_norms = norms(weights)
     out = np.empty(len(weights))
-    for lo, hi, W in _stacks(weights):
-        b = np.stack(biases[lo:hi]).astype(np.float64, copy=False)
-        col_sq = np.einsum("lij,lij->lj", W, W)
-        cross = np.einsum("li,lij->lj", W[:, :, 0], W)
-        db = b - b[:, :1]
-        dist2 = col_sq + col_sq[:, :1] - 2.0 * cross + db * db
-        rms2 = (col_sq.sum(axis=1) + np.einsum("lj,lj->l", b, b)) / W.shape[2]
-        for k in np.flatnonzero(dist2.max(axis=1) <= EXACT_SPREAD2 * rms2):
-            dev = W[k] - W[k, :, :1]
-            dist2[k] = np.einsum("ij,ij->j", dev, dev) + db[k] * db[k]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            out[lo:hi] = np.where(rms2 > 0, np.sqrt(np.maximum(dist2.max(axis=1), 0.0)
-                                                    / np.where(rms2 > 0, rms2, 1.0)), 0.0)
+    for l, (W, b, w_norm) in enumerate(zip(weights, biases, weight_norms)):
+        W, b = (a if a.dtype == np.float64 else a.astype(np.float64) for a in (W, b))
+        dev = W - W[:, :1]
+        db = b - b[0]
+        dist2 = np.einsum("ij,ij->j", dev, dev) + db * db
+        rms2 = (w_norm * w_norm + b @ b) / W.shape[1]
+        out[l] = math.sqrt(dist2.max() / rms2) if rms2 > 0 else 0.0
     return out
 
 
@@ -129,8 +117,8 @@ def layer_stats(net):
     pass (``MLP.probe`` runs that pass first)."""
     zs = [d.cache["z"] for d in net.dense]
     acts = [block.cache["out"] for block in net.hidden_layers] + [zs[-1]]
-    derivatives = [a.cache["dphi"] for a in net.activation_layers]
     threshold = SATURATION_THRESHOLD * net.activation.max_derivative
+    saturated = [a.phi.derivative(a.cache["u"], a.cache["h"]) < threshold for a in net.activation_layers]
     out = {}
     out["grad_norm"] = norms([d.grads["W"] for d in net.dense])
     out["bias_grad_norm"] = norms([d.grads["b"] for d in net.dense])
@@ -139,11 +127,11 @@ def layer_stats(net):
     out["act_mean"], out["act_var"] = mean_var(acts[:-1])
     out["act_mean"] = np.append(out["act_mean"], out["preact_mean"][-1])
     out["act_var"] = np.append(out["act_var"], out["preact_var"][-1])
-    out["saturation"] = np.append(saturation(derivatives, threshold), 0.0)
-    out["dead_frac"] = np.append(dead_frac(derivatives, threshold), 0.0)
+    out["saturation"] = np.append(saturation(saturated), 0.0)
+    out["dead_frac"] = np.append(dead_frac(saturated), 0.0)
     out["weight_norm"] = norms(net.weights)
     out["update_ratio"] = update_ratio(net.update_norms, out["weight_norm"])
-    out["unit_spread"] = unit_spreads(net.weights, net.biases)
+    out["unit_spread"] = unit_spreads(net.weights, net.biases, out["weight_norm"])
     return {name: out[name] for name in STATS}
 
 

@@ -527,10 +527,9 @@ def test_unit_spread_random_weights_in_network(arch):
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("fan_in,fan_out", [(7, 7), (256, 64)])
 @pytest.mark.parametrize("rel", [1e-7, 1e-5, 3e-3, 1e-2, 3e-2, 0.3])
-def test_unit_spread_accurate_on_both_sides_of_the_exact_fallback(dtype, fan_in, fan_out, rel):
-    """The Gram form is used above EXACT_SPREAD2 and the differences below: either way the
-    spread matches a float64 computation from the differences to 1e-8 (float32 weights are
-    summed in float64 too)."""
+def test_unit_spread_accurate_for_near_and_far_units(dtype, fan_in, fan_out, rel):
+    """Nearly identical units and clearly different ones: the spread matches a float64
+    computation from the differences to 1e-8 (float32 weights are summed in float64 too)."""
     rng = np.random.default_rng(int(1e3 * rel) + fan_in)
     W = (0.3 * (1.0 + rel * rng.normal(size=(fan_in, fan_out)))).astype(dtype)
     b = (0.1 * (1.0 + rel * rng.normal(size=fan_out))).astype(dtype)
