@@ -240,14 +240,20 @@ class Adam(Optimizer):
             state["exp_avg"], state["exp_avg_sq"] = np.zeros_like(p), np.zeros_like(p)
             if h["amsgrad"]:
                 state["max_exp_avg_sq"] = np.zeros_like(p)
-        state["exp_avg"] = b1 * state["exp_avg"] + (1.0 - b1) * g
-        state["exp_avg_sq"] = b2 * state["exp_avg_sq"] + (1.0 - b2) * (g * g)
-        v = state["exp_avg_sq"]
+        m, v = state["exp_avg"], state["exp_avg_sq"]
+        m *= b1                      # in place, as torch: exp_avg.lerp_(g, 1 - b1)
+        m += (1.0 - b1) * g
+        v *= b2                      # exp_avg_sq.mul_(b2).addcmul_(g, g, value=1 - b2)
+        v += (1.0 - b2) * g * g
         if h["amsgrad"]:
-            v = state["max_exp_avg_sq"] = np.maximum(state["max_exp_avg_sq"], v)
+            v = np.maximum(state["max_exp_avg_sq"], v, out=state["max_exp_avg_sq"])
         step_size = h["lr"] / (1.0 - b1 ** t)
-        denom = np.sqrt(v) / math.sqrt(1.0 - b2 ** t) + h["eps"]
-        return step_size * (state["exp_avg"] / denom)
+        denom = np.sqrt(v)           # sqrt(v) / sqrt(1 - b2^t) + eps
+        denom /= math.sqrt(1.0 - b2 ** t)
+        denom += h["eps"]
+        u = m / denom
+        u *= step_size
+        return u
 
 
 def _sq_norm(x):
