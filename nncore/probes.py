@@ -33,6 +33,11 @@ HISTOGRAM_KINDS = ("act", "delta", "weight_grad")
 SATURATION_THRESHOLD = 0.1  # relative to max phi'
 
 
+# Sums of squares are einsum's loops, not BLAS dots: OpenBLAS hands a dot of more than about
+# 10,000 elements to its other threads, which costs far more than the dot when the cores are busy
+# (measured in an unpinned depth-50 job: 0.25 s per probe instead of 2 ms).
+
+
 def _f64(a):
     """``a``'s entries as a flat float64 array (a view when they already are)."""
     return a.ravel() if a.dtype == np.float64 else a.astype(np.float64).ravel()
@@ -45,7 +50,7 @@ def mean_var(arrays):
         flat = _f64(a)
         mean[l] = np.add.reduce(flat) / flat.size
         dev = flat - mean[l]
-        var[l] = (dev @ dev) / flat.size
+        var[l] = np.einsum("i,i->", dev, dev) / flat.size
     return mean, var
 
 
@@ -54,7 +59,7 @@ def sum_squares(arrays):
     out = np.empty(len(arrays))
     for l, a in enumerate(arrays):
         flat = _f64(a)
-        out[l] = flat @ flat
+        out[l] = np.einsum("i,i->", flat, flat)
     return out
 
 
