@@ -262,8 +262,8 @@ def _sq_norm(x):
     1e-19): then again in float64, so that a finite gradient never has an infinite norm (which
     would stop training as diverged) nor a spurious zero."""
     flat = np.asarray(x).ravel()
-    if flat.dtype == np.float64:
-        return float(flat @ flat)
+    if flat.dtype == np.float64:  # einsum's loop: a BLAS dot this long would wake OpenBLAS's threads
+        return float(np.einsum("i,i->", flat, flat))
     with np.errstate(over="ignore", under="ignore", invalid="ignore"):
         sq = float(np.dot(flat, flat))
     if flat.size * _TINY_SQUARES <= sq < math.inf:
