@@ -56,10 +56,10 @@ class Optimizer:
         caller has already computed it (the training loop does, to detect divergence)."""
         params = net.parameters()
         gs = grads.parameters() if hasattr(grads, "parameters") else [*grads.weights, *grads.biases]
-        if len(params) != len(gs) or any(p.shape != np.shape(g) for p, g in zip(params, gs)):
-            raise ValueError(f"gradient shapes {[np.shape(g) for g in gs]} do not match parameter shapes "
-                             f"{[p.shape for p in params]}")
         shapes, dtype = [p.shape for p in params], params[0].dtype
+        if [np.shape(g) for g in gs] != shapes:
+            raise ValueError(f"gradient shapes {[np.shape(g) for g in gs]} do not match parameter shapes "
+                             f"{shapes}")
         if not self.state:
             self.state = [{} for _ in params]
             self._shapes = (shapes, dtype)
