@@ -60,7 +60,7 @@ lock:  ## re-resolve every dependency into requirements*.lock (the one way versi
 test: $(STAMP)  ## run the test suite
 	$(PY) -m pytest -q -n auto --dist loadfile
 
-bench: $(STAMP)  ## time training steps and probes (adds a PyTorch comparison if torch is installed)
+bench: $(STAMP)  ## step and probe time at the study's shapes vs a plain NumPy MLP (and PyTorch if installed)
 	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-$$(nproc)} $(PY) -m benchmarks.bench_step
 
 bench-report: $(STAMP)  ## time the report on a synthetic 1,000-run sweep (target <= 60 s)

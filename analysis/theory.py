@@ -110,7 +110,8 @@ def _band(run, sizes, params, sigma_b2, input_ms, pred):
 
 
 def mf_activations():
-    return ("sigmoid", "tanh", "relu", "leaky_relu", "softsign", "identity")
+    """The activations the mean-field theory covers, from nncore's registry."""
+    return mf.supported()
 
 
 def _logged_int(run, key, default):

@@ -28,9 +28,7 @@ def main(cfg):
     hc = HydraConfig.get()
     if hc.mode.name == "MULTIRUN":
         from threadpoolctl import threadpool_limits
-        from nncore import parallel
         threadpool_limits(1)  # one BLAS thread per worker: N workers on N cores
-        parallel.set_num_threads(1)
     return runner.run_job(cfg, hc.runtime.output_dir, overrides=hc.overrides.task)
 
 

@@ -1,29 +1,45 @@
-"""Activation functions, each with its value and derivative side by side.
+"""Activation functions: the one home of each nonlinearity and of what theory needs of it.
 
 An activation is a small object with
   ``forward(z, out=None)``        phi(z), elementwise;
   ``derivative(z, a, out=None)``  phi'(z), given z and the cached a = phi(z);
-  ``max_derivative``              sup phi', the scale for ``saturation`` and ``dead_frac``.
+  ``backprop(dout, z, a)``        dout * phi'(z), what the backward pass needs (one pass fewer
+                                  where an activation can fuse it);
+  ``max_derivative``              sup phi', the scale for ``saturation`` and ``dead_frac``;
+  ``gaussian_gains()``            for the piecewise-linear ones, the closed-form Gaussian moments
+                                  (E[phi(u)^2]/q, E[phi'(u)^2], E[phi(u)]/sqrt(q)) for u ~ N(0, q),
+                                  which do not depend on q; None for the others, whose moments
+                                  ``nncore.theory`` integrates from forward and derivative;
+  ``sup_square``                  sup phi^2 (finite for the bounded ones, None otherwise): bounds
+                                  the length map in ``theory.fixed_point``.
+A new activation is its class here (added to REGISTRY) plus one YAML file in conf/activation/.
 
 The derivative takes the cached output ``a`` because sigmoid and tanh are
 cheapest (and computed as in torch's autograd) from it: the backward pass never
 recomputes the forward.
 """
+import math
+
 import numpy as np
 
 
 class Activation:
     name = "activation"
     max_derivative = 1.0
-    # Rough cost of ``forward`` in ns per element by dtype (NumPy 2.4, one x86 AVX2 core): only
-    # tells the network whether a layer is worth splitting over threads (see nncore.parallel).
-    cost_ns = {"float64": 1.0, "float32": 0.5}
+    sup_square = None
+
+    def gaussian_gains(self):
+        return None
 
     def forward(self, z, out=None):
         raise NotImplementedError
 
     def derivative(self, z, a, out=None):
         raise NotImplementedError
+
+    def backprop(self, dout, z, a):
+        """dout * phi'(z): the backward pass's product (fused where an activation can)."""
+        return dout * self.derivative(z, a)
 
     def __call__(self, z, out=None):
         return self.forward(z, out=out)
@@ -39,7 +55,7 @@ class Sigmoid(Activation):
     """
     name = "sigmoid"
     max_derivative = 0.25
-    cost_ns = {"float64": 16.0, "float32": 9.0}
+    sup_square = 1.0
 
     def forward(self, z, out=None):
         e = np.abs(z)
@@ -59,7 +75,7 @@ class Sigmoid(Activation):
 class Tanh(Activation):
     """phi(z) = tanh(z);  phi'(z) = 1 - tanh(z)^2, at most 1."""
     name = "tanh"
-    cost_ns = {"float64": 15.0, "float32": 3.0}
+    sup_square = 1.0
 
     def forward(self, z, out=None):
         return np.tanh(z, out=out)
@@ -74,6 +90,9 @@ class ReLU(Activation):
     """phi(z) = max(z, 0);  phi'(z) = 1 for z > 0 and 0 otherwise (0 at the kink, as torch)."""
     name = "relu"
 
+    def gaussian_gains(self):
+        return 0.5, 0.5, 1.0 / math.sqrt(2.0 * math.pi)
+
     def forward(self, z, out=None):
         return np.maximum(z, 0.0, out=out)
 
@@ -82,6 +101,9 @@ class ReLU(Activation):
             return (z > 0).astype(z.dtype)
         np.greater(z, 0.0, out=out, casting="unsafe")
         return out
+
+    def backprop(self, dout, z, a):
+        return dout * (z > 0)
 
 
 class LeakyReLU(Activation):
@@ -96,6 +118,10 @@ class LeakyReLU(Activation):
         if not (np.isfinite(alpha) and 0.0 <= alpha < 1.0):
             raise ValueError(f"leaky_relu alpha must be in [0, 1), got {alpha}")
         self.alpha = alpha
+
+    def gaussian_gains(self):
+        k = 0.5 * (1.0 + self.alpha ** 2)
+        return k, k, (1.0 - self.alpha) / math.sqrt(2.0 * math.pi)
 
     def forward(self, z, out=None):
         out = np.multiply(z, self.alpha, out=out)
@@ -116,6 +142,7 @@ class LeakyReLU(Activation):
 class Softsign(Activation):
     """phi(z) = z / (1 + |z|);  phi'(z) = 1 / (1 + |z|)^2, at most 1."""
     name = "softsign"
+    sup_square = 1.0
 
     def forward(self, z, out=None):
         d = np.abs(z)
@@ -133,6 +160,9 @@ class Softsign(Activation):
 class Identity(Activation):
     """phi(z) = z;  phi'(z) = 1."""
     name = "identity"
+
+    def gaussian_gains(self):
+        return 1.0, 1.0, 0.0
 
     def forward(self, z, out=None):
         if out is None:

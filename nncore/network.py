@@ -1,92 +1,50 @@
-"""The MLP: forward caches what backward needs, backward never recomputes it.
+"""The MLP: a list of layers (``nncore.layers``), each of which caches what its backward needs.
 
 Conventions (used by every module of nncore):
   - row vectors: z_l = a_(l-1) @ W_l + b_l with W_l of shape (fan_in, fan_out);
-  - layers l = 1..L, L = number of hidden layers + 1; l = 1 is nearest the input and
-    layer L (the output layer) is linear: a_L = z_L are the logits fed to the loss;
+  - layers l = 1..L, L = number of hidden layers + 1; l = 1 is nearest the input, a_0 = x;
+  - hidden layer l = 1..L-1:
+        z_l = a_(l-1) W_l + b_l                    (Dense)
+        u_l = Norm_l(z_l) with ``norm``, else z_l  (BatchNorm or LayerNorm)
+        h_l = phi(u_l), then dropout on h_l        (Activation, Dropout)
+        a_l = a_(l-1) + residual_scale * h_l with ``residual`` and l >= 2, else a_l = h_l;
+  - the output layer L is linear: z_L = a_(L-1) W_L + b_L, the logits fed to the loss;
   - the loss is the batch mean, so grads are d(mean loss)/d(parameter);
   - ``deltas[l-1]`` is dL/dz_l for that batch mean; the per-example error
     d loss_n / d z_l is B * dL/dz_l (see probes.delta_ms).
 Python lists are 0-based: ``weights[0]`` is W_1.
 """
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import activations, initializers, losses, parallel, probes
+from . import activations, initializers, layers, losses, probes
 from .checks import finite_in
 from .rng import generator
 
 DTYPES = {"float64": np.float64, "float32": np.float32}
-# Rough cost (ns per element) of the backward pass's elementwise work, phi' (from the cached
-# phi, a few cheap passes for every activation) times the error: see parallel.min_part_for.
-DERIVATIVE_NS = 1.5
-
-
-def packed(shapes, dtype):
-    """(flat, views): one flat array and a C-contiguous view of it for every shape, in order."""
-    sizes = [int(np.prod(s)) for s in shapes]
-    flat = np.empty(sum(sizes), dtype)
-    views, start = [], 0
-    for shape, size in zip(shapes, sizes):
-        views.append(flat[start:start + size].reshape(shape))
-        start += size
-    return flat, views
-
-
-def _still_views(flat, views, entries):
-    """Whether ``entries`` are exactly ``views`` and these still share ``flat``'s memory (a copy
-    or an unpickled object keeps the views' identities but not their sharing)."""
-    return (flat is not None and bool(views) and views[0].base is flat and len(entries) == len(views)
-            and all(a is b for a, b in zip(entries, views)))
+NORMS = {"batch": layers.BatchNorm, "layer": layers.LayerNorm}
+# the parameter lists of an MLP, in the order of ``MLP.parameters()``: (attribute, layer key)
+PARAMETER_LISTS = (("weights", "W"), ("biases", "b"), ("norm_scales", "gamma"), ("norm_shifts", "beta"))
 
 
 @dataclass
 class Grads:
-    """Gradients of the batch-mean loss; lists mirror ``MLP.weights`` / ``MLP.biases``.
+    """Gradients of the batch-mean loss; lists mirror ``MLP.weights``, ``MLP.biases``,
+    ``MLP.norm_scales`` and ``MLP.norm_shifts`` (the last two empty without ``norm``).
 
-    The arrays belong to the network and are overwritten by its next
-    ``loss_and_grads`` call (as torch's ``.grad``): copy them to keep them.
-    ``flat``, when given, is one array holding every weight then bias gradient, of
-    which ``weights`` and ``biases`` are views (``views`` lists them in that order).
+    Each ``loss_and_grads`` call returns new arrays: these stay valid after the next call.
     """
     weights: list
     biases: list
     deltas: list  # dL/dz_l, shape (B, n_l), l = 1..L
-    flat: np.ndarray = field(default=None, repr=False)
-    views: tuple = field(default=(), repr=False)
+    norm_scales: list = field(default_factory=list)
+    norm_shifts: list = field(default_factory=list)
 
-    def packed(self):
-        """``flat`` if ``weights`` and ``biases`` are still its views, else None (an entry was
-        replaced, or this is a copy)."""
-        current = list(self.weights) + list(self.biases)
-        return self.flat if _still_views(self.flat, self.views, current) else None
-
-
-class _Workspace:
-    """Buffers for one batch size: no allocation per step in the hot loop.
-
-    Each kind of buffer is one flat array holding the layers in order (``z_flat``
-    etc.), so that the probes can treat consecutive layers of equal width as one
-    (layers, batch, width) block. phi'(z) (``scratch``) is kept per layer only with
-    ``keep_derivatives`` (the probes' workspace); otherwise every layer reuses one buffer.
-    """
-
-    def __init__(self, sizes, batch, dtype, dropout, keep_derivatives=False):
-        every = [(batch, n) for n in sizes[1:]]
-        hidden = every[:-1]
-        self.z_flat, self.z = packed(every, dtype)
-        self.h_flat, self.h = packed(hidden, dtype)              # phi(z_l), hidden layers
-        self.a = packed(hidden, dtype)[1] if dropout else self.h  # after dropout
-        self.delta_flat, self.delta = packed(every, dtype)
-        if keep_derivatives:  # phi'(z_l) of every layer after a backward pass, for the probes
-            self.scratch_flat, self.scratch = packed(hidden, dtype)
-        else:  # one layer's worth, reused: it stays in cache and is never written back to memory
-            self.scratch_flat = np.empty(max(n * m for n, m in hidden), dtype)
-            self.scratch = [self.scratch_flat[:n * m].reshape(n, m) for n, m in hidden]
-        self.masks = packed(hidden, dtype)[1] if dropout else None
-        self.n_layers = len(sizes) - 1
-        self.work = {}  # the probes' layout and work array, see probes.LayerStats
+    def parameters(self):
+        """Every gradient, in the order of ``MLP.parameters()``."""
+        return [*self.weights, *self.biases, *self.norm_scales, *self.norm_shifts]
 
 
 class MLP:
@@ -94,17 +52,29 @@ class MLP:
 
     MLP(n_in, hidden, n_out, activation="tanh", init="xavier_uniform",
         loss="cross_entropy", dropout=0.0, dtype="float64", seed=0,
-        activation_params=None, init_params=None, sigma_b=0.0)
+        activation_params=None, init_params=None, sigma_b=0.0,
+        norm=None, residual=False, residual_scale=1.0)
 
     ``hidden`` lists the hidden widths (depth = len(hidden) >= 1). ``init_params``
     holds sigma_w / gain / value for the initializers that take them; biases are
     zero, or N(0, sigma_b^2). ``dropout`` p in [0, 1) is inverted dropout on every
     hidden layer's output, as torch.nn.Dropout(p): active only when ``train=True``.
+    ``norm`` ("batch" or "layer") normalizes every hidden pre-activation, as
+    torch.nn.BatchNorm1d(eps=1e-5, momentum=0.1) or torch.nn.LayerNorm(eps=1e-5); their scales
+    and shifts are ``norm_scales`` and ``norm_shifts``. ``residual`` adds each hidden layer's
+    input to its output from layer 2 on, ``residual_scale`` times the layer's branch (the
+    hidden widths must then be equal). See the module docstring for the exact equations.
+
+    BatchNorm trains on the batch's statistics and updates its running averages at each
+    training forward pass (each ``loss_and_grads`` call with ``train=True``); ``evaluate``,
+    ``loss``, ``forward(train=False)`` and ``loss_and_grads(train=False)`` use the running
+    averages, as torch's ``eval()``.
     """
 
     def __init__(self, n_in, hidden, n_out, activation="tanh", init="xavier_uniform",
                  loss="cross_entropy", dropout=0.0, dtype="float64", seed=0,
-                 activation_params=None, init_params=None, sigma_b=0.0):
+                 activation_params=None, init_params=None, sigma_b=0.0,
+                 norm=None, residual=False, residual_scale=1.0):
         if (isinstance(hidden, (str, bytes)) or not hasattr(hidden, "__iter__")
                 or (isinstance(hidden, np.ndarray) and hidden.ndim != 1)):
             raise ValueError(f"hidden must be a list of widths (e.g. [64] * depth), got {hidden!r}")
@@ -127,6 +97,15 @@ class MLP:
             dtype_name = None
         if dtype_name not in DTYPES:
             raise ValueError(f"unknown dtype {dtype!r}; valid: {', '.join(DTYPES)}")
+        if norm is not None and (not isinstance(norm, str) or norm not in NORMS):
+            raise ValueError(f"unknown norm {norm!r}; valid: None, {', '.join(repr(n) for n in NORMS)}")
+        if not isinstance(residual, (bool, np.bool_)):
+            raise ValueError(f"residual must be True or False, got {residual!r}")
+        if (isinstance(residual_scale, (bool, np.bool_)) or np.ndim(residual_scale) != 0
+                or np.asarray(residual_scale).dtype.kind not in "iuf" or not math.isfinite(residual_scale)):
+            raise ValueError(f"residual_scale must be a finite number, got {residual_scale!r}")
+        if residual and len(set(hidden)) > 1:
+            raise ValueError(f"residual connections need equal hidden widths, got {hidden}")
         self.dtype = np.dtype(DTYPES[dtype_name])
         self.activation = activations.get(activation, **(activation_params or {}))
         self.loss_fn = losses.get(loss)
@@ -134,35 +113,50 @@ class MLP:
         initializers.check_params(init_params or {})
         self.sizes = [int(n_in)] + [int(w) for w in hidden] + [int(n_out)]
         self.dropout = dropout
+        self.norm, self.residual, self.residual_scale = norm, bool(residual), float(residual_scale)
         self.seed = seed
         self.config = dict(activation=self.activation.name, init=init, loss=self.loss_fn.name,
                            dropout=dropout, dtype=self.dtype.name, seed=seed, sigma_b=sigma_b,
-                           init_params=dict(init_params or {}), activation_params=dict(activation_params or {}))
-
-        init_rng = generator(seed, "init")
-        self._params, views = packed(self._param_shapes(), self.dtype)
-        self.weights, self.biases = views[:self.n_layers], views[self.n_layers:]
-        for w, b, fan_in, fan_out in zip(self.weights, self.biases, self.sizes[:-1], self.sizes[1:]):
-            np.copyto(w, initializers.init_weights(init, init_rng, fan_in, fan_out, self.dtype,
-                                                   **(init_params or {})))
-            np.copyto(b, initializers.init_bias(init_rng, fan_out, self.dtype, sigma_b))
-        self._param_views = tuple(views)
-        self._dropout_rng = generator(seed, "dropout")
+                           init_params=dict(init_params or {}), activation_params=dict(activation_params or {}),
+                           norm=norm, residual=self.residual, residual_scale=self.residual_scale)
+        self._build(init, init_params or {}, sigma_b)
         self.update_norms = np.zeros(self.n_layers)  # ||delta W_l|| of the last optimizer step
         self.probe_loss = self.probe_accuracy = float("nan")
-        self._grads = {}
-        self._workspaces = {}
+        self.last_masks = None
 
-    def __getstate__(self):
-        # buffers are rebuilt on use; the copy must not share or keep views of the original's
-        state = self.__dict__.copy()
-        state["_grads"], state["_workspaces"] = {}, {}
-        return state
+    def _build(self, init, init_params, sigma_b):
+        """The layers, parameters drawn layer by layer from the "init" stream (W_l, then b_l)."""
+        init_rng, dropout_rng = generator(self.seed, "init"), generator(self.seed, "dropout")
+        self.dense, self.norms, self.activation_layers, self.dropouts = [], [], [], []
+        self.layers = []  # hidden blocks (layers.Sequential or layers.Residual), then the output Dense
+        for l, (fan_in, fan_out) in enumerate(zip(self.sizes[:-1], self.sizes[1:])):
+            W = initializers.init_weights(init, init_rng, fan_in, fan_out, self.dtype, **init_params)
+            b = initializers.init_bias(init_rng, fan_out, self.dtype, sigma_b)
+            dense = layers.Dense(np.ascontiguousarray(W, dtype=self.dtype), b, input_grad=l > 0)
+            self.dense.append(dense)
+            if l == self.n_layers - 1:
+                self.layers.append(dense)
+                break
+            block = [dense]
+            if self.norm:
+                self.norms.append(NORMS[self.norm](fan_out, self.dtype))
+                block.append(self.norms[-1])
+            self.activation_layers.append(layers.Activation(self.activation))
+            block.append(self.activation_layers[-1])
+            if self.dropout > 0:
+                self.dropouts.append(layers.Dropout(self.dropout, dropout_rng, self.dtype))
+                block.append(self.dropouts[-1])
+            self.layers.append(layers.Residual(block, self.residual_scale) if self.residual and l > 0
+                               else layers.Sequential(block))
+        self.weights = [d.params["W"] for d in self.dense]
+        self.biases = [d.params["b"] for d in self.dense]
+        self.norm_scales = [n.params["gamma"] for n in self.norms]
+        self.norm_shifts = [n.params["beta"] for n in self.norms]
+        self._synced = ()
 
-    def __setstate__(self, state):
+    def __setstate__(self, state):  # a copy's arrays are new objects: check them at first use
         self.__dict__.update(state)
-        self._param_views = ()  # pickling copied each view on its own: pack them again
-        self.flat_parameters()
+        self._synced = ()
 
     # ------------------------------------------------------------------ shape
     @property
@@ -174,47 +168,64 @@ class MLP:
     def depth(self):
         return len(self.sizes) - 2
 
-    def _param_shapes(self):
-        return ([(fi, fo) for fi, fo in zip(self.sizes[:-1], self.sizes[1:])]
-                + [(fo,) for fo in self.sizes[1:]])
+    @property
+    def hidden_layers(self):
+        """The hidden blocks, l = 1..L-1 (their cache's "out" is a_l)."""
+        return self.layers[:-1]
 
-    def _param_offsets(self):
-        """Where each parameter starts in ``flat_parameters()`` (weights W_1..W_L, then biases
-        b_1..b_L), and the total size last: 2L + 1 integers."""
-        return np.concatenate([[0], np.cumsum([int(np.prod(s)) for s in self._param_shapes()])]).tolist()
+    def _owners(self, name):
+        return {"weights": self.dense, "biases": self.dense,
+                "norm_scales": self.norms, "norm_shifts": self.norms}[name]
 
-    def flat_parameters(self):
-        """Every weight then every bias as one flat array, of which ``weights`` and ``biases``
-        are views: the optimizers update it in one pass. An entry of ``weights`` or ``biases``
-        that was replaced by another array is copied into its place first, and the entry is
-        the view again (the same list objects; other entries untouched); ValueError on a bad
-        shape, with nothing changed."""
-        current = list(self.weights) + list(self.biases)
-        views = self._param_views
-        if _still_views(self._params, views, current):
-            return self._params
-        intact = bool(views) and views[0].base is self._params
-        shapes = self._param_shapes()
-        if len(current) != len(shapes) or any(np.shape(a) != s for a, s in zip(current, shapes)):
-            raise ValueError(f"weights and biases must have shapes {shapes}, got "
-                             f"{[np.shape(a) for a in current]}")
-        if not intact:  # after unpickling: the views were copied one by one
-            self._params, views = packed(shapes, self.dtype)
-            self._param_views = views = tuple(views)
-        for v, a in zip(views, current):
-            if a is not v:
-                np.copyto(v, a, casting="same_kind")
-        for name, start in (("weights", 0), ("biases", self.n_layers)):
-            entries = getattr(self, name)
-            if not isinstance(entries, list):
-                entries = list(entries)
-                setattr(self, name, entries)
-            entries[:] = views[start:start + len(entries)]
-        return self._params
+    def parameters(self):
+        """Every parameter array, updated in place by the optimizers: weights W_1..W_L, biases
+        b_1..b_L, then norm scales and shifts of the hidden layers. An entry of one of these
+        lists that was replaced (``net.weights[0] = W``) is copied into the network first (a new
+        array, in the network's dtype, that becomes the entry); ValueError on a bad shape, with
+        nothing changed."""
+        self._sync()
+        return [*self.weights, *self.biases, *self.norm_scales, *self.norm_shifts]
+
+    def _ids(self):
+        return tuple(id(a) for name, _ in PARAMETER_LISTS for a in getattr(self, name))
+
+    def _sync(self):
+        # fast path: the same arrays as after the last sync (ids of live arrays are unique, and
+        # the layers keep every array that was synced alive)
+        if self._ids() == self._synced:
+            return
+        replaced = []
+        for name, key in PARAMETER_LISTS:
+            entries, owners = getattr(self, name), self._owners(name)
+            if len(entries) == len(owners) and all(a is o.params[key] for a, o in zip(entries, owners)):
+                continue
+            shapes = [o.params[key].shape for o in owners]
+            if len(entries) != len(owners) or any(np.shape(a) != s for a, s in zip(entries, shapes)):
+                if name in ("weights", "biases"):
+                    shapes = [d.params[k].shape for k in ("W", "b") for d in self.dense]
+                    got = [np.shape(a) for a in list(self.weights) + list(self.biases)]
+                    raise ValueError(f"weights and biases must have shapes {shapes}, got {got}")
+                raise ValueError(f"{name} must have shapes {shapes}, got {[np.shape(a) for a in entries]}")
+            replaced.append((name, key, entries, owners))
+        for name, key, entries, owners in replaced:
+            fresh = []
+            for a, o in zip(entries, owners):
+                if a is not o.params[key]:
+                    copy = np.empty(o.params[key].shape, self.dtype)
+                    np.copyto(copy, a, casting="same_kind")
+                    o.params[key] = copy
+                fresh.append(o.params[key])
+            if isinstance(entries, list):
+                entries[:] = fresh
+            else:
+                setattr(self, name, fresh)
+        self._synced = self._ids()
 
     def __repr__(self):
+        extra = "".join(f", {k}={getattr(self, k)!r}" for k, default in
+                        (("norm", None), ("residual", False), ("residual_scale", 1.0)) if getattr(self, k) != default)
         return (f"MLP(sizes={self.sizes}, activation={self.activation.name!r}, init={self.config['init']!r}, "
-                f"loss={self.loss_fn.name!r}, dropout={self.dropout}, dtype={self.dtype.name!r})")
+                f"loss={self.loss_fn.name!r}, dropout={self.dropout}, dtype={self.dtype.name!r}{extra})")
 
     # ------------------------------------------------------------- validation
     def check_inputs(self, X, y=None):
@@ -230,163 +241,98 @@ class MLP:
         return X, y
 
     # ------------------------------------------------------------ computation
-    def _workspace(self, batch, kind):
-        key = (batch, kind)
-        ws = self._workspaces.get(key)
-        if ws is None:
-            ws = self._workspaces[key] = _Workspace(self.sizes, batch, self.dtype, self.dropout > 0,
-                                                    keep_derivatives=kind == "probe")
-        return ws
+    def _forward(self, X, train):
+        self._sync()
+        for layer in self.layers:
+            X = layer.forward(X, train)
+        return X
 
-    def _grad_buffers(self, kind):
-        """(weight grads, bias grads, flat, views): the views of one flat array."""
-        g = self._grads.get(kind)
-        if g is None:
-            flat, views = packed(self._param_shapes(), self.dtype)
-            g = self._grads[kind] = (views[:self.n_layers], views[self.n_layers:], flat, tuple(views))
-        return g
+    def _backward(self, dz):
+        for layer in reversed(self.layers):
+            dz = layer.backward(dz)
 
-    def _forward(self, X, ws, train, masks=None, stats=None):
-        """Fill ws.z / ws.h / ws.a for batch X; returns the logits z_L (a view into ws).
-        ``stats`` (a probes.LayerStats) is told when each layer is done."""
-        use_dropout = train and self.dropout > 0
-        # phi plus the bias (and the dropout mask): about half a ns per element more
-        act_part = parallel.min_part_for(self.activation.cost_ns.get(self.dtype.name, 1.0) + 0.5)
-        a_prev = X
-        L = self.n_layers
-        for l in range(L):
-            z = ws.z[l]
-            np.matmul(a_prev, self.weights[l], out=z)
-            if l == L - 1:
-                z += self.biases[l]
-                if stats is not None:
-                    stats.forward_done(l)
-                break
-            if use_dropout:
-                if masks is not None:
-                    np.copyto(ws.masks[l], masks[l])
-                else:
-                    keep = self._dropout_rng.random(z.shape) >= self.dropout
-                    np.multiply(keep, 1.0 / (1.0 - self.dropout), out=ws.masks[l])
-            parallel.split_rows(self._activate(ws, l, use_dropout), z.shape[0], z.size, min_part=act_part)
-            if stats is not None:
-                stats.forward_done(l)
-            a_prev = ws.a[l]
-        ws.dropout_active = use_dropout
-        return ws.z[L - 1]
-
-    def _activate(self, ws, l, use_dropout):
-        """Rows [lo, hi) of hidden layer l after its matrix product: bias, phi, dropout."""
-        z, h, a, b = ws.z[l], ws.h[l], ws.a[l], self.biases[l]
-
-        def rows(lo, hi):
-            zr = z[lo:hi]
-            zr += b
-            self.activation.forward(zr, out=h[lo:hi])
-            if use_dropout:
-                np.multiply(h[lo:hi], ws.masks[l][lo:hi], out=a[lo:hi])
-            elif a is not h:
-                np.copyto(a[lo:hi], h[lo:hi])
-        return rows
-
-    def _backpropagate(self, ws, l):
-        """Rows [lo, hi) of dL/dz_l from dL/da_l (in ws.delta[l-1]): dropout mask, then phi'(z_l).
-        phi'(z_l) is left in ws.scratch (kept for every layer in the probes' workspace)."""
-        d, z, h, s = ws.delta[l], ws.z[l], ws.h[l], ws.scratch[l]
-        mask = ws.masks[l] if ws.dropout_active else None
-
-        def rows(lo, hi):
-            dr = d[lo:hi]
-            if mask is not None:
-                dr *= mask[lo:hi]
-            dr *= self.activation.derivative(z[lo:hi], h[lo:hi], out=s[lo:hi])
-        return rows
-
-    def _backward(self, X, y, ws, grad_w, grad_b, stats=None):
-        L = self.n_layers
-        deriv_part = parallel.min_part_for(DERIVATIVE_NS)
-        loss, _ = self.loss_fn.forward_backward(ws.z[L - 1], y, dz=ws.delta[L - 1])
-        for l in range(L - 1, -1, -1):
-            a_prev = X if l == 0 else ws.a[l - 1]
-            d = ws.delta[l]
-            np.matmul(a_prev.T, d, out=grad_w[l])
-            np.add.reduce(d, axis=0, out=grad_b[l])
-            if l > 0:
-                d_prev = ws.delta[l - 1]
-                np.matmul(d, self.weights[l].T, out=d_prev)
-                parallel.split_rows(self._backpropagate(ws, l - 1), d_prev.shape[0], d_prev.size,
-                                    min_part=deriv_part)
-            if stats is not None:
-                stats.backward_done(l)
-        return loss
+    def _grads(self):
+        return Grads([d.grads["W"] for d in self.dense], [d.grads["b"] for d in self.dense],
+                     [d.cache["dz"] for d in self.dense],
+                     [n.grads["gamma"] for n in self.norms], [n.grads["beta"] for n in self.norms])
 
     def loss_and_grads(self, X, y, train=True, masks=None):
         """Mean loss on (X, y) and its gradients.
 
-        ``train`` turns dropout on. ``masks`` (a list of one array per hidden layer,
-        already scaled by 1/(1-p)) fixes the dropout masks instead of drawing them.
+        ``train`` turns dropout on and makes BatchNorm use and update the batch's statistics.
+        ``masks`` (a list of one array per hidden layer, already scaled by 1/(1-p)) fixes the
+        dropout masks instead of drawing them.
         """
         X, y = self.check_inputs(X, y)
-        ws = self._workspace(X.shape[0], "train")
         if masks is not None:
             if not (train and self.dropout > 0):
                 raise ValueError("masks are only used with dropout on: give train=True and a network "
                                  f"with dropout > 0 (this one has dropout={self.dropout}, train={train})")
+            expected = [(X.shape[0], n) for n in self.sizes[1:-1]]
             shapes = [np.shape(m) for m in masks]
-            if shapes != [h.shape for h in ws.h]:
-                raise ValueError(f"masks must be {self.depth} arrays of shapes {[h.shape for h in ws.h]}, "
-                                 f"got {shapes}")
-        grad_w, grad_b, flat, views = self._grad_buffers("train")
-        self._forward(X, ws, train, masks)
-        loss = self._backward(X, y, ws, grad_w, grad_b)
-        self.last_masks = ws.masks if ws.dropout_active else None
-        return loss, Grads(list(grad_w), list(grad_b), ws.delta, flat, views)
+            if shapes != expected:
+                raise ValueError(f"masks must be {self.depth} arrays of shapes {expected}, got {shapes}")
+            for d, m in zip(self.dropouts, masks):
+                d.fixed_mask = np.array(m, dtype=self.dtype)
+        try:
+            z = self._forward(X, train)
+        finally:
+            for d in self.dropouts:
+                d.fixed_mask = None
+        loss, dz = self.loss_fn.forward_backward(z, y)
+        self._backward(dz)
+        self.last_masks = [d.cache["mask"] for d in self.dropouts] if train and self.dropout > 0 else None
+        return loss, self._grads()
 
     def forward(self, X, train=False):
-        """Logits z_L for X (a new array). Dropout only when ``train``."""
+        """Logits z_L for X (a new array). Dropout and BatchNorm's batch statistics (and the
+        update of its running averages) only when ``train``."""
         X, _ = self.check_inputs(X)
-        ws = self._workspace(X.shape[0], "eval")
-        return self._forward(X, ws, train).copy()
+        return self._forward(X, train)
 
     def loss(self, X, y):
-        """Mean loss at evaluation (no dropout)."""
+        """Mean loss at evaluation (no dropout; BatchNorm's running averages)."""
         X, y = self.check_inputs(X, y)
-        ws = self._workspace(X.shape[0], "eval")
-        z = self._forward(X, ws, train=False)
-        return self.loss_fn.forward_backward(z, y, dz=ws.delta[-1])[0]
+        return self.loss_fn.forward_backward(self._forward(X, train=False), y)[0]
 
     def evaluate(self, X, y):
-        """(mean loss, accuracy) at evaluation (no dropout)."""
+        """(mean loss, accuracy) at evaluation (no dropout; BatchNorm's running averages)."""
         X, y = self.check_inputs(X, y)
-        ws = self._workspace(X.shape[0], "eval")
-        z = self._forward(X, ws, train=False)
-        acc = self.loss_fn.accuracy(z, y)
-        return self.loss_fn.forward_backward(z, y, dz=ws.delta[-1])[0], acc
+        z = self._forward(X, train=False)
+        return self.loss_fn.forward_backward(z, y)[0], self.loss_fn.accuracy(z, y)
 
     # ----------------------------------------------------------------- probes
     def _probe_pass(self, X, y):
-        """One evaluation-mode pass on (X, y); returns (workspace, weight grads, statistics)."""
+        """One forward and backward pass on (X, y) with dropout off and BatchNorm on the batch's
+        own statistics (its running averages untouched); the layers' caches then hold it."""
         X, y = self.check_inputs(X, y)
-        ws = self._workspace(X.shape[0], "probe")
-        grad_w, grad_b, grad_flat, _ = self._grad_buffers("probe")
-        stats = probes.LayerStats(self, ws, grad_flat)
-        self._forward(X, ws, train=False, stats=stats)
-        accuracy = self.loss_fn.accuracy(ws.z[-1], y)
-        loss = self._backward(X, y, ws, grad_w, grad_b, stats=stats)
-        self.probe_loss, self.probe_accuracy = loss, accuracy
-        return ws, grad_w, stats.result()
+        for n in self.norms:
+            if isinstance(n, layers.BatchNorm):
+                n.batch_stats = True
+        try:
+            z = self._forward(X, train=False)
+        finally:
+            for n in self.norms:
+                if isinstance(n, layers.BatchNorm):
+                    n.batch_stats = False
+        self.probe_accuracy = self.loss_fn.accuracy(z, y)
+        self.probe_loss, dz = self.loss_fn.forward_backward(z, y)
+        self._backward(dz)
 
     def probe(self, X, y):
         """Per-layer statistics on (X, y) with dropout off: {stat_name: array over layers 1..L}.
 
-        See ``nncore.probes`` for the definitions. The network's parameters and
-        its training gradients are unchanged. The probe batch's mean loss and
-        accuracy are left in ``net.probe_loss`` and ``net.probe_accuracy``.
+        See ``nncore.probes`` for the definitions. BatchNorm normalizes with the probe batch's
+        own statistics (as in training, where the pathologies under study arise) and its running
+        averages are not updated. The network's parameters and the gradients returned by
+        ``loss_and_grads`` are unchanged. The probe batch's mean loss and accuracy are left in
+        ``net.probe_loss`` and ``net.probe_accuracy``.
         """
-        return self._probe_pass(X, y)[2]
+        self._probe_pass(X, y)
+        return probes.layer_stats(self)
 
     def probe_with_histograms(self, X, y, bins=64):
         """(stats, histograms): ``probe`` plus per-layer histograms, see probes.layer_histograms."""
         probes.check_bins(bins)
-        ws, grad_w, stats = self._probe_pass(X, y)
-        return stats, probes.layer_histograms(self, ws, grad_w, bins)
+        self._probe_pass(X, y)
+        return probes.layer_stats(self), probes.layer_histograms(self, bins)

@@ -1,17 +1,15 @@
-"""Optimizers with torch.optim's update rules, defaults and keyword names.
+"""Optimizers with torch.optim's update rules, defaults, keyword names and state names.
 
-``opt = get("adam", lr=1e-3)``; ``opt.step(net, grads)`` updates ``net.weights`` and
-``net.biases`` in place. Each rule computes the amount ``u`` to subtract
-(p <- p - u), so ||u|| of every weight matrix is recorded in ``net.update_norms``
-for the ``update_ratio`` probe.
-
-The rules are elementwise, so they run on the network's parameters as one flat
-array (``net.flat_parameters()``: every weight, then every bias) in blocks of
-``BLOCK_BYTES`` per array, split over threads (nncore.parallel). ``opt.state`` holds the rule's state as flat arrays
-in that order (``exp_avg``, ``momentum_buffer``, ... as torch names them).
+``opt = get("adam", lr=1e-3)``; ``opt.step(net, grads)`` updates every parameter of
+``net.parameters()`` (weights, biases, then norm scales and shifts) in place, one whole array
+at a time. Each rule is torch's formula: it returns the amount ``u`` to subtract (p <- p - u),
+so ||u|| of every weight matrix is recorded in ``net.update_norms`` for the ``update_ratio``
+probe. ``opt.state[i]`` is the state of parameter i, a dict named as torch names it
+(``step``, ``exp_avg``, ``momentum_buffer``, ...).
 
 Two options common to all, as in torch:
-  weight_decay  coupled L2: g <- g + weight_decay * p before the rule (biases included);
+  weight_decay  coupled L2: g <- g + weight_decay * p before the rule (biases and norm
+                parameters included, as torch applies it to every parameter it is given);
   clip_norm     global-norm clipping before the step, as torch.nn.utils.clip_grad_norm_:
                 g <- g * clip_norm / (||g||_total + 1e-6) when that factor is < 1.
                 (One difference: float32 norms beyond float32's range stay finite here,
@@ -21,18 +19,10 @@ import math
 
 import numpy as np
 
-from . import parallel
-
-# Bytes of each array per block: 65,536 float64 or 131,072 float32 elements, measured best for Adam
-# at 20/256/128 on 2 threads (float64: 7.4-7.9 ms vs 8.0-9.1 at half and 7.8-8.5 at twice the
-# elements; float32: 3.7-4.5 ms vs 4.1-4.9 at half). Smaller blocks cost more in NumPy calls.
-BLOCK_BYTES = 1 << 19
-
 
 class Optimizer:
     name = "optimizer"
     defaults = {}
-    scratch = ()  # names of per-step work arrays a rule needs besides u
 
     def __init__(self, **hyper):
         unknown = set(hyper) - set(self.defaults) - {"weight_decay", "clip_norm"}
@@ -46,10 +36,8 @@ class Optimizer:
         self.hyper["lr"] = _number("lr", self.hyper["lr"], low=0.0, strict=True)
         self._validate()
         self.t = 0
-        self.state = {}
-        self.last_total_norm = float("nan")
-        self._layout = None
-        self._gather = None
+        self.state = []
+        self._last_total_norm = (float("nan"), None)
 
     def _validate(self):
         pass
@@ -66,115 +54,53 @@ class Optimizer:
     def step(self, net, grads, total_norm=None):
         """Update ``net`` in place. ``total_norm`` is the global gradient norm when the
         caller has already computed it (the training loop does, to detect divergence)."""
-        p = net.flat_parameters()
-        g = self._flat_grads(p, net, grads)
-        total = global_norm(grads) if total_norm is None else total_norm
-        self.last_total_norm = total
-        scale = 1.0
-        if self.clip_norm is not None:
-            scale = min(self.clip_norm / (total + 1e-6), 1.0)
-        lay = self._prepare(net, p)
+        params = net.parameters()
+        gs = grads.parameters() if hasattr(grads, "parameters") else [*grads.weights, *grads.biases]
+        shapes, dtype = [p.shape for p in params], params[0].dtype
+        if [np.shape(g) for g in gs] != shapes:
+            raise ValueError(f"gradient shapes {[np.shape(g) for g in gs]} do not match parameter shapes "
+                             f"{shapes}")
+        if not self.state:
+            self.state = [{} for _ in params]
+            self._shapes = (shapes, dtype)
+        elif self._shapes != (shapes, dtype):
+            raise ValueError(f"this optimizer holds state for {self._shapes[1]} parameters of shapes "
+                             f"{self._shapes[0]}; the network has {dtype} parameters of shapes {shapes}")
+        if total_norm is None and self.clip_norm is not None:
+            total_norm = global_norm(grads)
+        self._last_total_norm = (total_norm, gs)
+        scale = 1.0 if self.clip_norm is None else min(self.clip_norm / (total_norm + 1e-6), 1.0)
         self.t += 1
-        n_blocks = len(lay["blocks"])
         try:
-            parallel.run(lambda lo, hi: self._blocks(p, g, scale, lo, hi),
-                         parallel.bounds(n_blocks, parallel.n_parts(p.size, limit=n_blocks)))
+            n_weights = net.n_layers
+            for i, (p, g, state) in enumerate(zip(params, gs, self.state)):
+                if not (isinstance(g, np.ndarray) and g.dtype == p.dtype):
+                    g = np.asarray(g, dtype=p.dtype)
+                if scale != 1.0:
+                    g = g * scale
+                if self.weight_decay:
+                    g = g + self.weight_decay * p
+                state["step"] = self.t
+                u = self._update(p, g, state)
+                p -= u
+                if i < n_weights:
+                    net.update_norms[i] = math.sqrt(_sq_norm(u))
         except BaseException:
             self.t -= 1  # the step did not happen (the parameters may be partly updated)
             raise
-        net.update_norms[:] = np.sqrt(np.bincount(lay["seg_layer"], lay["seg_sq"], minlength=net.n_layers))
 
-    def _flat_grads(self, p, net, grads):
-        """The gradients as one flat array laid out as ``p``: the network's own buffer, or a copy."""
-        params = list(net.weights) + list(net.biases)
-        flat = grads.packed() if hasattr(grads, "packed") else None
-        if (flat is not None and flat.dtype == p.dtype and len(grads.views) == len(params)
-                and all(a.shape == b.shape for a, b in zip(params, grads.views))):
-            return flat
-        gs = list(grads.weights) + list(grads.biases)
-        if len(params) != len(gs) or any(a.shape != np.shape(b) for a, b in zip(params, gs)):
-            raise ValueError(f"gradient shapes {[np.shape(b) for b in gs]} do not match parameter shapes "
-                             f"{[a.shape for a in params]}")
-        same = self._gather is not None and self._gather.shape == p.shape and self._gather.dtype == p.dtype
-        work = self._gather if same else np.empty_like(p)
-        start = 0
-        for b in gs:
-            n = np.size(b)
-            np.copyto(work[start:start + n], np.reshape(b, -1), casting="same_kind")
-            start += n
-        self._gather = work  # kept: a caller that passes its own gradients usually does so every step
-        return work
+    @property
+    def last_total_norm(self):
+        """The global norm of the gradients given to the last step (NaN before any), computed
+        on first use when the step neither clipped nor was given it."""
+        total, gs = self._last_total_norm
+        if total is None:
+            total = math.sqrt(sum(_sq_norm(g) for g in gs))
+            self._last_total_norm = (total, None)
+        return total
 
-    def _prepare(self, net, p):
-        """Per-network layout, state and work arrays, made at the first step."""
-        lay = self._layout
-        shapes = net._param_shapes()
-        if lay is not None:
-            if lay["shapes"] != shapes or lay["dtype"] != p.dtype:
-                raise ValueError(f"this optimizer holds state for {lay['dtype']} parameters of shapes "
-                                 f"{lay['shapes']}; the network has {p.dtype} parameters of shapes {shapes}")
-            return lay
-        # ||u|| per layer sums the dots of the parts of each block that lie in that layer
-        block = max(1, BLOCK_BYTES // p.itemsize)
-        blocks = [(a, min(a + block, p.size)) for a in range(0, p.size, block)]
-        segs, seg_layer = [], []
-        offsets = net._param_offsets()
-        starts, stops = offsets[:net.n_layers], offsets[1:net.n_layers + 1]  # of the weight matrices
-        for lo, hi in blocks:
-            here = [(l, max(lo, s), min(hi, e)) for l, (s, e) in enumerate(zip(starts, stops)) if s < hi and e > lo]
-            segs.append([(len(seg_layer) + k, a, b) for k, (_, a, b) in enumerate(here)])
-            seg_layer += [l for l, _, _ in here]
-        self._layout = lay = {
-            "shapes": shapes, "dtype": p.dtype, "blocks": blocks, "segs": segs,
-            "seg_layer": np.asarray(seg_layer, dtype=np.intp), "seg_sq": np.zeros(len(seg_layer)),
-            "work": {},  # block-sized work arrays of each thread's part, see _work
-        }
-        self.state = self._init_state(p)
-        return lay
-
-    def _init_state(self, p):
-        """The rule's state for parameters ``p``: {name: flat array}."""
-        return {}
-
-    def _work(self, first, dtype):
-        """The work arrays (u, g_eff, the rule's scratch) of the part that starts at block
-        ``first``: one block long and reused for every block of that part, so that they stay
-        in cache (full-size ones would be written back to memory at every step)."""
-        lay = self._layout
-        work = lay["work"].get(first)  # parts start at distinct blocks: no two threads share one
-        if work is None:
-            size = lay["blocks"][0][1] - lay["blocks"][0][0]
-            names = ("u", *self.scratch) + (("g_eff",) if self.clip_norm is not None or self.weight_decay else ())
-            work = lay["work"][first] = {name: np.empty(size, dtype) for name in names}
-        return work
-
-    def _blocks(self, p, g, scale, first, stop):
-        """Update blocks [first, stop) of the layout; record each block's ||u||^2 per layer."""
-        lay = self._layout
-        seg_sq, decay = lay["seg_sq"], self.weight_decay
-        work = self._work(first, p.dtype)
-        for k in range(first, stop):
-            lo, hi = lay["blocks"][k]
-            pb, gb = p[lo:hi], g[lo:hi]
-            u = work["u"][:hi - lo]
-            if scale != 1.0 or decay:
-                g_eff = work["g_eff"][:hi - lo]
-                np.multiply(gb, scale, out=g_eff)
-                if decay:
-                    np.multiply(pb, decay, out=u)
-                    g_eff += u
-                gb = g_eff
-            st = {name: a[lo:hi] for name, a in self.state.items()}
-            st.update((name, work[name][:hi - lo]) for name in self.scratch)
-            self._update(pb, gb, st, u)
-            pb -= u
-            for s, a, b in lay["segs"][k]:
-                ub = u[a - lo:b - lo]
-                seg_sq[s] = np.einsum("i,i->", ub, ub)
-
-    def _update(self, p, g, st, u):
-        """Write into ``u`` the amount to subtract from ``p`` at step ``self.t``; ``st`` holds
-        this block's slices of the state and scratch arrays."""
+    def _update(self, p, g, state):
+        """The amount to subtract from ``p`` at step ``state["step"]``; updates ``state``."""
         raise NotImplementedError
 
 
@@ -192,28 +118,16 @@ class SGD(Optimizer):
         if h["nesterov"] and (h["momentum"] <= 0 or h["dampening"] != 0):
             raise ValueError("nesterov requires momentum > 0 and dampening = 0")
 
-    def _init_state(self, p):
-        return {"momentum_buffer": np.zeros_like(p)} if self.hyper["momentum"] else {}
-
-    def _update(self, p, g, st, u):
+    def _update(self, p, g, state):
         h = self.hyper
         mu = h["momentum"]
         if mu:
-            buf = st["momentum_buffer"]
-            if self.t == 1:
-                np.copyto(buf, g)
+            if "momentum_buffer" not in state:
+                state["momentum_buffer"] = g.copy()
             else:
-                buf *= mu
-                np.multiply(g, 1.0 - h["dampening"], out=u)
-                buf += u
-            if h["nesterov"]:
-                np.multiply(buf, mu, out=u)
-                u += g
-            else:
-                np.copyto(u, buf)
-            u *= h["lr"]
-        else:
-            np.multiply(g, h["lr"], out=u)
+                state["momentum_buffer"] = mu * state["momentum_buffer"] + (1.0 - h["dampening"]) * g
+            g = g + mu * state["momentum_buffer"] if h["nesterov"] else state["momentum_buffer"]
+        return h["lr"] * g
 
 
 class Momentum(SGD):
@@ -237,19 +151,13 @@ class Adagrad(Optimizer):
         for key in ("lr_decay", "initial_accumulator_value", "eps"):
             self.hyper[key] = _number(key, self.hyper[key], low=0.0)
 
-    def _init_state(self, p):
-        return {"sum": np.full_like(p, self.hyper["initial_accumulator_value"])}
-
-    def _update(self, p, g, st, u):
+    def _update(self, p, g, state):
         h = self.hyper
-        acc = st["sum"]
-        np.multiply(g, g, out=u)
-        acc += u
-        clr = h["lr"] / (1.0 + (self.t - 1) * h["lr_decay"])
-        np.sqrt(acc, out=u)
-        u += h["eps"]
-        np.divide(g, u, out=u)
-        u *= clr
+        if "sum" not in state:
+            state["sum"] = np.full_like(p, h["initial_accumulator_value"])
+        state["sum"] += g * g
+        clr = h["lr"] / (1.0 + (state["step"] - 1) * h["lr_decay"])
+        return clr * (g / (np.sqrt(state["sum"]) + h["eps"]))
 
 
 class RMSprop(Optimizer):
@@ -265,37 +173,25 @@ class RMSprop(Optimizer):
         h["momentum"] = _number("momentum", h["momentum"], low=0.0)
         h["centered"] = _flag("centered", h["centered"])
 
-    def _init_state(self, p):
-        h = self.hyper
-        names = ["square_avg"] + ["grad_avg"] * h["centered"] + ["momentum_buffer"] * (h["momentum"] > 0)
-        return {name: np.zeros_like(p) for name in names}
-
-    def _update(self, p, g, st, u):
+    def _update(self, p, g, state):
         h = self.hyper
         alpha = h["alpha"]
-        v = st["square_avg"]
-        v *= alpha
-        np.multiply(g, g, out=u)
-        u *= 1.0 - alpha
-        v += u
+        if "square_avg" not in state:
+            state["square_avg"] = np.zeros_like(p)
+            if h["centered"]:
+                state["grad_avg"] = np.zeros_like(p)
+            if h["momentum"] > 0:
+                state["momentum_buffer"] = np.zeros_like(p)
+        state["square_avg"] = alpha * state["square_avg"] + (1.0 - alpha) * (g * g)
         if h["centered"]:
-            gavg = st["grad_avg"]
-            gavg *= alpha
-            np.multiply(g, 1.0 - alpha, out=u)
-            gavg += u
-            np.multiply(gavg, gavg, out=u)
-            np.subtract(v, u, out=u)
-            np.sqrt(u, out=u)
+            state["grad_avg"] = alpha * state["grad_avg"] + (1.0 - alpha) * g
+            avg = np.sqrt(state["square_avg"] - state["grad_avg"] * state["grad_avg"]) + h["eps"]
         else:
-            np.sqrt(v, out=u)
-        u += h["eps"]
-        np.divide(g, u, out=u)
+            avg = np.sqrt(state["square_avg"]) + h["eps"]
         if h["momentum"] > 0:
-            buf = st["momentum_buffer"]
-            buf *= h["momentum"]
-            buf += u
-            np.copyto(u, buf)
-        u *= h["lr"]
+            state["momentum_buffer"] = h["momentum"] * state["momentum_buffer"] + g / avg
+            return h["lr"] * state["momentum_buffer"]
+        return h["lr"] * (g / avg)
 
 
 class Adadelta(Optimizer):
@@ -303,35 +199,20 @@ class Adadelta(Optimizer):
     v = rho v + (1 - rho) g^2; d = sqrt(s + eps) / sqrt(v + eps) g; s = rho s + (1 - rho) d^2; p -= lr d."""
     name = "adadelta"
     defaults = {"lr": 1.0, "rho": 0.9, "eps": 1e-6}
-    scratch = ("d",)
 
     def _validate(self):
         self.hyper["rho"] = _number("rho", self.hyper["rho"], low=0.0, top=1.0)
         self.hyper["eps"] = _number("eps", self.hyper["eps"], low=0.0)
 
-    def _init_state(self, p):
-        return {"square_avg": np.zeros_like(p), "acc_delta": np.zeros_like(p)}
-
-    def _update(self, p, g, st, u):
+    def _update(self, p, g, state):
         h = self.hyper
         rho, eps = h["rho"], h["eps"]
-        v, s = st["square_avg"], st["acc_delta"]
-        v *= rho
-        np.multiply(g, g, out=u)
-        u *= 1.0 - rho
-        v += u
-        np.add(s, eps, out=u)
-        np.sqrt(u, out=u)
-        d = st["d"]
-        np.add(v, eps, out=d)
-        np.sqrt(d, out=d)
-        np.divide(u, d, out=u)
-        u *= g                       # u = delta
-        s *= rho
-        np.multiply(u, u, out=d)
-        d *= 1.0 - rho
-        s += d
-        u *= h["lr"]
+        if "square_avg" not in state:
+            state["square_avg"], state["acc_delta"] = np.zeros_like(p), np.zeros_like(p)
+        state["square_avg"] = rho * state["square_avg"] + (1.0 - rho) * (g * g)
+        delta = np.sqrt(state["acc_delta"] + eps) / np.sqrt(state["square_avg"] + eps) * g
+        state["acc_delta"] = rho * state["acc_delta"] + (1.0 - rho) * (delta * delta)
+        return h["lr"] * delta
 
 
 class Adam(Optimizer):
@@ -352,55 +233,43 @@ class Adam(Optimizer):
         h["eps"] = _number("eps", h["eps"], low=0.0)
         h["amsgrad"] = _flag("amsgrad", h["amsgrad"])
 
-    def _init_state(self, p):
-        names = ["exp_avg", "exp_avg_sq"] + ["max_exp_avg_sq"] * self.hyper["amsgrad"]
-        return {name: np.zeros_like(p) for name in names}
-
-    def _update(self, p, g, st, u):
+    def _update(self, p, g, state):
         h = self.hyper
-        b1, b2 = h["betas"]
-        m, v = st["exp_avg"], st["exp_avg_sq"]
-        m *= b1
-        np.multiply(g, 1.0 - b1, out=u)
-        m += u
-        v *= b2
-        np.multiply(g, g, out=u)
-        u *= 1.0 - b2
-        v += u
+        (b1, b2), t = h["betas"], state["step"]
+        if "exp_avg" not in state:
+            state["exp_avg"], state["exp_avg_sq"] = np.zeros_like(p), np.zeros_like(p)
+            if h["amsgrad"]:
+                state["max_exp_avg_sq"] = np.zeros_like(p)
+        m, v = state["exp_avg"], state["exp_avg_sq"]
+        m *= b1                      # in place, as torch: exp_avg.lerp_(g, 1 - b1)
+        m += (1.0 - b1) * g
+        v *= b2                      # exp_avg_sq.mul_(b2).addcmul_(g, g, value=1 - b2)
+        v += (1.0 - b2) * g * g
         if h["amsgrad"]:
-            vmax = st["max_exp_avg_sq"]
-            np.maximum(vmax, v, out=vmax)
-            v = vmax
-        step_size = h["lr"] / (1.0 - b1 ** self.t)
-        root_bc2 = math.sqrt(1.0 - b2 ** self.t)
-        np.sqrt(v, out=u)
-        denom = root_bc2 * step_size
-        scale, shift = (1.0 / denom, h["eps"] / step_size) if denom > 0 else (math.inf, math.inf)
-        if max(scale, shift) <= float(np.finfo(u.dtype).max):
-            # step_size m / (sqrt(v) / root_bc2 + eps) with the constants folded: one pass fewer,
-            # the same value to a rounding
-            u *= scale
-            u += shift
-            np.divide(m, u, out=u)
-        else:  # lr below ~1e-38 (float32) or ~1e-300 (float64): the folded constants overflow
-            u /= root_bc2
-            u += h["eps"]
-            np.divide(m, u, out=u)
-            u *= step_size
+            v = np.maximum(state["max_exp_avg_sq"], v, out=state["max_exp_avg_sq"])
+        step_size = h["lr"] / (1.0 - b1 ** t)
+        denom = np.sqrt(v)           # sqrt(v) / sqrt(1 - b2^t) + eps
+        denom /= math.sqrt(1.0 - b2 ** t)
+        denom += h["eps"]
+        u = m / denom
+        u *= step_size
+        return u
 
 
 def _sq_norm(x):
     """Sum of squares of ``x``'s entries. float32 entries are summed by a float32 dot (as torch
-    sums them, and 6x faster than converting) unless that overflowed (from 1.8e19) or may have
-    lost squares to underflow (below 1e-19): then again in float64, so that a finite gradient
-    never has an infinite norm (which would stop training as diverged) nor a spurious zero."""
-    flat = x.reshape(-1)
+    sums them) unless that overflowed (from 1.8e19) or may have lost squares to underflow (below
+    1e-19): then again in float64, so that a finite gradient never has an infinite norm (which
+    would stop training as diverged) nor a spurious zero."""
+    flat = np.asarray(x).ravel()
+    if flat.dtype == np.float64:  # einsum's loop: a BLAS dot this long would wake OpenBLAS's threads
+        return float(np.einsum("i,i->", flat, flat))
     with np.errstate(over="ignore", under="ignore", invalid="ignore"):
         sq = float(np.dot(flat, flat))
-    if flat.dtype == np.float64 or flat.size * _TINY_SQUARES <= sq < math.inf:
+    if flat.size * _TINY_SQUARES <= sq < math.inf:
         return sq
-    step = BLOCK_BYTES // 8
-    return float(sum(np.dot(c, c) for c in (flat[i:i + step].astype(np.float64) for i in range(0, flat.size, step))))
+    flat = flat.astype(np.float64)
+    return float(np.dot(flat, flat))
 
 
 _TINY_SQUARES = 2.0 ** -125  # per entry: float32 squares lost below it sum to < half an ulp of the total
@@ -446,17 +315,17 @@ def get(name, **hyper):
 
 
 def global_norm(grads):
-    """sqrt of the summed squares of every weight and bias gradient."""
-    flat = grads.packed() if hasattr(grads, "packed") else None
-    if flat is not None:
-        return math.sqrt(_sq_norm(flat))
-    return math.sqrt(sum(_sq_norm(g) for g in list(grads.weights) + list(grads.biases)))
+    """sqrt of the summed squares of every gradient (weights, biases, norm scales and shifts)."""
+    return math.sqrt(sum(_sq_norm(g) for g in _all(grads)))
 
+
+def _all(grads):
+    return grads.parameters() if hasattr(grads, "parameters") else [*grads.weights, *grads.biases]
 
 
 def clip_grad_norm(grads, max_norm):
     """Scale ``grads`` in place as torch.nn.utils.clip_grad_norm_; returns the total norm before."""
-    gs = list(grads.weights) + list(grads.biases)
+    gs = _all(grads)
     total = global_norm(grads)
     coef = max_norm / (total + 1e-6)
     if coef < 1.0:

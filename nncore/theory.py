@@ -49,7 +49,8 @@ sech^4(5 z) is narrower than the node spacing), and 1.7e-2 on softsign's at q = 
 (the kink). The composite rule agrees with adaptive quadrature to ~1e-13 for q in
 [0, 1e8] (see tests/nncore/test_theory.py).
 
-``activation`` is an nncore name (sigmoid, tanh, relu, leaky_relu, softsign, identity) or an
+``activation`` is a name of ``nncore.activations.REGISTRY`` (``supported()`` lists those
+covered: each activation class says whether its moments have closed forms) or an
 ``nncore.activations`` instance; ``alpha`` (leaky_relu's slope) is used only with the name.
 
 Everything here is a prediction for the ensemble over initializations at infinite width;
@@ -63,11 +64,22 @@ import numpy as np
 from . import activations, initializers
 
 __all__ = ["FixedPointError", "sigma_w2", "moments", "length_map", "chi", "fixed_point",
-           "depth_scale", "critical_sigma_w2", "predict"]
+           "depth_scale", "critical_sigma_w2", "predict", "supported"]
 
-# Activations whose Gaussian moments have closed forms; the others are integrated.
-_CLOSED_FORM = ("relu", "leaky_relu", "identity")
-_QUADRATURE = ("sigmoid", "tanh", "softsign")
+
+
+def _closed_form(act):
+    """Whether ``act``'s Gaussian moments have closed forms (``act.gaussian_gains()``); the
+    others are integrated from its forward and derivative by the rule below."""
+    return act.gaussian_gains() is not None
+
+
+def supported():
+    """Names of the registry's activations that this theory covers: those with closed-form
+    moments, and the bounded ones (finite ``sup_square``) whose moments are integrated."""
+    return tuple(name for name, cls in sorted(activations.REGISTRY.items())
+                 if cls.gaussian_gains is not activations.Activation.gaussian_gains
+                 or cls.sup_square is not None)
 
 # ----------------------------------------------------------------- quadrature rule
 _Z_MAX = 10.0          # integrate z over [-10, 10]; P(|z| > 10) = 1.5e-23
@@ -134,9 +146,9 @@ def _activation(activation, alpha):
         act = activations.get(activation, alpha=alpha)
     else:
         act = activations.get(activation)  # ValueError listing the valid names
-    if act.name not in _CLOSED_FORM + _QUADRATURE:
+    if not _closed_form(act) and act.sup_square is None:
         raise ValueError(f"no mean-field theory for activation {act.name!r}; "
-                         f"valid: {', '.join(sorted(_CLOSED_FORM + _QUADRATURE))}")
+                         f"valid: {', '.join(supported())}")
     return act
 
 
@@ -149,12 +161,7 @@ def _nonnegative(name, value):
 
 def _closed_form_gains(act):
     """(E[phi^2]/q, E[phi'^2], E[phi]/sqrt(q)) for the piecewise-linear activations."""
-    if act.name == "relu":
-        return 0.5, 0.5, 1.0 / math.sqrt(2.0 * math.pi)
-    if act.name == "leaky_relu":
-        k = 0.5 * (1.0 + act.alpha ** 2)
-        return k, k, (1.0 - act.alpha) / math.sqrt(2.0 * math.pi)
-    return 1.0, 1.0, 0.0  # identity
+    return act.gaussian_gains()
 
 
 def _times_gain(sigma_w2, gain):
@@ -213,7 +220,7 @@ def moments(activation, q, alpha=0.01):
     q_arr = np.asarray(q, dtype=np.float64)
     if not np.all(np.isfinite(q_arr)) or np.any(q_arr < 0):
         raise ValueError(f"q must be finite and >= 0, got {q!r}")
-    if act.name in _CLOSED_FORM:
+    if _closed_form(act):
         k2, kd, k1 = _closed_form_gains(act)
         mean, ms, dms = k1 * np.sqrt(q_arr), k2 * q_arr, np.full_like(q_arr, kd)
     else:
@@ -243,7 +250,7 @@ def chi(activation, q, sigma_w2, alpha=0.01):
     """
     sigma_w2 = _nonnegative("sigma_w2", sigma_w2)
     act = _activation(activation, alpha)
-    if act.name in _CLOSED_FORM:  # E[phi'^2] does not depend on q
+    if _closed_form(act):  # E[phi'^2] does not depend on q
         moments(act, q)  # validates q
         c = _times_gain(sigma_w2, _closed_form_gains(act)[1])
         return c if np.ndim(q) == 0 else np.full(np.shape(q), c)
@@ -272,7 +279,7 @@ def fixed_point(activation, sigma_w2, sigma_b2, alpha=0.01, q0=1.0):
     act = _activation(activation, alpha)
     sigma_w2, sigma_b2 = _nonnegative("sigma_w2", sigma_w2), _nonnegative("sigma_b2", sigma_b2)
     q0 = _nonnegative("q0", q0)
-    if act.name in _CLOSED_FORM:
+    if _closed_form(act):
         c = _times_gain(sigma_w2, _closed_form_gains(act)[0])
         if c < 1.0:
             return sigma_b2 / (1.0 - c)
@@ -289,7 +296,7 @@ def fixed_point(activation, sigma_w2, sigma_b2, alpha=0.01, q0=1.0):
     if f0 == 0.0:  # q = 0 is a fixed point
         if q0 == 0.0 or chi(act, 0.0, sigma_w2) <= 1.0:
             return 0.0
-    hi = sigma_w2 * 1.0 + sigma_b2  # sup phi^2 = 1 for sigmoid, tanh and softsign: F(q) <= hi
+    hi = sigma_w2 * act.sup_square + sigma_b2  # F(q) <= hi
     if F(hi) == hi:
         return hi
     if f0 > 0.0:
@@ -330,7 +337,7 @@ def depth_scale(activation, sigma_w2, sigma_b2, alpha=0.01):
     """
     act = _activation(activation, alpha)
     sigma_w2, sigma_b2 = _nonnegative("sigma_w2", sigma_w2), _nonnegative("sigma_b2", sigma_b2)
-    q_star = 1.0 if act.name in _CLOSED_FORM else fixed_point(act, sigma_w2, sigma_b2)
+    q_star = 1.0 if _closed_form(act) else fixed_point(act, sigma_w2, sigma_b2)
     c = chi(act, q_star, sigma_w2)
     if c == 1.0:
         return math.inf
@@ -352,7 +359,7 @@ def critical_sigma_w2(activation, sigma_b2, alpha=0.01, rtol=1e-12):
     """
     act = _activation(activation, alpha)
     sigma_b2 = _nonnegative("sigma_b2", sigma_b2)
-    if act.name in _CLOSED_FORM:
+    if _closed_form(act):
         return 1.0 / _closed_form_gains(act)[1]
 
     phi0, _, dphi0_sq = _moments_at_zero(act)

@@ -107,6 +107,6 @@ def train(net, opt, X, y, *, epochs, batch_size, probe_X=None, probe_y=None, log
                 if step % log_every == 0 or step == total or step in histogram_steps:
                     report(step, epoch + 1 if start + batch_size >= n else epoch, loss, gnorm, final=step == total)
         result.steps = step
-        if total and not np.isfinite(net.flat_parameters()).all():
+        if total and not all(np.isfinite(p).all() for p in net.parameters()):
             result.diverged_step = step
     return result

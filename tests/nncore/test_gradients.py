@@ -4,11 +4,11 @@ errors dL/dz_l, and dropout with fixed masks. Also inverted dropout itself."""
 import numpy as np
 import pytest
 
-from nncore import MLP
+from nncore import MLP, activations
 
 pytestmark = pytest.mark.usefixtures("single_thread_blas")
 
-ACTIVATIONS = ("sigmoid", "tanh", "relu", "leaky_relu", "softsign", "identity")
+ACTIVATIONS = tuple(sorted(activations.REGISTRY))
 LOSSES = ("cross_entropy", "bce", "mse")
 N_IN, HIDDEN, N_OUT, B = 4, [5, 6, 5], 3, 7  # depth 3: L = 4 layers
 EPS = 1e-6
@@ -149,14 +149,15 @@ def test_forward_matches_handwritten(ref, act):
     assert net.last_masks is None
 
 
-def test_grads_overwritten_by_next_call(ref):
-    """Documented aliasing: the arrays belong to the network (copy to keep them)."""
+def test_grads_stay_valid_after_the_next_call(ref):
+    """Each call returns new arrays: the gradients of one call are not overwritten by the next."""
     net, X, y, _, _ = _build(ref, "tanh", "cross_entropy")
     _, g1 = net.loss_and_grads(X, y)
-    saved = g1.weights[0].copy()
-    _, g2 = net.loss_and_grads(X[::-1].copy(), y[::-1].copy())
-    assert g2.weights[0] is g1.weights[0]
-    np.testing.assert_allclose(g1.weights[0], saved, rtol=1e-12, atol=1e-15)  # same batch, reversed order
+    saved = [a.copy() for a in g1.weights + g1.biases + g1.deltas]
+    _, g2 = net.loss_and_grads(X[:3] * 2.0, y[:3])
+    assert not np.allclose(g2.weights[0], saved[0])
+    for a, a0 in zip(g1.weights + g1.biases + g1.deltas, saved):
+        np.testing.assert_array_equal(a, a0)
 
 
 # ------------------------------------------------------------------- dropout
@@ -228,3 +229,53 @@ def test_no_dropout_means_no_masks():
     net = MLP(3, [4], 2, seed=0)
     net.loss_and_grads(np.ones((2, 3)), np.array([0, 1]))
     assert net.last_masks is None
+
+
+# ------------------------------------------- BatchNorm, LayerNorm and residual networks
+NORM_CONFIGS = [dict(norm="batch"), dict(norm="layer"), dict(residual=True, residual_scale=0.7),
+                dict(norm="batch", residual=True), dict(norm="layer", residual=True, residual_scale=0.5, dropout=0.3)]
+
+
+NORM_CASES = [(c, t) for c in NORM_CONFIGS for t in (True, False) if t or not c.get("dropout")]  # masks: training only
+
+
+@pytest.mark.parametrize("config, train", NORM_CASES,
+                         ids=["-".join(f"{k}={v}" for k, v in c.items()) + ("-train" if t else "-eval") for c, t in NORM_CASES])
+def test_norm_and_residual_networks_finite_differences(ref, config, train):
+    """Every gradient (W, b, gamma, beta of every layer) against centred finite differences, in
+    float64, of the loss computed by the reference of test_network (the equations written out).
+    ``eval``: BatchNorm on running averages moved away from 0 and 1 by a few training passes."""
+    from test_network import _randomize_norms, _softmax_ce, reference_forward
+    rng = np.random.default_rng(5)
+    X, y = rng.normal(size=(B, N_IN)), np.arange(B) % N_OUT
+    net = MLP(N_IN, [5, 5, 5], N_OUT, activation="tanh", sigma_b=0.3, seed=1, **config)
+    _randomize_norms(net)
+    for _ in range(3):
+        net.loss_and_grads(rng.normal(size=(B, N_IN)), y)
+    running = None
+    if not train and net.norm == "batch":
+        running = ([n.running_mean.copy() for n in net.norms], [n.running_var.copy() for n in net.norms])
+        assert not np.allclose(running[1][0], 1.0)
+    masks = [m.copy() for m in net.last_masks] if net.dropout else None
+    value, grads = net.loss_and_grads(X, y, train=train, masks=masks)
+    params = [p.copy() for p in net.parameters()]
+    nW = net.n_layers
+    nN = len(net.norm_scales)
+
+    def f():
+        Ws, bs = params[:nW], params[nW:2 * nW]
+        gs, betas = params[2 * nW:2 * nW + nN], params[2 * nW + nN:]
+        z = reference_forward(Ws, bs, gs, betas, X, net.norm, net.residual, net.residual_scale, masks, running)[0]
+        return _softmax_ce(z, y)
+
+    assert value == pytest.approx(f(), rel=1e-12)
+    for k, (p, g) in enumerate(zip(params, grads.parameters())):
+        num = ref.numerical_grad(f, p, EPS)
+        assert g.shape == p.shape
+        if train and net.norm == "batch" and nW <= k < 2 * nW - 1:
+            # b_l of a hidden layer is cancelled by the batch mean: its gradient is exactly 0
+            assert np.max(np.abs(num)) < 1e-9 and np.max(np.abs(g)) < 1e-14, k
+            continue
+        err = ref.rel_err(num, g)
+        assert err <= TOL, f"parameter {k}: rel err {err:.2e}"
+        assert np.max(np.abs(num)) > 1e-8, k

@@ -197,3 +197,24 @@ def test_same_seed_same_weights_different_seed_different():
     for wa, wb, wc in zip(a.weights + a.biases, b.weights + b.biases, c.weights + c.biases):
         np.testing.assert_array_equal(wa, wb)
         assert not np.array_equal(wa, wc)
+
+
+# ---------- initializer parameters through MLP (from the audit)
+INITIALIZERS = tuple(sorted(initializers.REGISTRY))
+
+
+@pytest.mark.parametrize("init", ["normal", "xavier_uniform"])
+def test_unknown_initializer_parameter_is_rejected(init):
+    with pytest.raises(ValueError, match="sigma"):
+        MLP(3, [4], 2, init=init, init_params={"sigma": 3.0})
+
+
+@pytest.mark.parametrize("init", INITIALIZERS)
+def test_every_initializer_accepts_sigma_w_gain_and_value(init):
+    net = MLP(3, [4], 2, init=init, init_params={"sigma_w": 2.0, "gain": 1.5, "value": 0.3})
+    assert all(np.isfinite(w).all() for w in net.weights)
+
+
+def test_normal_initializer_uses_sigma_w():
+    net = MLP(512, [512], 2, init="normal", init_params={"sigma_w": 3.0, "gain": 9.0, "value": 9.0}, seed=0)
+    assert net.weights[0].std() * math.sqrt(512) == pytest.approx(3.0, rel=0.02)

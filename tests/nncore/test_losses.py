@@ -6,7 +6,7 @@ import warnings
 import numpy as np
 import pytest
 
-from nncore import losses
+from nncore import MLP, losses
 
 pytestmark = pytest.mark.usefixtures("single_thread_blas")
 
@@ -167,3 +167,31 @@ def test_bce_and_mse_targets():
 def test_unknown_loss():
     with pytest.raises(ValueError, match="cross_entropy"):
         losses.get("hinge")
+
+
+# ---------- targets checked by the network (from the audit)
+@pytest.mark.parametrize("call", ["loss_and_grads", "probe"])
+def test_float32_mse_targets_beyond_float32_range_are_rejected(call):
+    net = MLP(3, [4], 2, loss="mse", dtype="float32", seed=0)
+    X, y = np.zeros((8, 3)), np.full((8, 2), 1e39)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(ValueError, match="target"):
+            getattr(net, call)(X, y)
+    assert caught == [], [str(w.message) for w in caught]
+
+
+def test_float64_mse_targets_at_1e39_are_still_accepted():
+    net = MLP(3, [4], 2, loss="mse", seed=0)
+    X, y = np.zeros((8, 3)), np.full((8, 2), 1e39)
+    loss, _ = net.loss_and_grads(X, y)
+    # X = 0 and zero biases: the logits are 0, the loss is mean(y^2)
+    assert loss == pytest.approx(1e78, rel=1e-12)
+
+
+def test_mse_accepts_boolean_targets():
+    net = MLP(3, [4], 2, loss="mse", seed=0)
+    X = np.ones((2, 3))
+    y = np.array([[True, False], [False, True]])
+    z = net.forward(X)
+    assert net.loss(X, y) == pytest.approx(float(np.mean((z - y.astype(np.float64)) ** 2)), rel=1e-12)

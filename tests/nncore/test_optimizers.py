@@ -1,7 +1,9 @@
 """Optimizers: parameter trajectories on a fixed sequence of 20 random gradients against
 reference loops written here from torch.optim's algorithms (defaults included), with
 weight decay and gradient clipping; update norms; validation."""
+import copy
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -377,3 +379,276 @@ def test_adam_tiny_learning_rates(dtype, lr):
         assert np.all(params[0][0] == 0.0)
     if lr > 1e-40:
         assert np.any(got[-1][0][0] != 0.0)
+
+
+# ---------- edge cases of the rules, float32 norms, gradients given by the caller (from the audit and reviews)
+def _axy(n_in=3, n_out=2, B=64, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(B, n_in)), np.arange(B) % n_out
+
+
+def _norm64(arrays):
+    """sqrt of the summed squares of the entries, in float64."""
+    return math.sqrt(sum(float(np.sum(np.asarray(a, dtype=np.float64) ** 2)) for a in arrays))
+
+
+def _signed(rng, shape, lo, hi):
+    """float32 entries of magnitude in [lo, hi) (log-uniform) with random signs."""
+    mag = np.exp(rng.uniform(math.log(lo), math.log(hi), size=shape))
+    return (mag * rng.choice([-1.0, 1.0], size=shape)).astype(np.float32)
+
+
+def _overflowing_net():
+    """float32 net of /tmp/audit/norm_overflow.py: finite loss and gradients, but the sum of
+    squares of the gradients is beyond float32's range (norm > 1.8e19)."""
+    net = MLP(4, [8, 8, 8], 2, activation="identity", loss="mse", dtype="float32", seed=0,
+              init="constant", init_params={"value": 30.0})
+    return net, np.full((4, 4), 30.0), np.zeros((4, 2))
+
+
+def _step_once(name, **kw):
+    """One step of optimizer ``name`` on a float64 net with fixed gradients; (p0, g, p1) as float64 lists."""
+    net = MLP(3, [4], 2, seed=0, sigma_b=0.3)
+    X, y = _axy(B=8)
+    _, grads = net.loss_and_grads(X, y)
+    g = [a.copy() for a in grads.weights + grads.biases]
+    p0 = [a.copy() for a in net.weights + net.biases]
+    optimizers.get(name, **kw).step(net, grads)
+    return p0, g, [a.copy() for a in net.weights + net.biases]
+
+
+@pytest.mark.parametrize("lo, hi", [(1e19, 1e20), (1e-25, 1e-24)], ids=["huge", "tiny"])
+@pytest.mark.parametrize("in_place", [True, False], ids=["in_place", "replaced"])
+def test_float32_global_norm_is_the_float64_norm(lo, hi, in_place):
+    net = MLP(5, [6, 7], 3, dtype="float32", seed=0)
+    X, y = _axy(5, 3, 8)
+    _, grads = net.loss_and_grads(X, y)
+    rng = np.random.default_rng(1)
+    for entries in (grads.weights, grads.biases):
+        for l in range(len(entries)):
+            values = _signed(rng, entries[l].shape, lo, hi)
+            if in_place:
+                entries[l][...] = values
+            else:
+                entries[l] = values
+    gs = grads.weights + grads.biases
+    assert all(g.dtype == np.float32 and np.isfinite(g).all() for g in gs)
+    expected = _norm64(gs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = optimizers.global_norm(grads)
+    assert math.isfinite(got) and got > 0.0
+    assert got == pytest.approx(expected, rel=1e-5, abs=0.0)  # abs=0: approx's default 1e-12 would pass 0
+
+
+def test_clipped_step_on_float32_gradients_with_a_huge_norm():
+    net, X, y = _overflowing_net()
+    _, grads = net.loss_and_grads(X, y)
+    g64 = [a.astype(np.float64) for a in grads.weights + grads.biases]
+    p0 = [a.astype(np.float64) for a in net.weights + net.biases]
+    norm = _norm64(g64)
+    lr = 0.1
+    expected_u = [lr * g / (norm + 1e-6) for g in g64]  # torch clip_grad_norm_(1.0), then SGD
+    assert max(float(np.abs(u).max()) for u in expected_u) > 1e-2
+    opt = optimizers.get("sgd", lr=lr, clip_norm=1.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        opt.step(net, grads)
+    new = [a.astype(np.float64) for a in net.weights + net.biases]
+    assert all(np.isfinite(a).all() for a in new)
+    for a, a0, u in zip(new, p0, expected_u):
+        np.testing.assert_allclose(a0 - a, u, rtol=0, atol=1e-4)
+
+
+@pytest.mark.parametrize("name, kw", [("adam", {"amsgrad": "False"}), ("rmsprop", {"centered": "false"}),
+                                      ("sgd", {"momentum": 0.9, "nesterov": "no"})])
+def test_string_optimizer_flags_are_rejected(name, kw):
+    flag = [k for k in kw if k != "momentum"][0]
+    with pytest.raises(ValueError, match=flag):
+        optimizers.get(name, **kw)
+
+
+@pytest.mark.parametrize("value", [True, False, np.bool_(True), np.bool_(False)])
+@pytest.mark.parametrize("name, flag, extra", [("adam", "amsgrad", {}), ("rmsprop", "centered", {}),
+                                               ("sgd", "nesterov", {"momentum": 0.9})])
+def test_bool_optimizer_flags_are_accepted(name, flag, extra, value):
+    opt = optimizers.get(name, **extra, **{flag: value})
+    assert opt.hyper[flag] == bool(value)
+
+
+def test_rmsprop_alpha_one_is_accepted():
+    # torch: square_avg stays 0, so the step is lr * g / (0 + eps)
+    p0, g, p1 = _step_once("rmsprop", lr=0.1, alpha=1.0, eps=1.0)
+    for a0, ga, a1 in zip(p0, g, p1):
+        np.testing.assert_allclose(a1, a0 - 0.1 * ga, rtol=1e-12, atol=1e-15)
+
+
+def test_adadelta_rho_one_is_accepted():
+    # torch: both averages stay 0, so delta = sqrt(eps) / sqrt(eps) g = g and the step is lr * g
+    p0, g, p1 = _step_once("adadelta", lr=0.1, rho=1.0)
+    for a0, ga, a1 in zip(p0, g, p1):
+        np.testing.assert_allclose(a1, a0 - 0.1 * ga, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("name, kw", [("rmsprop", {"alpha": 1.1}), ("rmsprop", {"alpha": -0.1}),
+                                      ("adadelta", {"rho": 1.1}), ("adadelta", {"rho": -0.1})])
+def test_rmsprop_alpha_and_adadelta_rho_out_of_range_are_rejected(name, kw):
+    with pytest.raises(ValueError, match=next(iter(kw))):
+        optimizers.get(name, **kw)
+
+
+def _rxy(n_in=5, n_out=4, B=9, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(B, n_in)), np.arange(B) % n_out
+
+
+def test_deepcopied_grads_modified_in_place_are_the_ones_applied():
+    X, y = _rxy()
+    net = MLP(5, [7, 7], 4, seed=1)
+    _, grads = net.loss_and_grads(X, y)
+    kept = copy.deepcopy(grads)
+    for g in kept.weights + kept.biases:
+        g *= 0.0
+    assert optimizers.global_norm(kept) == 0.0
+    before = [w.copy() for w in net.weights]
+    optimizers.get("sgd", lr=0.5).step(net, kept)
+    for w, w0 in zip(net.weights, before):
+        np.testing.assert_array_equal(w, w0)
+    np.testing.assert_array_equal(net.update_norms, 0.0)
+
+
+def test_optimizer_reused_on_another_architecture_of_the_same_size_is_refused():
+    a, b = MLP(3, [4], 2), MLP(5, [3], 2)
+    assert sum(p.size for p in a.parameters()) == sum(p.size for p in b.parameters())
+    opt = optimizers.get("adam")
+    Xa, ya = _rxy(3, 2)
+    opt.step(a, a.loss_and_grads(Xa, ya)[1])
+    Xb, yb = _rxy(5, 2)
+    weights = [w.copy() for w in b.weights]
+    with pytest.raises(ValueError, match="shapes"):
+        opt.step(b, b.loss_and_grads(Xb, yb)[1])
+    for w, w0 in zip(b.weights, weights):
+        np.testing.assert_array_equal(w, w0)
+
+
+def test_tuple_fields_work():
+    X, y = _rxy()
+    net = MLP(5, [7], 4, seed=2)
+    _, grads = net.loss_and_grads(X, y)
+    g = Grads(tuple(w * 0.5 for w in grads.weights), tuple(grads.biases), [])
+    w0 = net.weights[0].copy()
+    optimizers.get("sgd", lr=1.0).step(net, g)
+    np.testing.assert_allclose(net.weights[0], w0 - g.weights[0], rtol=1e-15)
+    net.weights = tuple(net.weights)
+    w0 = net.weights[0].copy()
+    optimizers.get("sgd", lr=1.0).step(net, g)
+    np.testing.assert_allclose(net.weights[0], w0 - g.weights[0], rtol=1e-15)
+
+
+def test_failed_step_does_not_advance_the_step_counter(monkeypatch):
+    X, y = _rxy()
+    net = MLP(5, [7], 4, seed=2)
+    opt = optimizers.get("sgd", lr=0.1, momentum=0.9, dampening=0.5)
+    _, grads = net.loss_and_grads(X, y)
+
+    def fail(*args):
+        raise FloatingPointError("simulated")
+
+    monkeypatch.setattr(opt, "_update", fail)
+    with pytest.raises(FloatingPointError):
+        opt.step(net, grads)
+    assert opt.t == 0
+    monkeypatch.undo()
+    g = np.concatenate([a.ravel() for a in grads.parameters()])
+    p0 = np.concatenate([a.ravel() for a in net.parameters()])
+    opt.step(net, grads)
+    # torch semantics of the first step: buf = g (not (1 - dampening) g)
+    np.testing.assert_allclose(np.concatenate([a.ravel() for a in net.parameters()]), p0 - 0.1 * g, rtol=1e-14)
+
+
+def _fb_data(n_in, n_out, B, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(B, n_in))
+    y = rng.integers(0, n_out, size=B)
+    y[:n_out] = np.arange(n_out)
+    return X, y
+
+
+def _fb_net(hidden=(7, 7, 3), n_in=5, n_out=4, **kw):
+    kw = {"activation": "tanh", "init": "normal", "init_params": {"sigma_w": 1.5}, "sigma_b": 0.5, "seed": 3, **kw}
+    return MLP(n_in, list(hidden), n_out, **kw)
+
+
+def _params(net):
+    return [p.copy() for p in net.weights + net.biases]
+
+
+@pytest.mark.parametrize("kind", ["weights", "biases"])
+def test_replaced_gradient_is_used_and_grads_untouched(kind):
+    net = _fb_net()
+    X, y = _fb_data(5, 4, 9)
+    _, g = net.loss_and_grads(X, y)
+    saved = [a.copy() for a in g.weights + g.biases]
+    getattr(g, kind)[0] = getattr(g, kind)[0] * 2
+    given = [a.copy() for a in g.weights + g.biases]
+    before = _params(net)
+    opt = optimizers.get("sgd", lr=0.1)
+    opt.step(net, g)
+    for p, p0, gg in zip(net.weights + net.biases, before, given):
+        np.testing.assert_array_equal(p, p0 - 0.1 * gg)
+    for a, a0 in zip(g.weights + g.biases, given):
+        np.testing.assert_array_equal(a, a0)
+    assert not np.array_equal(saved[0 if kind == "weights" else net.n_layers], given[0 if kind == "weights" else net.n_layers])
+    assert opt.last_total_norm == pytest.approx(math.sqrt(sum(np.sum(a * a) for a in given)), rel=1e-12)
+
+
+@pytest.mark.parametrize("replaced", [False, True])
+@pytest.mark.parametrize("name", sorted(optimizers.REGISTRY))
+def test_optimizer_does_not_modify_grads(name, replaced):
+    net = _fb_net()
+    X, y = _fb_data(5, 4, 9)
+    opt = optimizers.get(name, weight_decay=0.1, clip_norm=0.01)
+    for _ in range(3):
+        _, g = net.loss_and_grads(X, y)
+        if replaced:
+            g.biases[-1] = g.biases[-1].copy()
+        saved = [a.copy() for a in g.weights + g.biases + g.deltas]
+        opt.step(net, g)
+        assert opt.last_total_norm > 0.01  # clipping is active
+        for a, a0 in zip(g.weights + g.biases + g.deltas, saved):
+            np.testing.assert_array_equal(a, a0)
+
+
+def test_gradient_shape_mismatch_changes_nothing():
+    net = _fb_net()
+    X, y = _fb_data(5, 4, 9)
+    _, g = net.loss_and_grads(X, y)
+    bad = Grads([a.copy() for a in g.weights], [a.copy() for a in g.biases], [])
+    bad.weights[1] = np.ones((7, 6))
+    before = _params(net)
+    opt = optimizers.get("adam", lr=0.1)
+    with pytest.raises(ValueError, match=r"\(7, 6\)"):
+        opt.step(net, bad)
+    for p, p0 in zip(net.weights + net.biases, before):
+        np.testing.assert_array_equal(p, p0)
+    assert opt.t == 0 and np.all(net.update_norms == 0)
+
+
+UPDATE_LR = {"sgd": 0.1, "momentum": 0.05, "nesterov": 0.05, "adagrad": 0.05, "rmsprop": 0.01,
+             "adadelta": 1.0, "adam": 0.01}
+
+
+@pytest.mark.parametrize("name", sorted(optimizers.REGISTRY))
+def test_update_norms_are_weight_change_norms(name):
+    X, y = _fb_data(5, 4, 9)
+    net = _fb_net()
+    opt = optimizers.get(name, lr=UPDATE_LR[name], weight_decay=0.01)
+    for _ in range(4):
+        before = [w.copy() for w in net.weights]
+        b_before = [b.copy() for b in net.biases]
+        _, g = net.loss_and_grads(X, y)
+        opt.step(net, g)
+        want = np.array([np.linalg.norm(w - w0) for w, w0 in zip(net.weights, before)])
+        assert np.all(want > 0)
+        np.testing.assert_allclose(net.update_norms, want, rtol=1e-12, atol=0)
+        assert any(not np.array_equal(b, b0) for b, b0 in zip(net.biases, b_before))  # biases move too

@@ -114,3 +114,135 @@ def test_optimizer_matches_torch(name, kw, scale, extra):
             np.testing.assert_allclose(p, tp.detach().numpy(), rtol=1e-11, atol=1e-15, err_msg=f"step {t + 1} p{i}")
         np.testing.assert_allclose(net.update_norms, [torch.linalg.norm(p.detach() - b).item()
                                                       for p, b in zip(params[:n_w], before)], rtol=1e-6, atol=1e-14)
+
+
+# ------------------------------------------- BatchNorm, LayerNorm and residual networks
+NORM_CONFIGS = [dict(norm="batch"), dict(norm="layer"), dict(residual=True, residual_scale=0.7),
+                dict(norm="batch", residual=True, residual_scale=0.5), dict(norm="layer", residual=True),
+                dict(norm="batch", weight_decay=0.01)]
+NORM_IDS = ["-".join(f"{k}={v}" for k, v in c.items()) for c in NORM_CONFIGS]
+
+
+class TorchMLP(torch.nn.Module):
+    """The same network in torch: Linear (weight = W^T), BatchNorm1d / LayerNorm, tanh, skip."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.linears = torch.nn.ModuleList()
+        for W, b in zip(net.weights, net.biases):
+            lin = torch.nn.Linear(*W.shape, dtype=torch.float64)
+            with torch.no_grad():
+                lin.weight.copy_(torch.tensor(W.T))
+                lin.bias.copy_(torch.tensor(b))
+            self.linears.append(lin)
+        self.norms = torch.nn.ModuleList()
+        for W, g, b in zip(net.weights, net.norm_scales, net.norm_shifts):
+            n = W.shape[1]
+            norm = (torch.nn.BatchNorm1d(n, eps=1e-5, momentum=0.1, dtype=torch.float64) if net.norm == "batch"
+                    else torch.nn.LayerNorm(n, eps=1e-5, dtype=torch.float64))
+            with torch.no_grad():
+                norm.weight.copy_(torch.tensor(g))
+                norm.bias.copy_(torch.tensor(b))
+            self.norms.append(norm)
+        self.residual, self.scale = net.residual, net.residual_scale
+
+    def forward(self, x):
+        zs = []
+        for l, lin in enumerate(self.linears):
+            z = lin(x)
+            if z.requires_grad:
+                z.retain_grad()
+            zs.append(z)
+            if l == len(self.linears) - 1:
+                return z, zs
+            h = torch.tanh(self.norms[l](z) if self.norms else z)
+            x = x + self.scale * h if self.residual and l >= 1 else h
+
+    def ordered(self):
+        """Parameters in the order of MLP.parameters()."""
+        return ([lin.weight for lin in self.linears] + [lin.bias for lin in self.linears]
+                + [n.weight for n in self.norms] + [n.bias for n in self.norms])
+
+
+def _as_nncore(i, tensor, n_layers):
+    a = tensor.detach().numpy()
+    return a.T if i < n_layers else a  # Linear's weight is W^T
+
+
+def _norm_case(config):
+    config = dict(config)
+    wd = config.pop("weight_decay", 0.0)
+    net = MLP(5, [6, 6, 6], 3, activation="tanh", sigma_b=0.2, seed=4, **config)
+    rng = np.random.default_rng(8)
+    for g, b in zip(net.norm_scales, net.norm_shifts):
+        g[...] = rng.uniform(0.5, 1.5, size=g.shape)
+        b[...] = rng.normal(scale=0.3, size=b.shape)
+    return net, TorchMLP(net), rng, wd
+
+
+def _rel_close(got, want, what):
+    scale = max(float(np.max(np.abs(want))), 1e-300)
+    assert float(np.max(np.abs(got - want))) <= 1e-10 * scale, what
+
+
+@pytest.mark.parametrize("config", NORM_CONFIGS, ids=NORM_IDS)
+def test_norm_and_residual_loss_and_gradients_match_autograd(config):
+    net, tnet, rng, _ = _norm_case(config)
+    X, y = rng.normal(size=(10, 5)), rng.integers(0, 3, size=10)
+    value, grads = net.loss_and_grads(X, y)
+    z, zs = tnet(torch.tensor(X))
+    tl = F.cross_entropy(z, torch.tensor(y))
+    tl.backward()
+    assert value == pytest.approx(tl.item(), rel=1e-12)
+    L = net.n_layers
+    for i, (g, tp) in enumerate(zip(grads.parameters(), tnet.ordered())):
+        want = _as_nncore(i, tp.grad, L)
+        if net.norm == "batch" and L <= i < 2 * L - 1:
+            # b_l before BatchNorm is cancelled by the batch mean: both gradients are rounding noise
+            assert np.max(np.abs(g)) < 1e-15 and np.max(np.abs(want)) < 1e-15, i
+            continue
+        _rel_close(g, want, f"gradient {i}")
+    for d, tz in zip(grads.deltas, zs):
+        _rel_close(d, tz.grad.numpy(), "delta")
+    if net.norm == "batch":
+        for n, tn in zip(net.norms, tnet.norms):
+            _rel_close(n.running_mean, tn.running_mean.numpy(), "running_mean")
+            _rel_close(n.running_var, tn.running_var.numpy(), "running_var")
+
+
+@pytest.mark.parametrize("config", NORM_CONFIGS, ids=NORM_IDS)
+def test_ten_adam_steps_match_torch(config):
+    """10 steps of Adam on fresh batches: every parameter, BatchNorm's running averages and the
+    evaluation-mode loss, to 1e-10 relative."""
+    net, tnet, rng, wd = _norm_case(config)
+    opt = optimizers.get("adam", lr=0.01, weight_decay=wd)
+    topt = torch.optim.Adam(tnet.ordered(), lr=0.01, weight_decay=wd)
+    for step in range(10):
+        X, y = rng.normal(size=(12, 5)), rng.integers(0, 3, size=12)
+        _, grads = net.loss_and_grads(X, y)
+        opt.step(net, grads)
+        topt.zero_grad()
+        tnet.train()
+        F.cross_entropy(tnet(torch.tensor(X))[0], torch.tensor(y)).backward()
+        topt.step()
+        L = net.n_layers
+        for i, (p, tp) in enumerate(zip(net.parameters(), tnet.ordered())):
+            if net.norm == "batch" and L <= i < 2 * L - 1 and not wd:
+                # b_l before BatchNorm has a zero gradient up to rounding, which Adam turns into
+                # steps of about lr * 1e-17 / eps = 1e-11 of either sign, in torch as here
+                np.testing.assert_allclose(p, _as_nncore(i, tp, L), rtol=0, atol=1e-9)
+                continue
+            _rel_close(p, _as_nncore(i, tp, L), f"step {step + 1} parameter {i}")
+        for n, tn in zip(net.norms, tnet.norms):
+            if net.norm == "batch":  # the running mean carries those b_l: the same noise
+                np.testing.assert_allclose(n.running_mean, tn.running_mean.numpy(), rtol=1e-10, atol=1e-9)
+                _rel_close(n.running_var, tn.running_var.numpy(), f"step {step + 1} running_var")
+    X, y = rng.normal(size=(7, 5)), rng.integers(0, 3, size=7)
+    tnet.eval()
+    with torch.no_grad():
+        tz = tnet(torch.tensor(X))[0]
+    if net.norm == "batch" and not wd:  # b_l - running_mean of those noisy b_l: to ~1e-11 each
+        np.testing.assert_allclose(net.forward(X), tz.numpy(), rtol=1e-10, atol=1e-9)
+    else:
+        _rel_close(net.forward(X), tz.numpy(), "evaluation logits")
+    assert net.evaluate(X, y)[0] == pytest.approx(F.cross_entropy(tz, torch.tensor(y)).item(), rel=1e-9)

@@ -243,7 +243,7 @@ def test_float32_everywhere():
     assert all(p.dtype == np.float32 for p in net.weights + net.biases)
 
 
-@pytest.mark.parametrize("act", ["sigmoid", "tanh", "relu", "leaky_relu", "softsign", "identity"])
+@pytest.mark.parametrize("act", sorted(nncore.activations.REGISTRY))
 @pytest.mark.parametrize("loss", ["cross_entropy", "bce", "mse"])
 def test_float32_close_to_float64(ref, act, loss):
     rng = np.random.default_rng(0)
@@ -305,3 +305,99 @@ def test_divergence_on_gradient_norm_overflow_with_finite_loss():
 def test_train_exports():
     assert nncore.train is train
     assert {"MLP", "Grads", "STATS", "train"} <= set(nncore.__all__)
+
+
+# ---------- divergence, histogram bins and steps, bad targets (from the audit)
+def _axy(n_in=3, n_out=2, B=64, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(B, n_in)), np.arange(B) % n_out
+
+
+def _norm64(arrays):
+    """sqrt of the summed squares of the entries, in float64."""
+    return math.sqrt(sum(float(np.sum(np.asarray(a, dtype=np.float64) ** 2)) for a in arrays))
+
+
+def _overflowing_net():
+    """float32 net of /tmp/audit/norm_overflow.py: finite loss and gradients, but the sum of
+    squares of the gradients is beyond float32's range (norm > 1.8e19)."""
+    net = MLP(4, [8, 8, 8], 2, activation="identity", loss="mse", dtype="float32", seed=0,
+              init="constant", init_params={"value": 30.0})
+    return net, np.full((4, 4), 30.0), np.zeros((4, 2))
+
+
+def test_non_finite_parameters_after_the_last_update_are_divergence():
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(16, 3)), np.full((16, 2), 1e6)
+    net = MLP(3, [4, 4], 2, seed=0, loss="mse")
+    records = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = train(net, optimizers.get("sgd", lr=1e308), X, y, epochs=1, batch_size=16,
+                       callback=records.append)
+    assert caught == [], [str(w.message) for w in caught]
+    assert not np.isfinite(np.concatenate([np.ravel(p) for p in net.weights + net.biases])).all()
+    assert result.steps == 1
+    assert result.diverged is True
+    assert result.diverged_step == 1
+
+
+def test_train_does_not_diverge_on_finite_float32_gradients_with_a_huge_norm():
+    net, X, y = _overflowing_net()
+    ref_net, _, _ = _overflowing_net()
+    loss, g = ref_net.loss_and_grads(X, y)
+    gs = [a.copy() for a in g.weights + g.biases]
+    assert math.isfinite(loss) and all(np.isfinite(a).all() for a in gs)
+    assert _norm64(gs) > 1.8e19  # squares sum beyond float32's max
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = train(net, optimizers.get("sgd", lr=1e-30), X, y, epochs=1, batch_size=4)
+    assert result.diverged_step is None
+    assert not result.diverged
+    assert result.steps == 1
+    assert all(np.isfinite(p).all() for p in net.parameters())
+
+
+@pytest.mark.parametrize("bins", [0, -1, 2.5, "64"])
+@pytest.mark.parametrize("histogram_steps", [(20,), ()], ids=["hist_at_20", "no_hist_steps"])
+def test_train_rejects_bad_histogram_bins_before_any_update(bins, histogram_steps):
+    X, y = _axy()
+    net = MLP(3, [8, 8], 2, seed=0)
+    opt = optimizers.get("adam", lr=0.01)
+    before = [p.copy() for p in net.weights + net.biases]
+    calls = []
+    with pytest.raises(ValueError, match="bins"):
+        train(net, opt, X, y, epochs=4, batch_size=8, log_every=10, histogram_steps=histogram_steps,
+              histogram_bins=bins, callback=calls.append)
+    assert calls == []
+    assert opt.t == 0
+    for p, p0 in zip(net.weights + net.biases, before):
+        np.testing.assert_array_equal(p, p0)
+
+
+def test_histogram_steps_off_the_log_grid_are_reported():
+    X, y = _axy()
+    net = MLP(3, [4], 2, seed=0)
+    got = []
+    result = train(net, optimizers.get("sgd", lr=0.1), X, y, epochs=4, batch_size=8, log_every=10,
+                   histogram_steps=(5, 10_000), callback=got.append)
+    assert result.steps == 32  # 4 epochs of 64 / 8 batches
+    assert [r.step for r in got] == [0, 5, 10, 20, 30, 32]
+    by_step = {r.step: r for r in got}
+    assert by_step[5].histograms is not None
+    assert set(by_step[5].histograms) == {"act", "delta", "weight_grad"}
+    assert by_step[32].final and by_step[32].histograms is not None
+    for step in (0, 10, 20, 30):
+        assert by_step[step].histograms is None
+
+
+def test_train_rejects_float32_mse_targets_beyond_float32_range_before_any_update():
+    net = MLP(3, [4], 2, loss="mse", dtype="float32", seed=0)
+    X, y = np.random.default_rng(0).normal(size=(8, 3)), np.full((8, 2), 1e39)
+    before = [p.copy() for p in net.parameters()]
+    calls = []
+    with pytest.raises(ValueError, match="target"):
+        train(net, optimizers.get("sgd"), X, y, epochs=1, batch_size=8, callback=calls.append)
+    assert calls == []
+    for p, p0 in zip(net.parameters(), before):
+        np.testing.assert_array_equal(p, p0)
