@@ -142,8 +142,6 @@ def validate(cfg):
     _check(isinstance(m.residual, bool), "model.residual", f"must be true or false, got {m.residual!r}")
     _check(math.isfinite(m.residual_scale) and m.residual_scale > 0, "model.residual_scale",
            f"must be a finite number > 0, got {m.residual_scale}")
-    for key in arch_kwargs(cfg):  # until nncore's MLP has the option (the layer-library issue)
-        _check(key in _mlp_options(), f"model.{key}", "this nncore's MLP has no such option yet")
     _check(cfg.activation.name in activations.REGISTRY, "activation.name",
            f"unknown activation {cfg.activation.name!r}; valid: {', '.join(sorted(activations.REGISTRY))}")
     _check(0.0 <= cfg.activation.alpha < 1.0, "activation.alpha", f"must be in [0, 1), got {cfg.activation.alpha}")
@@ -179,13 +177,6 @@ def validate(cfg):
     _check(t.histogram_snapshots >= 0, "train.histogram_snapshots", f"must be >= 0, got {t.histogram_snapshots}")
     _check(t.histogram_bins >= 1, "train.histogram_bins", f"must be >= 1, got {t.histogram_bins}")
     _check(_is_int(cfg.seed) and cfg.seed >= 0, "seed", f"must be an integer >= 0, got {cfg.seed}")
-
-
-def _mlp_options():
-    import inspect
-
-    from nncore import MLP
-    return inspect.signature(MLP).parameters
 
 
 def optimizer_kwargs(cfg):

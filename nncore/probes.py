@@ -29,7 +29,6 @@ import numpy as np
 
 STATS = ("grad_norm", "bias_grad_norm", "delta_ms", "preact_mean", "preact_var", "act_mean",
          "act_var", "saturation", "dead_frac", "weight_norm", "update_ratio", "unit_spread")
-HISTOGRAM_KINDS = ("act", "delta", "weight_grad")
 SATURATION_THRESHOLD = 0.1  # relative to max phi'
 
 

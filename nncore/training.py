@@ -18,7 +18,8 @@ class ProbeRecord:
     """What the callback receives. ``stats`` is ``net.probe`` on the probe batch;
     ``histograms`` is filled at the steps in ``histogram_steps``, and at the last step when
     ``histogram_steps`` is not empty (else None);
-    ``train_loss`` is the mean loss of the last training batch (NaN at step 0);
+    ``train_loss`` is the mean loss of the last training batch and ``train_grad_norm`` the global
+    norm of its gradients, before clipping (both NaN at step 0);
     ``probe_loss`` and ``probe_accuracy`` are those of the probe batch (dropout off)."""
     step: int
     epoch: int
@@ -26,7 +27,7 @@ class ProbeRecord:
     stats: dict
     histograms: dict = None
     train_loss: float = float("nan")
-    grad_norm_total: float = float("nan")
+    train_grad_norm: float = float("nan")
     final: bool = False
     probe_loss: float = float("nan")
     probe_accuracy: float = float("nan")

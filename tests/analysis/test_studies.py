@@ -31,11 +31,6 @@ EXPECTED = {
 
 @pytest.mark.parametrize("study", sorted(SMALL))
 def test_small_study_runs_and_writes_its_section(study, tmp_path, monkeypatch):
-    if study == "remedies":
-        import inspect
-        from nncore import MLP
-        if "norm" not in inspect.signature(MLP).parameters:
-            pytest.skip("needs MLP(norm=..., residual=..., residual_scale=...) of the layer-library issue")
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     for var in (runner.ENV_PARENT_RUN, runner.ENV_SWEEP, runner.ENV_EXPERIMENT_ID, runner.ENV_SKIP_FILE):
         monkeypatch.delenv(var, raising=False)

@@ -27,7 +27,7 @@ class Recorder:
 
     def __call__(self, rec):
         self.records.append(dict(step=rec.step, epoch=rec.epoch, final=rec.final, train_loss=rec.train_loss,
-                                 grad_norm_total=rec.grad_norm_total,
+                                 train_grad_norm=rec.train_grad_norm,
                                  stats={k: v.copy() for k, v in rec.stats.items()},
                                  hist=rec.histograms is not None, net=rec.net))
 
@@ -95,7 +95,7 @@ def test_epoch_numbers_and_records():
     assert [r["epoch"] for r in rec.records] == [0, 0, 1, 2, 2, 3]
     for r in rec.records[1:]:
         assert r["train_loss"] == res.train_losses[r["step"] - 1]
-        assert math.isfinite(r["grad_norm_total"]) and r["grad_norm_total"] > 0
+        assert math.isfinite(r["train_grad_norm"]) and r["train_grad_norm"] > 0
         assert np.all(r["stats"]["update_ratio"] > 0)
     assert rec.records[0]["net"] is net
 
