@@ -177,39 +177,28 @@ def _flags(text):
     return set() if text == "none" else {f.strip() for f in text.split(",") if f.strip()}
 
 
-def diagnosis_table(runs):
-    """One row per (activation, init), one column per architecture: 'init -> final, trainability'."""
+def _per_architecture(runs, cell_text):
+    """One row per (activation, init), one column per architecture, cells from ``cell_text(run)``."""
     rows = []
     for (act, init), grp in runs.groupby(["activation", "init"], sort=True):
         row = {"activation": act, "init": init}
         for arch in arch_order(runs):
             cell = grp[grp["arch"] == arch]
-            if cell.empty:
-                row[arch_name(arch)] = "-"
-                continue
-            r = cell.iloc[0]
-            row[arch_name(arch)] = (f"{r['pathology_init']} -> {r['pathology_final']}, {r['trainability']} "
-                                    f"(acc {r['acc/val']:.2f})")
+            row[arch_name(arch)] = "-" if cell.empty else cell_text(cell.iloc[0])
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def diagnosis_table(runs):
+    """Per (activation, init) and architecture: 'init -> final, trainability (acc)'."""
+    return _per_architecture(runs, lambda r: f"{r['pathology_init']} -> {r['pathology_final']}, "
+                                             f"{r['trainability']} (acc {r['acc/val']:.2f})")
 
 
 def trainability_table(runs):
     """Final validation accuracy (and outcome or trainability) per (activation, init) x architecture."""
-    has_tags = "trainability" in runs.columns
-    rows = []
-    for (act, init), grp in runs.groupby(["activation", "init"], sort=True):
-        row = {"activation": act, "init": init}
-        for arch in arch_order(runs):
-            cell = grp[grp["arch"] == arch]
-            if cell.empty:
-                row[arch_name(arch)] = "-"
-                continue
-            r = cell.iloc[0]
-            verdict = r["trainability"] if has_tags else r["outcome"]
-            row[arch_name(arch)] = f"{r['acc/val']:.2f} ({verdict})"
-        rows.append(row)
-    return pd.DataFrame(rows)
+    verdict = "trainability" if "trainability" in runs.columns else "outcome"
+    return _per_architecture(runs, lambda r: f"{r['acc/val']:.2f} ({r[verdict]})")
 
 
 def cure_table(runs):

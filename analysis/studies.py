@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.colors import Normalize
 
+from experiments.images import cell_edges
 from nncore import theory as mf
 
 from . import figures
@@ -169,24 +170,16 @@ def fig_phase_diagram(runs, sigma_b2):
     fig, axes = new_figure(1, 1, extra_width=1.0)
     ax = axes[0, 0]
     sw2, depths = grid.columns.to_numpy(float), grid.index.to_numpy(float)
-    mesh = ax.pcolormesh(_edges(sw2), _edges(depths), grid.to_numpy(float), cmap="viridis",
+    mesh = ax.pcolormesh(cell_edges(sw2), cell_edges(depths), grid.to_numpy(float), cmap="viridis",
                          norm=Normalize(0, 1), shading="flat")
     fig.colorbar(mesh, ax=ax, label="final val accuracy")
     fine = np.linspace(sw2.min(), sw2.max(), 200)
     curve = six_xi(fine, sigma_b2)
     ax.plot(fine, np.clip(curve, 0, depths.max() * 1.5), color="white", linestyle="--", label="6 |xi| (mean field)")
-    ax.set(xlabel="sigma_w^2", ylabel="depth (hidden layers)", ylim=(_edges(depths)[0], _edges(depths)[-1]))
+    ax.set(xlabel="sigma_w^2", ylabel="depth (hidden layers)", ylim=(cell_edges(depths)[0], cell_edges(depths)[-1]))
     ax.legend(loc="upper right", fontsize=7)
     suptitle(fig, title)
     return fig
-
-
-def _edges(centres):
-    centres = np.asarray(centres, dtype=float)
-    if centres.size == 1:
-        return np.array([centres[0] - 0.5, centres[0] + 0.5])
-    mid = (centres[1:] + centres[:-1]) / 2
-    return np.concatenate([[2 * centres[0] - mid[0]], mid, [2 * centres[-1] - mid[-1]]])
 
 
 def phase_diagram(frames, figure_dir):

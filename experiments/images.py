@@ -171,7 +171,7 @@ def render(layer_stats, title=""):
 
     image, draw, box, font = _canvas(HEATMAP_SIZE, f"{title}  log10 ||dL/dW_l||".strip(), "training step", "layer l",
                                      right=COLORBAR)
-    x_edges, y_edges = _edges(steps), _edges(layers)
+    x_edges, y_edges = cell_edges(steps), cell_edges(layers)
     axes = Axes(draw, box, (x_edges[0], x_edges[-1]), (y_edges[0], y_edges[-1]))
     # Each pixel shows the cell its centre falls in (steps may be unevenly spaced: the last one).
     px = np.arange(box[0] + 1, box[2])
@@ -203,7 +203,7 @@ def render(layer_stats, title=""):
     return images
 
 
-def _edges(centres):
+def cell_edges(centres):
     """Cell edges around sorted centres (a single centre gets a cell of width 1)."""
     centres = np.asarray(centres, dtype=float)
     if centres.size == 1:

@@ -128,7 +128,8 @@ def test_the_parent_run_reads_like_a_front_page(store, page, tmp_path):
     page.goto(f"http://127.0.0.1:{store['port']}/#/experiments/{store['experiment_id']}/runs/{parent.info.run_id}")
     page.get_by_text("At a glance").first.wait_for()
     page.get_by_text("Show more").first.click()
-    page.get_by_text("Outcomes: 2 ok.").first.wait_for()
+    page.get_by_text("Trainability:").first.wait_for()
+    page.get_by_text("(outcome tag: 2 ok).").first.wait_for()
     link = page.get_by_role("link", name="report.html").first
     assert link.get_attribute("href") == (f"#/experiments/{store['experiment_id']}/runs/{parent.info.run_id}"
                                           "/artifacts/report/report.html")
