@@ -349,11 +349,11 @@ def optimizer_summary(runs, init=None):
     leaders = pd.Series([winner for winner in winners if winner is not None], dtype="str").value_counts()
     ties = winners.count(None)
     if leaders.empty:
-        return (f"At the largest depth ({init}), the optimizers' final validation accuracies are within "
+        return (f"At the largest depth, with {init} init, the optimizers' final validation accuracies are within "
                 f"{ACCURACY_TIE:g} of each other for all {len(winners)} activations.")
     tie_text = f" ({ties} tied within {ACCURACY_TIE:g})" if ties else ""
-    return (f"At the largest depth ({init}), {leaders.index[0]} has the highest final validation accuracy for "
-            f"{leaders.iloc[0]} of {len(winners)} activations{tie_text}.")
+    return (f"At the largest depth, with {init} init, {leaders.index[0]} has the highest final validation "
+            f"accuracy for {leaders.iloc[0]} of {len(winners)} activations{tie_text}.")
 
 
 def curves_observations(runs, init=None):

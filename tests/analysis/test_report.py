@@ -160,10 +160,10 @@ def test_ratio_tables_treat_non_finite_values_as_missing(frames):
 
 def test_optimizer_summary_reports_the_winner_or_a_tie(frames, vanishing):
     assert observations.optimizer_summary(frames.runs) == (
-        "At the largest depth (xavier_uniform), adam has the highest final validation accuracy for 2 of 2 "
+        "At the largest depth, with xavier_uniform init, adam has the highest final validation accuracy for 2 of 2 "
         "activations.")
     _, _, vanishing_md = vanishing            # gain 0 for xavier_uniform: both optimizers reach the same accuracy
-    assert ("At the largest depth (xavier_uniform), the optimizers' final validation accuracies are within 0.01 "
+    assert ("At the largest depth, with xavier_uniform init, the optimizers' final validation accuracies are within 0.01 "
             "of each other for all 2 activations.") in vanishing_md
 
 
