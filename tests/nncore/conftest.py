@@ -190,10 +190,20 @@ def single_thread_blas():
         yield
 
 
+def classification_data(n_in, n_out, B, seed=0):
+    """X ~ N(0, 1) of shape (B, n_in) and integer labels in which every class occurs (B >= n_out)."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(B, n_in))
+    y = rng.integers(0, n_out, size=B)
+    y[:n_out] = np.arange(n_out)
+    return X, y
+
+
 @pytest.fixture
 def ref():
     return types.SimpleNamespace(
         ACTIVATIONS=ACTIVATIONS, LOSSES=LOSSES, MAX_DERIVATIVE=MAX_DERIVATIVE, LEAKY_ALPHA=LEAKY_ALPHA,
         sigmoid=sigmoid, phi=phi, dphi=dphi, loss_and_dz=loss_and_dz, make_targets=make_targets, forward=forward,
         backward=backward, total_loss=total_loss, rel_err=rel_err, numerical_grad=numerical_grad,
+        classification_data=classification_data,
     )

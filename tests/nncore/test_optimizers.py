@@ -566,14 +566,6 @@ def test_failed_step_does_not_advance_the_step_counter(monkeypatch):
     np.testing.assert_allclose(np.concatenate([a.ravel() for a in net.parameters()]), p0 - 0.1 * g, rtol=1e-14)
 
 
-def _fb_data(n_in, n_out, B, seed=0):
-    rng = np.random.default_rng(seed)
-    X = rng.normal(size=(B, n_in))
-    y = rng.integers(0, n_out, size=B)
-    y[:n_out] = np.arange(n_out)
-    return X, y
-
-
 def _fb_net(hidden=(7, 7, 3), n_in=5, n_out=4, **kw):
     kw = {"activation": "tanh", "init": "normal", "init_params": {"sigma_w": 1.5}, "sigma_b": 0.5, "seed": 3, **kw}
     return MLP(n_in, list(hidden), n_out, **kw)
@@ -584,9 +576,9 @@ def _params(net):
 
 
 @pytest.mark.parametrize("kind", ["weights", "biases"])
-def test_replaced_gradient_is_used_and_grads_untouched(kind):
+def test_replaced_gradient_is_used_and_grads_untouched(ref, kind):
     net = _fb_net()
-    X, y = _fb_data(5, 4, 9)
+    X, y = ref.classification_data(5, 4, 9)
     _, g = net.loss_and_grads(X, y)
     saved = [a.copy() for a in g.weights + g.biases]
     getattr(g, kind)[0] = getattr(g, kind)[0] * 2
@@ -604,9 +596,9 @@ def test_replaced_gradient_is_used_and_grads_untouched(kind):
 
 @pytest.mark.parametrize("replaced", [False, True])
 @pytest.mark.parametrize("name", sorted(optimizers.REGISTRY))
-def test_optimizer_does_not_modify_grads(name, replaced):
+def test_optimizer_does_not_modify_grads(ref, name, replaced):
     net = _fb_net()
-    X, y = _fb_data(5, 4, 9)
+    X, y = ref.classification_data(5, 4, 9)
     opt = optimizers.get(name, weight_decay=0.1, clip_norm=0.01)
     for _ in range(3):
         _, g = net.loss_and_grads(X, y)
@@ -619,9 +611,9 @@ def test_optimizer_does_not_modify_grads(name, replaced):
             np.testing.assert_array_equal(a, a0)
 
 
-def test_gradient_shape_mismatch_changes_nothing():
+def test_gradient_shape_mismatch_changes_nothing(ref):
     net = _fb_net()
-    X, y = _fb_data(5, 4, 9)
+    X, y = ref.classification_data(5, 4, 9)
     _, g = net.loss_and_grads(X, y)
     bad = Grads([a.copy() for a in g.weights], [a.copy() for a in g.biases], [])
     bad.weights[1] = np.ones((7, 6))
@@ -639,8 +631,8 @@ UPDATE_LR = {"sgd": 0.1, "momentum": 0.05, "nesterov": 0.05, "adagrad": 0.05, "r
 
 
 @pytest.mark.parametrize("name", sorted(optimizers.REGISTRY))
-def test_update_norms_are_weight_change_norms(name):
-    X, y = _fb_data(5, 4, 9)
+def test_update_norms_are_weight_change_norms(ref, name):
+    X, y = ref.classification_data(5, 4, 9)
     net = _fb_net()
     opt = optimizers.get(name, lr=UPDATE_LR[name], weight_decay=0.01)
     for _ in range(4):

@@ -361,14 +361,6 @@ def test_unit_spread_of_integer_arrays():
     assert probes.unit_spread(W, b) > 0
 
 
-def _fb_data(n_in, n_out, B, seed=0):
-    rng = np.random.default_rng(seed)
-    X = rng.normal(size=(B, n_in))
-    y = rng.integers(0, n_out, size=B)
-    y[:n_out] = np.arange(n_out)
-    return X, y
-
-
 STACKED = [(5, [7, 7, 7, 3, 3, 9], 4), (6, [6, 6, 6], 6), (4, [5, 5, 4, 4, 4, 4], 4)]
 
 
@@ -389,7 +381,7 @@ def _assert_stats_tol(got, want, rtol, atol=1e-14):
 @pytest.mark.parametrize("arch", STACKED, ids=lambda a: "-".join(map(str, [a[0], *a[1], a[2]])))
 def test_probe_stacked_layers_match_reference_float64(ref, arch, act):
     net = _stacked_net(arch, act)
-    X, y = _fb_data(arch[0], arch[2], 12)
+    X, y = ref.classification_data(arch[0], arch[2], 12)
     opt = optimizers.get("sgd", lr=0.1)
     prev = None
     for step in range(2):  # at init, then after a step (update_ratio > 0)
@@ -407,7 +399,7 @@ def test_probe_stacked_layers_match_reference_float64(ref, arch, act):
 @pytest.mark.parametrize("arch", STACKED, ids=lambda a: "-".join(map(str, [a[0], *a[1], a[2]])))
 def test_probe_stacked_layers_float32_close_to_reference(ref, arch, act):
     net = _stacked_net(arch, act, dtype="float32")
-    X, y = _fb_data(arch[0], arch[2], 12)
+    X, y = ref.classification_data(arch[0], arch[2], 12)
     got = net.probe(X, y)
     Ws = [w.astype(np.float64) for w in net.weights]
     bs = [b.astype(np.float64) for b in net.biases]
@@ -422,7 +414,7 @@ def test_probe_of_wide_layers_matches_the_reference(ref, dtype, rtol):
     width, batch = 512, 128
     net = MLP(10, [width, width], 3, activation="tanh", init="normal", init_params={"sigma_w": 1.5},
               sigma_b=0.2, dtype=dtype, seed=4)
-    X, y = _fb_data(10, 3, batch)
+    X, y = ref.classification_data(10, 3, batch)
     got = net.probe(X, y)
     zs, hs, _ = ref.forward([w.astype(np.float64) for w in net.weights],
                             [b.astype(np.float64) for b in net.biases], X, "tanh")
@@ -444,12 +436,12 @@ def _direct_spread(W, b):
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("hidden", [[8, 8, 8, 4, 4], [6, 6, 6], [16, 16]])
-def test_unit_spread_exactly_zero_for_constant_init(dtype, hidden):
+def test_unit_spread_exactly_zero_for_constant_init(ref, dtype, hidden):
     """Even widths: for some odd sizes (e.g. 3, 7, 9, 33) OpenBLAS's edge kernels round identical
     rows of a product differently, and the units' weights themselves stop being identical (not
     a probe matter; the test checks that the weights are identical before checking the probe)."""
     net = MLP(5, hidden, 4, activation="tanh", init="constant", init_params={"value": 0.2}, dtype=dtype, seed=0)
-    X, y = _fb_data(5, 4, 32)
+    X, y = ref.classification_data(5, 4, 32)
     stats = net.probe(X, y)
     assert np.all(stats["unit_spread"] == 0.0), stats["unit_spread"]
     for W, b in zip(net.weights, net.biases):
@@ -496,7 +488,7 @@ def test_unit_spread_nearly_identical_units_in_network(ref):
     rng = np.random.default_rng(5)
     for p in net.weights + net.biases:
         p += 0.2 * 1e-9 * rng.normal(size=p.shape)
-    X, y = _fb_data(6, 6, 10)
+    X, y = ref.classification_data(6, 6, 10)
     got = net.probe(X, y)["unit_spread"]
     want = [_direct_spread(W, b) for W, b in zip(net.weights, net.biases)]
     assert all(0 < w < 1e-7 for w in want)
@@ -515,9 +507,9 @@ def test_unit_spread_random_weights(shape):
 
 
 @pytest.mark.parametrize("arch", STACKED + [(8, [64] * 12, 3)], ids=str)
-def test_unit_spread_random_weights_in_network(arch):
+def test_unit_spread_random_weights_in_network(ref, arch):
     net = _stacked_net(arch, "relu")
-    X, y = _fb_data(arch[0], arch[2], 10)
+    X, y = ref.classification_data(arch[0], arch[2], 10)
     got = net.probe(X, y)["unit_spread"]
     want = [_direct_spread(W, b) for W, b in zip(net.weights, net.biases)]
     np.testing.assert_allclose(got, want, rtol=1e-10)
