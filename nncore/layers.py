@@ -194,15 +194,9 @@ class Residual(Sequential):
         self.scale = scale
 
     def forward(self, x, train):
-        h = x
-        for layer in self.layers:
-            h = layer.forward(h, train)
-        out = x + self.scale * h
+        out = x + self.scale * super().forward(x, train)
         self.cache = {"out": out}
         return out
 
     def backward(self, dout):
-        d = self.scale * dout
-        for layer in reversed(self.layers):
-            d = layer.backward(d)
-        return dout + d
+        return dout + super().backward(self.scale * dout)

@@ -55,7 +55,7 @@ class Optimizer:
         """Update ``net`` in place. ``total_norm`` is the global gradient norm when the
         caller has already computed it (the training loop does, to detect divergence)."""
         params = net.parameters()
-        gs = grads.parameters() if hasattr(grads, "parameters") else [*grads.weights, *grads.biases]
+        gs = _all(grads)
         shapes, dtype = [p.shape for p in params], params[0].dtype
         if [np.shape(g) for g in gs] != shapes:
             raise ValueError(f"gradient shapes {[np.shape(g) for g in gs]} do not match parameter shapes "
@@ -67,7 +67,7 @@ class Optimizer:
             raise ValueError(f"this optimizer holds state for {self._shapes[1]} parameters of shapes "
                              f"{self._shapes[0]}; the network has {dtype} parameters of shapes {shapes}")
         if total_norm is None and self.clip_norm is not None:
-            total_norm = global_norm(grads)
+            total_norm = _norm(gs)
         self._last_total_norm = (total_norm, gs)
         scale = 1.0 if self.clip_norm is None else min(self.clip_norm / (total_norm + 1e-6), 1.0)
         self.t += 1
@@ -95,7 +95,7 @@ class Optimizer:
         on first use when the step neither clipped nor was given it."""
         total, gs = self._last_total_norm
         if total is None:
-            total = math.sqrt(sum(_sq_norm(g) for g in gs))
+            total = _norm(gs)
             self._last_total_norm = (total, None)
         return total
 
@@ -316,7 +316,11 @@ def get(name, **hyper):
 
 def global_norm(grads):
     """sqrt of the summed squares of every gradient (weights, biases, norm scales and shifts)."""
-    return math.sqrt(sum(_sq_norm(g) for g in _all(grads)))
+    return _norm(_all(grads))
+
+
+def _norm(arrays):
+    return math.sqrt(sum(_sq_norm(a) for a in arrays))
 
 
 def _all(grads):
