@@ -42,19 +42,20 @@ def histogram_steps(total, log_every, snapshots):
 
 @dataclass
 class Recorder:
-    """Training callback: keeps the per-layer history, histograms and scalars of one run."""
+    """Training callback: keeps the per-layer history, histograms and scalars of one run.
+
+    It keeps NumPy arrays per probe and builds each table once at the end: a DataFrame per
+    statistic and probe cost more than the probes themselves (0.7 s of a 4.7 s depth-50 job)."""
     data: object
     n_layers: int
-    layer_frames: list = field(default_factory=list)
-    hist_frames: list = field(default_factory=list)
-    scalar_rows: list = field(default_factory=list)
+    layer_rows: list = field(default_factory=list)     # (step, stat, values over layers 1..L)
+    hist_rows: list = field(default_factory=list)      # (step, kind, layer, counts, edges)
+    scalar_rows: list = field(default_factory=list)    # (step, name, value, timestamp)
 
     def __call__(self, probe):
-        net, step, L = probe.net, probe.step, self.n_layers
+        net, step = probe.net, probe.step
         stats = probe.stats
-        for stat, values in stats.items():
-            self.layer_frames.append(pd.DataFrame({"step": step, "layer": np.arange(1, L + 1), "stat": stat,
-                                                   "value": np.asarray(values, dtype=np.float64)}))
+        self.layer_rows.extend((step, stat, np.asarray(values, dtype=np.float64)) for stat, values in stats.items())
         # The probe batch is a fixed subset of the training set: its loss comes free with the probe.
         loss_train, acc_train = probe.probe_loss, probe.probe_accuracy
         loss_val, acc_val = net.evaluate(self.data.X_val, self.data.y_val)
@@ -62,27 +63,35 @@ class Recorder:
         scalars = dict(zip(record.SCALARS, (loss_train, loss_val, acc_train, acc_val, probe_norm)))
         now = int(time.time() * 1000)
         self.scalar_rows.extend((step, name, float(v), now) for name, v in scalars.items())
-        if probe.histograms:
-            for kind, per_layer in probe.histograms.items():
-                for layer, (counts, edges) in enumerate(per_layer, start=1):
-                    self.hist_frames.append(pd.DataFrame({
-                        "step": step, "layer": layer, "kind": kind, "bin": np.arange(counts.size),
-                        "left": edges[:-1], "right": edges[1:], "count": counts.astype(np.int64)}))
+        for kind, per_layer in (probe.histograms or {}).items():
+            self.hist_rows.extend((step, kind, layer, counts, edges)
+                                  for layer, (counts, edges) in enumerate(per_layer, start=1))
 
     def layer_stats(self):
-        return _concat(self.layer_frames, record.LAYER_STATS_COLUMNS)
+        rows, L = self.layer_rows, self.n_layers
+        return _frame(record.LAYER_STATS_COLUMNS, {
+            "step": np.repeat([r[0] for r in rows], L), "layer": np.tile(np.arange(1, L + 1), len(rows)),
+            "stat": np.repeat([r[1] for r in rows], L), "value": _concat([r[2] for r in rows])})
 
     def histograms(self):
-        return _concat(self.hist_frames, record.HISTOGRAM_COLUMNS)
+        rows = self.hist_rows
+        sizes = [r[3].size for r in rows]
+        return _frame(record.HISTOGRAM_COLUMNS, {
+            "step": np.repeat([r[0] for r in rows], sizes), "layer": np.repeat([r[2] for r in rows], sizes),
+            "kind": np.repeat([r[1] for r in rows], sizes), "bin": _concat([np.arange(n) for n in sizes]),
+            "left": _concat([r[4][:-1] for r in rows]), "right": _concat([r[4][1:] for r in rows]),
+            "count": _concat([r[3] for r in rows])})
 
     def scalars(self):
         return pd.DataFrame(self.scalar_rows, columns=list(record.SCALAR_COLUMNS)).astype(record.SCALAR_COLUMNS)
 
 
-def _concat(frames, dtypes):
-    if not frames:
-        return pd.DataFrame({k: pd.Series(dtype=v) for k, v in dtypes.items()})
-    return pd.concat(frames, ignore_index=True).astype(dtypes)
+def _concat(arrays):
+    return np.concatenate(arrays) if arrays else np.array([])
+
+
+def _frame(dtypes, columns):
+    return pd.DataFrame({k: pd.Series(columns[k]).astype(v) for k, v in dtypes.items()})
 
 
 def _skipped(cfg, cfg_hash):
