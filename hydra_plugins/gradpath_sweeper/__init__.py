@@ -1,0 +1,1 @@
+"""gradpath's Hydra sweeper plugin (found through the hydra_plugins namespace package)."""
