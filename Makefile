@@ -66,6 +66,10 @@ bench: $(STAMP)  ## step and probe time at the study's shapes vs a plain NumPy M
 bench-report: $(STAMP)  ## time the report on a synthetic 1,000-run sweep (target <= 60 s)
 	$(PY) -m benchmarks.bench_report
 
+# MLflow's usage telemetry stays off (also for `mlflow ui` and `mlflow server`) unless the
+# environment sets MLFLOW_DISABLE_TELEMETRY=false; experiments/tracking.py says why.
+export MLFLOW_DISABLE_TELEMETRY ?= true
+
 # One BLAS thread per worker process: N workers on N cores.
 PIN := OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1
 FORCE ?= 0

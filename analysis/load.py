@@ -121,8 +121,8 @@ def open_client(tracking_uri):
     db = record.sqlite_path(tracking_uri)
     if db is not None and not db.exists():
         raise NoRunsError(f"no MLflow store at {db} (tracking URI {tracking_uri})")
-    from mlflow.tracking import MlflowClient
-    return MlflowClient(tracking_uri=tracking_uri)
+    from experiments import tracking
+    return tracking.client(tracking_uri)
 
 
 def quoted(value):
