@@ -32,7 +32,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from experiments import record
+from experiments import record, tracking
 from experiments.record import DEFAULT_EXPERIMENT, REPO_ROOT  # noqa: F401 - re-exported for analysis
 
 # Column -> dtype of each table. Empty tables are built from these too, so that
@@ -121,7 +121,6 @@ def open_client(tracking_uri):
     db = record.sqlite_path(tracking_uri)
     if db is not None and not db.exists():
         raise NoRunsError(f"no MLflow store at {db} (tracking URI {tracking_uri})")
-    from experiments import tracking
     return tracking.client(tracking_uri)
 
 

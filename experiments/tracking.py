@@ -17,6 +17,7 @@ BATCH = 1000  # MLflow's limit of metrics per log_batch call
 # to. A study harness does not phone home, and the telemetry's network calls at start and exit cost a
 # single run about 0.4 s. MLFLOW_DISABLE_TELEMETRY=false in the environment turns it back on.
 TELEMETRY_ENV = "MLFLOW_DISABLE_TELEMETRY"
+os.environ.setdefault(TELEMETRY_ENV, "true")  # set on import: MLflow reads it when it is first imported
 PARAM_BATCH = 100
 
 
@@ -97,7 +98,6 @@ def retry(fn, *args, attempts=None, base_delay=0.2, **kwargs):
 def client(uri):
     """MlflowClient for ``uri``. Opening a sqlite store creates and migrates its tables, which
     races when several processes open a new store at once: the store's file lock serializes it."""
-    os.environ.setdefault(TELEMETRY_ENV, "true")  # before MLflow's first import reads it
     from mlflow.tracking import MlflowClient
     db = sqlite_path(uri)
     if db is None:

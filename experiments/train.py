@@ -8,18 +8,29 @@ Before Hydra launches anything, experiments.sweep validates every job's config
 and opens the store; a bad value exits non-zero with one line naming the key.
 Sweeps skip grid points already FINISHED (same config_hash) unless FORCE=1.
 """
-import os
-import re
-import sys
-import tempfile
-import time
+import gc
 
-import hydra
-from hydra.core.hydra_config import HydraConfig
+# The imports below (Hydra, pandas, MLflow's client and its sqlite store) build about a million
+# long-lived objects and no garbage. With the cyclic collector paused meanwhile and those objects
+# frozen afterwards, no collection traverses them: not the many during the import, nor the final
+# one at exit (together about 1.5 s of a single run's wall time).
+gc.disable()
+import os  # noqa: E402
+import re  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
 
-from experiments import runner, sweep
-from experiments.config import register
+import hydra  # noqa: E402
+from hydra.core.hydra_config import HydraConfig  # noqa: E402
 
+from experiments import runner, sweep  # noqa: E402 - through experiments.tracking: MLflow's telemetry off
+from experiments.config import register  # noqa: E402
+
+from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore  # noqa: E402, F401, I001 - every run opens it
+
+gc.freeze()
+gc.enable()
 register()
 
 
