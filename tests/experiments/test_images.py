@@ -37,6 +37,8 @@ def test_profile_steps_are_capped_and_keep_the_ends():
     picked = images.profile_steps(steps, limit=20)
     assert len(picked) == 20 and picked[0] == 0 and picked[-1] == 990
     assert images.profile_steps([0, 5], limit=20) == [0, 5]
+    study = images.render(_layer_stats(list(range(0, 345, 20)) + [345], 5), "run")  # the default study's probes
+    assert [step for key, step, _ in study if key == "grad_norm_profile"] == [0, 60, 100, 160, 200, 260, 300, 345]
 
 
 def test_colormap_ends_are_viridis_and_nan_is_grey():
