@@ -3,11 +3,11 @@ job a second time in the launcher process (the pre-flight has composed and valid
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
-from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.plugins import Plugins
+from hydra.plugins.sweeper import Sweeper
 from omegaconf import OmegaConf
 
 from experiments.config import register
-from hydra_plugins.gradpath_sweeper.preflighted_sweeper import PreflightedSweeper
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
 
@@ -45,6 +45,10 @@ def _sweep(cls, tmp_path, max_batch_size=None):
 
 
 def test_same_jobs_and_batches_as_the_basic_sweeper_without_composing_them(tmp_path):
+    # The classes as Hydra finds them: its plugin scan re-executes the plugin modules, so a class
+    # imported before a scan may subclass a BasicSweeper that the module no longer holds.
+    found = {cls.__name__: cls for cls in Plugins.instance().discover(Sweeper)}
+    BasicSweeper, PreflightedSweeper = found["BasicSweeper"], found["PreflightedSweeper"]
     for batch_size in (None, 3):
         basic_composed, basic_batches = _sweep(BasicSweeper, tmp_path, batch_size)
         composed, batches = _sweep(PreflightedSweeper, tmp_path, batch_size)
