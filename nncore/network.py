@@ -120,7 +120,7 @@ class MLP:
                            init_params=dict(init_params or {}), activation_params=dict(activation_params or {}),
                            norm=norm, residual=self.residual, residual_scale=self.residual_scale)
         self._build(init, init_params or {}, sigma_b)
-        self.update_norms = np.zeros(self.n_layers)  # ||delta W_l|| of the last optimizer step
+        self.weight_updates = None  # the last optimizer step's delta W_l, l = 1..L (None before any)
         self.probe_loss = self.probe_accuracy = float("nan")
         self.last_masks = None
 
@@ -163,6 +163,14 @@ class MLP:
     def n_layers(self):
         """L: hidden layers + the output layer."""
         return len(self.sizes) - 1
+
+    @property
+    def update_norms(self):
+        """||delta W_l||_F of the last optimizer step, l = 1..L (zeros before any), from the updates
+        it left in ``weight_updates``: computed when read, since only the probes read them."""
+        if self.weight_updates is None:
+            return np.zeros(self.n_layers)
+        return probes.norms(self.weight_updates)
 
     @property
     def depth(self):

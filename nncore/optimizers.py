@@ -3,8 +3,8 @@
 ``opt = get("adam", lr=1e-3)``; ``opt.step(net, grads)`` updates every parameter of
 ``net.parameters()`` (weights, biases, then norm scales and shifts) in place, one whole array
 at a time. Each rule is torch's formula: it returns the amount ``u`` to subtract (p <- p - u),
-so ||u|| of every weight matrix is recorded in ``net.update_norms`` for the ``update_ratio``
-probe. ``opt.state[i]`` is the state of parameter i, a dict named as torch names it
+a new array; the step leaves the u of every weight matrix in ``net.weight_updates``, whose
+norms are ``net.update_norms`` (the ``update_ratio`` probe). ``opt.state[i]`` is the state of parameter i, a dict named as torch names it
 (``step``, ``exp_avg``, ``momentum_buffer``, ...).
 
 Two options common to all, as in torch:
@@ -18,6 +18,8 @@ Two options common to all, as in torch:
 import math
 
 import numpy as np
+
+from .squares import sum_of_squares
 
 
 class Optimizer:
@@ -71,9 +73,9 @@ class Optimizer:
         self._last_total_norm = (total_norm, gs)
         scale = 1.0 if self.clip_norm is None else min(self.clip_norm / (total_norm + 1e-6), 1.0)
         self.t += 1
+        updates = []
         try:
-            n_weights = net.n_layers
-            for i, (p, g, state) in enumerate(zip(params, gs, self.state)):
+            for p, g, state in zip(params, gs, self.state):
                 if not (isinstance(g, np.ndarray) and g.dtype == p.dtype):
                     g = np.asarray(g, dtype=p.dtype)
                 if scale != 1.0:
@@ -83,11 +85,11 @@ class Optimizer:
                 state["step"] = self.t
                 u = self._update(p, g, state)
                 p -= u
-                if i < n_weights:
-                    net.update_norms[i] = math.sqrt(_sq_norm(u))
+                updates.append(u)
         except BaseException:
             self.t -= 1  # the step did not happen (the parameters may be partly updated)
             raise
+        net.weight_updates = updates[:net.n_layers]  # their norms are computed when a probe reads them
 
     @property
     def last_total_norm(self):
@@ -100,7 +102,8 @@ class Optimizer:
         return total
 
     def _update(self, p, g, state):
-        """The amount to subtract from ``p`` at step ``state["step"]``; updates ``state``."""
+        """The amount to subtract from ``p`` at step ``state["step"]``, a new array (the network
+        keeps it as the last update); updates ``state``."""
         raise NotImplementedError
 
 
@@ -262,8 +265,8 @@ def _sq_norm(x):
     1e-19): then again in float64, so that a finite gradient never has an infinite norm (which
     would stop training as diverged) nor a spurious zero."""
     flat = np.asarray(x).ravel()
-    if flat.dtype == np.float64:  # einsum's loop: a BLAS dot this long would wake OpenBLAS's threads
-        return float(np.einsum("i,i->", flat, flat))
+    if flat.dtype == np.float64:
+        return sum_of_squares(flat)
     with np.errstate(over="ignore", under="ignore", invalid="ignore"):
         sq = float(np.dot(flat, flat))
     if flat.size * _TINY_SQUARES <= sq < math.inf:
