@@ -4,7 +4,8 @@ An activation is a small object with
   ``forward(z, out=None)``        phi(z), elementwise;
   ``derivative(z, a, out=None)``  phi'(z), given z and the cached a = phi(z);
   ``backprop(dout, z, a)``        dout * phi'(z), what the backward pass needs (one pass fewer
-                                  where an activation can fuse it);
+                                  where an activation can fuse it); z is None when
+                                  ``backprop_needs_z`` is False (phi' from a alone);
   ``max_derivative``              sup phi', the scale for ``saturation`` and ``dead_frac``;
   ``gaussian_gains()``            for the piecewise-linear ones, the closed-form Gaussian moments
                                   (E[phi(u)^2]/q, E[phi'(u)^2], E[phi(u)]/sqrt(q)) for u ~ N(0, q),
@@ -27,6 +28,7 @@ class Activation:
     name = "activation"
     max_derivative = 1.0
     sup_square = None
+    backprop_needs_z = True
 
     def gaussian_gains(self):
         return None
@@ -56,6 +58,7 @@ class Sigmoid(Activation):
     name = "sigmoid"
     max_derivative = 0.25
     sup_square = 1.0
+    backprop_needs_z = False
 
     def forward(self, z, out=None):
         e = np.abs(z)
@@ -76,6 +79,7 @@ class Tanh(Activation):
     """phi(z) = tanh(z);  phi'(z) = 1 - tanh(z)^2, at most 1."""
     name = "tanh"
     sup_square = 1.0
+    backprop_needs_z = False
 
     def forward(self, z, out=None):
         return np.tanh(z, out=out)
@@ -87,8 +91,10 @@ class Tanh(Activation):
 
 
 class ReLU(Activation):
-    """phi(z) = max(z, 0);  phi'(z) = 1 for z > 0 and 0 otherwise (0 at the kink, as torch)."""
+    """phi(z) = max(z, 0);  phi'(z) = 1 for z > 0 and 0 otherwise (0 at the kink, as torch).
+    backprop reads a = max(z, 0) instead: a > 0 exactly where z > 0 (NaN included)."""
     name = "relu"
+    backprop_needs_z = False
 
     def gaussian_gains(self):
         return 0.5, 0.5, 1.0 / math.sqrt(2.0 * math.pi)
@@ -103,7 +109,7 @@ class ReLU(Activation):
         return out
 
     def backprop(self, dout, z, a):
-        return dout * (z > 0)
+        return dout * (a > 0)
 
 
 class LeakyReLU(Activation):

@@ -4,18 +4,26 @@ Every layer has
   ``params``, ``grads``    {name: array}; ``grads[name]`` has the shape of ``params[name]`` and is
                            a new array after each backward;
   ``forward(x, train)``    its output for the rows of ``x``; keeps in ``cache`` what backward
-                           needs (and what the probes read); ``train`` turns dropout on and makes
-                           BatchNorm use (and update) the batch's statistics;
+                           needs, and with ``keep_for_probes`` also what the probes read; ``train``
+                           turns dropout on and makes BatchNorm use (and update) the batch's
+                           statistics;
   ``backward(dout)``       dL/d(input) from dout = dL/d(output), filling ``grads``; it uses the
                            cache of the last forward and never recomputes it.
 
 Row vectors: x has shape (batch, features). ``Sequential`` and ``Residual`` hold other layers;
 the MLP (``nncore.network``) is a list of them and a final ``Dense``.
+
+``keep_for_probes`` (False unless the network sets it for a pass) makes Dense keep z and dL/dz
+and Activation its input u. A training pass keeps no more than its backward needs: each array
+kept alive is one that the next allocation cannot reuse while it is still in the CPU's cache
+(keeping z and dL/dz of every layer cost 12-19% of a plain NumPy step at depth 50).
 """
 import numpy as np
 
 
 class Layer:
+    keep_for_probes = False
+
     def __init__(self):
         self.params, self.grads, self.cache = {}, {}, {}
 
@@ -43,18 +51,19 @@ class Dense(Layer):
     def forward(self, x, train):
         z = x @ self.params["W"]
         z += self.params["b"]
-        self.cache = {"x": x, "z": z}
+        self.cache = {"x": x, "z": z} if self.keep_for_probes else {"x": x}
         return z
 
     def backward(self, dout):
-        self.cache["dz"] = dout
+        if self.keep_for_probes:
+            self.cache["dz"] = dout
         self.grads = {"W": self.cache["x"].T @ dout, "b": dout.sum(axis=0)}
         return dout @ self.params["W"].T if self.input_grad else None
 
 
 class Activation(Layer):
     """h = phi(u) elementwise, ``phi`` an ``nncore.activations`` object; dL/du = phi'(u) dL/dh,
-    phi'(u) from the cached u and h (see activations)."""
+    phi'(u) from the cached h, and u when ``phi`` needs it (see activations)."""
 
     def __init__(self, phi):
         super().__init__()
@@ -62,11 +71,11 @@ class Activation(Layer):
 
     def forward(self, x, train):
         h = self.phi.forward(x)
-        self.cache = {"u": x, "h": h}
+        self.cache = {"u": x, "h": h} if self.keep_for_probes or self.phi.backprop_needs_z else {"h": h}
         return h
 
     def backward(self, dout):
-        return self.phi.backprop(dout, self.cache["u"], self.cache["h"])
+        return self.phi.backprop(dout, self.cache.get("u"), self.cache["h"])
 
 
 class Dropout(Layer):

@@ -38,7 +38,7 @@ class Grads:
     """
     weights: list
     biases: list
-    deltas: list  # dL/dz_l, shape (B, n_l), l = 1..L
+    deltas: list  # dL/dz_l, shape (B, n_l), l = 1..L; empty unless asked for (loss_and_grads(deltas=True))
     norm_scales: list = field(default_factory=list)
     norm_shifts: list = field(default_factory=list)
 
@@ -259,17 +259,23 @@ class MLP:
         for layer in reversed(self.layers):
             dz = layer.backward(dz)
 
-    def _grads(self):
+    def _keep_for_probes(self, keep):
+        """Make the next passes keep what the probes read (z, u, dL/dz) in the layers' caches."""
+        for layer in self.dense + self.activation_layers:
+            layer.keep_for_probes = keep
+
+    def _grads(self, deltas):
         return Grads([d.grads["W"] for d in self.dense], [d.grads["b"] for d in self.dense],
-                     [d.cache["dz"] for d in self.dense],
+                     [d.cache["dz"] for d in self.dense] if deltas else [],
                      [n.grads["gamma"] for n in self.norms], [n.grads["beta"] for n in self.norms])
 
-    def loss_and_grads(self, X, y, train=True, masks=None):
+    def loss_and_grads(self, X, y, train=True, masks=None, deltas=False):
         """Mean loss on (X, y) and its gradients.
 
         ``train`` turns dropout on and makes BatchNorm use and update the batch's statistics.
         ``masks`` (a list of one array per hidden layer, already scaled by 1/(1-p)) fixes the
-        dropout masks instead of drawing them.
+        dropout masks instead of drawing them. ``deltas`` also returns dL/dz_l of every layer in
+        ``Grads.deltas`` (otherwise empty: a training step does not keep them).
         """
         X, y = self.check_inputs(X, y)
         if masks is not None:
@@ -282,15 +288,17 @@ class MLP:
                 raise ValueError(f"masks must be {self.depth} arrays of shapes {expected}, got {shapes}")
             for d, m in zip(self.dropouts, masks):
                 d.fixed_mask = np.array(m, dtype=self.dtype)
+        self._keep_for_probes(deltas)
         try:
             z = self._forward(X, train)
+            loss, dz = self.loss_fn.forward_backward(z, y)
+            self._backward(dz)
         finally:
             for d in self.dropouts:
                 d.fixed_mask = None
-        loss, dz = self.loss_fn.forward_backward(z, y)
-        self._backward(dz)
+            self._keep_for_probes(False)
         self.last_masks = [d.cache["mask"] for d in self.dropouts] if train and self.dropout > 0 else None
-        return loss, self._grads()
+        return loss, self._grads(deltas)
 
     def forward(self, X, train=False):
         """Logits z_L for X (a new array). Dropout and BatchNorm's batch statistics (and the
@@ -317,15 +325,17 @@ class MLP:
         for n in self.norms:
             if isinstance(n, layers.BatchNorm):
                 n.batch_stats = True
+        self._keep_for_probes(True)
         try:
             z = self._forward(X, train=False)
+            self.probe_accuracy = self.loss_fn.accuracy(z, y)
+            self.probe_loss, dz = self.loss_fn.forward_backward(z, y)
+            self._backward(dz)
         finally:
             for n in self.norms:
                 if isinstance(n, layers.BatchNorm):
                     n.batch_stats = False
-        self.probe_accuracy = self.loss_fn.accuracy(z, y)
-        self.probe_loss, dz = self.loss_fn.forward_backward(z, y)
-        self._backward(dz)
+            self._keep_for_probes(False)
 
     def probe(self, X, y):
         """Per-layer statistics on (X, y) with dropout off: {stat_name: array over layers 1..L}.

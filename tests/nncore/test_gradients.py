@@ -68,7 +68,7 @@ def _check_param_grads(ref, net, X, y, act, loss, masks, alpha):
 def _check_deltas(ref, net, X, y, act, loss, masks, alpha):
     Ws = [w.copy() for w in net.weights]
     bs = [b.copy() for b in net.biases]
-    _, grads = net.loss_and_grads(X, y, masks=masks)
+    _, grads = net.loss_and_grads(X, y, masks=masks, deltas=True)
     deltas = [d.copy() for d in grads.deltas]
     gb = [g.copy() for g in grads.biases]
     assert len(deltas) == net.n_layers
@@ -125,7 +125,7 @@ def test_depth_one(ref, act):
 def test_matches_handwritten_backprop(ref, act, dropout):
     """Exact agreement (to rounding) with the analytical back-propagation written in conftest."""
     net, X, y, masks, alpha = _build(ref, act, "cross_entropy", dropout=dropout)
-    value, grads = net.loss_and_grads(X, y, masks=masks)
+    value, grads = net.loss_and_grads(X, y, masks=masks, deltas=True)
     zs, _, as_ = ref.forward(net.weights, net.biases, X, act, masks, alpha)
     rvalue, rdeltas, rgW, rgb = ref.backward(net.weights, X, zs, as_, act, "cross_entropy", y, masks, alpha)
     assert value == pytest.approx(rvalue, rel=1e-13)
@@ -152,9 +152,9 @@ def test_forward_matches_handwritten(ref, act):
 def test_grads_stay_valid_after_the_next_call(ref):
     """Each call returns new arrays: the gradients of one call are not overwritten by the next."""
     net, X, y, _, _ = _build(ref, "tanh", "cross_entropy")
-    _, g1 = net.loss_and_grads(X, y)
+    _, g1 = net.loss_and_grads(X, y, deltas=True)
     saved = [a.copy() for a in g1.weights + g1.biases + g1.deltas]
-    _, g2 = net.loss_and_grads(X[:3] * 2.0, y[:3])
+    _, g2 = net.loss_and_grads(X[:3] * 2.0, y[:3], deltas=True)
     assert not np.allclose(g2.weights[0], saved[0])
     for a, a0 in zip(g1.weights + g1.biases + g1.deltas, saved):
         np.testing.assert_array_equal(a, a0)

@@ -98,7 +98,7 @@ def test_training_loss_follows_the_equations(config):
     if net.dropout:
         net.loss_and_grads(X, y)
         masks = [m.copy() for m in net.last_masks]
-    loss, grads = net.loss_and_grads(X, y, masks=masks)
+    loss, grads = net.loss_and_grads(X, y, masks=masks, deltas=True)
     z, zs, _, _ = reference_forward(net.weights, net.biases, net.norm_scales, net.norm_shifts, X,
                                     net.norm, net.residual, net.residual_scale, masks)
     assert loss == pytest.approx(_softmax_ce(z, y), rel=1e-13)
@@ -224,7 +224,7 @@ def test_residual_with_one_hidden_layer_is_a_plain_net():
 def test_dtype_is_kept_everywhere(dtype, config):
     net = _net(hidden=(6, 6), dtype=dtype, **config)
     X, y = _data()
-    _, g = net.loss_and_grads(X, y)
+    _, g = net.loss_and_grads(X, y, deltas=True)
     optimizers.get("adam").step(net, g)
     assert all(p.dtype == np.dtype(dtype) for p in net.parameters())
     assert all(a.dtype == np.dtype(dtype) for a in g.parameters() + g.deltas)

@@ -171,7 +171,7 @@ def test_probe_has_no_side_effects(ref):
     X, y = _data("cross_entropy", ref)
     X2, y2 = _data("cross_entropy", ref, seed=1)
     params = [p.copy() for p in net.weights + net.biases]
-    loss, grads = net.loss_and_grads(X, y)
+    loss, grads = net.loss_and_grads(X, y, deltas=True)
     saved = [g.copy() for g in grads.weights + grads.biases + grads.deltas]
     masks = [m.copy() for m in net.last_masks]
     norms = net.update_norms.copy()

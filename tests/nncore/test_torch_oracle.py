@@ -43,7 +43,7 @@ def test_gradients_match_autograd(ref, act, loss, dropout):
     if dropout:
         net.loss_and_grads(X, y)
         masks = [m.copy() for m in net.last_masks]
-    value, grads = net.loss_and_grads(X, y, masks=masks)
+    value, grads = net.loss_and_grads(X, y, masks=masks, deltas=True)
     Ws = [torch.tensor(w, requires_grad=True) for w in net.weights]
     bs = [torch.tensor(b, requires_grad=True) for b in net.biases]
     a = torch.tensor(X)
@@ -189,7 +189,7 @@ def _rel_close(got, want, what):
 def test_norm_and_residual_loss_and_gradients_match_autograd(config):
     net, tnet, rng, _ = _norm_case(config)
     X, y = rng.normal(size=(10, 5)), rng.integers(0, 3, size=10)
-    value, grads = net.loss_and_grads(X, y)
+    value, grads = net.loss_and_grads(X, y, deltas=True)
     z, zs = tnet(torch.tensor(X))
     tl = F.cross_entropy(z, torch.tensor(y))
     tl.backward()

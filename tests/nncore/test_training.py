@@ -233,7 +233,7 @@ def test_float32_everywhere():
     X, y = _data(30)
     net = MLP(5, [8, 8], 3, dtype="float32", seed=0, dropout=0.1, sigma_b=0.1)
     assert all(p.dtype == np.float32 for p in net.weights + net.biases)
-    loss, grads = net.loss_and_grads(X, y)
+    loss, grads = net.loss_and_grads(X, y, deltas=True)
     assert isinstance(loss, float)
     for arr in grads.weights + grads.biases + grads.deltas + list(net.last_masks):
         assert arr.dtype == np.float32
