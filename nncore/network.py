@@ -195,7 +195,7 @@ class MLP:
         return [*self.weights, *self.biases, *self.norm_scales, *self.norm_shifts]
 
     def _ids(self):
-        return tuple(id(a) for name, _ in PARAMETER_LISTS for a in getattr(self, name))
+        return tuple(map(id, [*self.weights, *self.biases, *self.norm_scales, *self.norm_shifts]))
 
     def _sync(self):
         # fast path: the same arrays as after the last sync (ids of live arrays are unique, and

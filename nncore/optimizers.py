@@ -56,10 +56,9 @@ class Optimizer:
     def step(self, net, grads, total_norm=None):
         """Update ``net`` in place. ``total_norm`` is the global gradient norm when the
         caller has already computed it (the training loop does, to detect divergence)."""
-        params = net.parameters()
-        gs = _all(grads)
+        params, gs = net.parameters(), _all(grads)
         shapes, dtype = [p.shape for p in params], params[0].dtype
-        if [np.shape(g) for g in gs] != shapes:
+        if [g.shape if isinstance(g, np.ndarray) else np.shape(g) for g in gs] != shapes:
             raise ValueError(f"gradient shapes {[np.shape(g) for g in gs]} do not match parameter shapes "
                              f"{shapes}")
         if not self.state:
@@ -73,16 +72,16 @@ class Optimizer:
         self._last_total_norm = (total_norm, gs)
         scale = 1.0 if self.clip_norm is None else min(self.clip_norm / (total_norm + 1e-6), 1.0)
         self.t += 1
-        updates = []
+        t, decay, updates = self.t, self.weight_decay, []
         try:
             for p, g, state in zip(params, gs, self.state):
                 if not (isinstance(g, np.ndarray) and g.dtype == p.dtype):
                     g = np.asarray(g, dtype=p.dtype)
                 if scale != 1.0:
                     g = g * scale
-                if self.weight_decay:
-                    g = g + self.weight_decay * p
-                state["step"] = self.t
+                if decay:
+                    g = g + decay * p
+                state["step"] = t
                 u = self._update(p, g, state)
                 p -= u
                 updates.append(u)
