@@ -13,8 +13,11 @@ Targets: step <= 1.1x the reference and <= 0.8x torch (``torch.set_num_threads(1
 Timing: the candidates of one configuration are timed in interleaved blocks (rotating order,
 one untimed call before each block), so that load from other processes hits them alike; each
 figure is the fastest block's mean time per call (on a shared machine the median measures the
-neighbours' load more than the code). Results also go to
-benchmarks/results.json.
+neighbours' load more than the code). At the study shapes everything runs in the calling thread
+(one BLAS thread, torch.set_num_threads(1)), so a block is timed by that thread's CPU time: on a
+quiet machine the same as the wall clock, and on a loaded one it leaves out the time the thread
+waited for a core (with the two cores busy, most 20 ms blocks lost some to other processes). The
+two-thread configuration is timed by the wall clock. Results also go to benchmarks/results.json.
 """
 import argparse
 import json
@@ -90,27 +93,27 @@ def candidates(depth, width, batch, optimizer, with_probe=True):
     return out
 
 
-def measure(cands, rounds, min_block_s=0.02):
-    """{name: median seconds per call} over interleaved blocks."""
+def measure(cands, rounds, min_block_s=0.02, clock=time.perf_counter):
+    """{name: seconds per call of the fastest block} over interleaved blocks, timed by ``clock``."""
     names = list(cands)
     sizes = {}
     for name in names:  # calls per block: about min_block_s each
         fn, args = cands[name]
         for a in args[:2]:
             fn(*a)
-        t0 = time.perf_counter()
+        t0 = clock()
         fn(*args[0])
-        sizes[name] = max(3, int(min_block_s / max(time.perf_counter() - t0, 1e-6)))
+        sizes[name] = max(3, int(min_block_s / max(clock() - t0, 1e-6)))
     times = {name: [] for name in names}
     for r in range(rounds):
         for name in names[r % len(names):] + names[:r % len(names)]:
             fn, args = cands[name]
             fn(*args[-1])
             n = sizes[name]
-            t0 = time.perf_counter()
+            t0 = clock()
             for i in range(n):
                 fn(*args[i % len(args)])
-            times[name].append((time.perf_counter() - t0) / n)
+            times[name].append((clock() - t0) / n)
     return {name: min(ts) for name, ts in times.items()}
 
 
@@ -129,7 +132,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     results = {"machine": platform.processor() or platform.machine(), "numpy": np.__version__,
                "study": [], "large": []}
-    print("study shapes: width 64, batch 64, float64, 1 thread (ms per call, best block)")
+    print("study shapes: width 64, batch 64, float64, 1 thread (ms of CPU time per call, best block)")
     print(f"{'depth':>5} {'optimizer':>9} {'nncore':>8} {'ref':>8} {'torch':>8} {'probe':>8} "
           f"{'/ref':>6} {'/torch':>7} {'probe/step':>10}")
     failures = []
@@ -137,7 +140,7 @@ def main(argv=None):
         _torch_threads(1)
         for depth in STUDY_DEPTHS:
             for optimizer in STUDY:
-                t = measure(candidates(depth, 64, 64, optimizer), args.rounds)
+                t = measure(candidates(depth, 64, 64, optimizer), args.rounds, clock=time.thread_time)
                 row = {"depth": depth, "optimizer": optimizer, **{k: v * 1e3 for k, v in t.items()}}
                 row["vs_reference"] = t["nncore"] / t["reference"]
                 row["vs_torch"] = t["nncore"] / t["torch"] if "torch" in t else None
