@@ -288,7 +288,8 @@ class MLP:
                 raise ValueError(f"masks must be {self.depth} arrays of shapes {expected}, got {shapes}")
             for d, m in zip(self.dropouts, masks):
                 d.fixed_mask = np.array(m, dtype=self.dtype)
-        self._keep_for_probes(deltas)
+        if deltas:
+            self._keep_for_probes(True)
         try:
             z = self._forward(X, train)
             loss, dz = self.loss_fn.forward_backward(z, y)
@@ -296,7 +297,8 @@ class MLP:
         finally:
             for d in self.dropouts:
                 d.fixed_mask = None
-            self._keep_for_probes(False)
+            if deltas:
+                self._keep_for_probes(False)
         self.last_masks = [d.cache["mask"] for d in self.dropouts] if train and self.dropout > 0 else None
         return loss, self._grads(deltas)
 
