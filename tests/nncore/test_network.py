@@ -434,3 +434,25 @@ def test_references_to_other_entries_keep_tracking_after_a_replacement():
     optimizers.get("sgd", lr=0.1).step(net, grads)
     assert net.weights is weights and net.weights[-1] is last
     assert last is net.dense[-1].params["W"]
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh", "softsign"])
+def test_a_training_pass_keeps_only_what_its_backward_needs(activation):
+    """z and dL/dz stay in the caches only when asked for (the probes' pass, deltas=True); u only
+    when phi' needs it (softsign's does). Asking changes no gradient."""
+    net = _net(activation=activation)
+    X, y = _data()
+    _, lean = net.loss_and_grads(X, y)
+    assert lean.deltas == []
+    assert all(set(d.cache) == {"x"} for d in net.dense)
+    assert all(("u" in a.cache) == (activation == "softsign") for a in net.activation_layers)
+    _, full = net.loss_and_grads(X, y, deltas=True)
+    assert [d.shape for d in full.deltas] == [(X.shape[0], n) for n in net.sizes[1:]]
+    assert all({"x", "z", "dz"} <= set(d.cache) for d in net.dense)
+    for a, b in zip(lean.parameters(), full.parameters()):
+        np.testing.assert_array_equal(a, b)
+    net.loss_and_grads(X, y)  # the next plain pass keeps no more than before
+    assert all(set(d.cache) == {"x"} for d in net.dense)
+    net.probe(X, y)
+    assert all({"x", "z", "dz"} <= set(d.cache) for d in net.dense)
+    assert all("u" in a.cache for a in net.activation_layers)
