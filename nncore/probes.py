@@ -110,8 +110,9 @@ def update_ratio(update_norms, weight_norm):
 
 
 def layer_stats(net):
-    """{stat_name: array over layers 1..L} from the caches of ``net``'s last forward and backward
-    pass (``MLP.probe`` runs that pass first)."""
+    """{stat_name: array over layers 1..L} from the caches of ``net``'s last probe pass
+    (``MLP.probe`` runs it first; a training pass keeps only what its backward needs, see
+    ``layers``)."""
     zs = [d.cache["z"] for d in net.dense]
     acts = [block.cache["out"] for block in net.hidden_layers] + [zs[-1]]
     threshold = SATURATION_THRESHOLD * net.activation.max_derivative
@@ -153,7 +154,7 @@ def histogram(values, bins=64):
 
 def layer_histograms(net, bins=64):
     """Per-layer histograms {kind: [(counts, edges) for l = 1..L]} from the caches of ``net``'s
-    last forward and backward pass.
+    last probe pass.
 
     kinds: ``act`` (a_l, the logits for l = L), ``delta`` (per-example error
     B dL/dz_l, as in delta_ms) and ``weight_grad`` (dL/dW_l).
