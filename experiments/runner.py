@@ -3,6 +3,7 @@
 The local record (resolved config, Parquet histories, status) is written in the
 job's output directory first; then everything goes to MLflow in batches.
 """
+import gc
 import json
 import math
 import os
@@ -29,6 +30,26 @@ ENV_PARENT_RUN = "GRADPATH_PARENT_RUN_ID"
 ENV_SWEEP = "GRADPATH_SWEEP_ID"
 ENV_SKIP_FILE = "GRADPATH_SKIP_FILE"
 ENV_PROGRESS_DIR = "GRADPATH_PROGRESS_DIR"
+
+def freeze_imports():
+    """Import MLflow's client and sqlite store, then exempt every object alive now (theirs, Hydra's,
+    pandas': about 300,000) from the cyclic garbage collector with ``gc.freeze``.
+
+    They are never garbage, yet every full collection traverses them: one takes 0.15 s, and a
+    loky worker (Hydra's joblib launcher) runs one after each job when psutil is absent; the
+    final collection at a process's exit is another. The collector is paused during the import,
+    which allocates them. Call it once per process, before the first job (it is a no-op after).
+    """
+    if gc.get_freeze_count():
+        return
+    gc.disable()
+    try:
+        from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore  # noqa: F401
+        from mlflow.tracking import MlflowClient  # noqa: F401
+    finally:
+        gc.freeze()
+        gc.enable()
+
 
 def histogram_steps(total, log_every, snapshots):
     """Step 0, ``snapshots`` logged steps spread between, and the last step."""
