@@ -8,8 +8,8 @@ Figures are built with ``matplotlib.figure.Figure`` on an Agg canvas, not throug
 pyplot: nothing is registered in pyplot's global figure list, so a figure is freed
 when the last reference to it goes, and the code runs headless.
 
-One style throughout: seaborn's whitegrid/paper style and colorblind palette
-(a sequential palette when a hue has more than ten ordered levels, and for layer
+One style throughout: seaborn's whitegrid/paper style and colorblind palette (a
+sequential palette when a hue has more than ten ordered levels, and for layer
 colouring), a suptitle, a title per panel, labelled axes, and log axes for
 quantities that span decades. When a figure has nothing to show it says so: a
 panel without data carries a centred "no data" note, and a figure without any
@@ -17,6 +17,10 @@ data is a single "no data: <reason>" panel under its title.
 
 Optional ``theory`` frames (columns activation, init, depth, layer, stat, value),
 e.g. mean-field predictions, are drawn as dashed lines in the colour of their depth.
+
+seaborn's style and palette are written out here as constants: ``import seaborn`` costs
+about 2.5 s (most of it scipy.stats) in every process that draws, for two dicts and a
+list of colours. tests/analysis/test_figures.py checks the copy against seaborn.
 """
 import functools
 import textwrap
@@ -25,7 +29,6 @@ from pathlib import Path
 import matplotlib
 import numpy as np
 import pandas as pd
-import seaborn as sns
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.backends.backend_svg import FigureCanvasSVG
 from matplotlib.colors import Normalize
@@ -37,11 +40,36 @@ from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullLocato
 from . import selection, tables
 from .tables import FINAL, HEALTHY_LOG10_RATIO, INIT
 
-PALETTE = "colorblind"
 SEQUENTIAL = "viridis"
 MAX_CATEGORICAL = 10          # the colorblind palette has ten distinct colours
-STYLE = {**sns.axes_style("whitegrid"), **sns.plotting_context("paper"),
+# seaborn.color_palette("colorblind")
+COLORBLIND = ("#0173B2", "#DE8F05", "#029E73", "#D55E00", "#CC78BC", "#CA9161", "#FBAFE4", "#949494",
+              "#ECE133", "#56B4E9")
+# {**seaborn.axes_style("whitegrid"), **seaborn.plotting_context("paper")} (seaborn 0.13)
+SEABORN_STYLE = {
+    "axes.axisbelow": True, "axes.edgecolor": ".8", "axes.facecolor": "white", "axes.grid": True,
+    "axes.labelcolor": ".15", "axes.labelsize": 9.600000000000001, "axes.linewidth": 1.0,
+    "axes.spines.bottom": True, "axes.spines.left": True, "axes.spines.right": True, "axes.spines.top": True,
+    "axes.titlesize": 9.600000000000001, "figure.facecolor": "white", "font.family": ["sans-serif"],
+    "font.sans-serif": ["Arial", "DejaVu Sans", "Liberation Sans", "Bitstream Vera Sans", "sans-serif"],
+    "font.size": 9.600000000000001, "grid.color": ".8", "grid.linestyle": "-", "grid.linewidth": 0.8,
+    "image.cmap": "rocket", "legend.fontsize": 8.8, "legend.title_fontsize": 9.600000000000001,
+    "lines.linewidth": 1.2000000000000002, "lines.markersize": 4.800000000000001, "lines.solid_capstyle": "round",
+    "patch.edgecolor": "w", "patch.force_edgecolor": True, "patch.linewidth": 0.8, "text.color": ".15",
+    "xtick.bottom": False, "xtick.color": ".15", "xtick.direction": "out", "xtick.labelsize": 8.8,
+    "xtick.major.size": 4.800000000000001, "xtick.major.width": 1.0, "xtick.minor.size": 3.2,
+    "xtick.minor.width": 0.8, "xtick.top": False, "ytick.color": ".15", "ytick.direction": "out",
+    "ytick.labelsize": 8.8, "ytick.left": False, "ytick.major.size": 4.800000000000001, "ytick.major.width": 1.0,
+    "ytick.minor.size": 3.2, "ytick.minor.width": 0.8, "ytick.right": False,
+}
+STYLE = {**SEABORN_STYLE,
          "image.cmap": SEQUENTIAL, "axes.titlesize": 9.0, "figure.titlesize": 11.0,
+         # Titles at the top of their axes, where matplotlib's automatic placement puts them
+         # when no tick labels are above the axes (none are here). Automatic placement looks
+         # for such labels by laying out every axis's ticks again on each draw (the style
+         # draws no tick marks, so matplotlib cannot tell where they are): a third of the
+         # figures' drawing time.
+         "axes.titley": 1.0,
          # Text stays text in the SVG: smaller and much faster to write than glyph paths.
          "svg.hashsalt": "gradpath", "svg.fonttype": "none"}
 TITLE_CHARS_PER_INCH = 10     # at figure.titlesize 11 pt, with margin
@@ -117,10 +145,15 @@ def label_outer(axes, xlabel, ylabel):
 
 
 def ordered_colors(levels):
-    """{level: colour}: the colorblind palette, or a sequential one for many levels."""
+    """{level: colour}: the colorblind palette, or evenly spaced viridis colours for many
+    levels (as seaborn.color_palette("viridis", n): the ends of the map left out)."""
     levels = list(levels)
-    name = PALETTE if len(levels) <= MAX_CATEGORICAL else SEQUENTIAL
-    return dict(zip(levels, sns.color_palette(name, len(levels))))
+    if len(levels) <= MAX_CATEGORICAL:
+        colors = [matplotlib.colors.to_rgb(color) for color in COLORBLIND[:len(levels)]]
+    else:
+        cmap = matplotlib.colormaps[SEQUENTIAL]
+        colors = [tuple(rgba[:3]) for rgba in cmap(np.linspace(0, 1, len(levels) + 2)[1:-1])]
+    return dict(zip(levels, colors))
 
 
 def optimizer_styles(optimizers):

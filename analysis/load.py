@@ -52,10 +52,15 @@ RUN_COLUMNS = {
     "arch": "str", "norm": "str", "residual_scale": "float64",
 }
 # The job record's Parquet tables (experiments.record), keyed by run_id; the scalars' timestamps are
-# the writer's business.
-LAYER_STATS_COLUMNS = {"run_id": "str", **record.LAYER_STATS_COLUMNS}
-HISTOGRAM_COLUMNS = {"run_id": "str", **record.HISTOGRAM_COLUMNS}
-SCALAR_COLUMNS = {"run_id": "str", **{k: v for k, v in record.SCALAR_COLUMNS.items() if k != "timestamp"}}
+# the writer's business. Their string columns hold a few distinct names over millions of rows (a
+# 1,000-run sweep: 4.2 M layer-statistic and 17.7 M histogram rows), so they are categorical: a
+# filtered copy then moves integer codes instead of strings (the report's text took 13 s of a
+# 1,000-run report filtering string columns), and the frames take a third to a half of the memory.
+KEY_COLUMNS = {"run_id": "category"}
+LAYER_STATS_COLUMNS = {**KEY_COLUMNS, **record.LAYER_STATS_COLUMNS, "stat": "category"}
+HISTOGRAM_COLUMNS = {**KEY_COLUMNS, **record.HISTOGRAM_COLUMNS, "kind": "category"}
+SCALAR_COLUMNS = {**KEY_COLUMNS, **{k: v for k, v in record.SCALAR_COLUMNS.items() if k != "timestamp"},
+                  "name": "category"}
 
 # Artifact file -> (table name, columns).
 ARTIFACTS = {
@@ -81,7 +86,7 @@ INIT_PARAMS = (("sigma_w", "init.sigma_w"), ("sigma_b", "init.sigma_b"), ("gain"
 REQUIRED_FIELDS = ("activation", "init", "optimizer", "depth", "width", "seed")
 
 CACHE_FILE = re.compile(r"[0-9a-f]{20}\.(\w+\.parquet|notes\.txt)")
-CACHE_FORMAT = 1          # bump when the cached tables change shape
+CACHE_FORMAT = 2          # bump when the cached tables change shape (2: categorical key columns)
 SEARCH_PAGE_SIZE = 1000
 READ_THREADS = 8          # Parquet reads release the GIL; threads overlap file I/O
 
@@ -272,16 +277,20 @@ def read_artifact_table(artifact_uri, filename, tracking_uri):
         return pq.read_table(path)
 
 
+PA_TYPES = {"str": pa.string(), "int64": pa.int64(), "float64": pa.float64(),
+            "category": pa.dictionary(pa.int32(), pa.string())}
+
+
 def _conform(table, columns, run_id):
     """``table`` restricted to ``columns`` (minus run_id) in the contract's types, with a
     run_id column prepended; None when a column is missing."""
     data_columns = [name for name in columns if name != "run_id"]
     if any(name not in table.column_names for name in data_columns):
         return None
-    pa_types = {"str": pa.string(), "int64": pa.int64(), "float64": pa.float64()}
-    schema = pa.schema([(name, pa_types[columns[name]]) for name in data_columns])
+    schema = pa.schema([(name, PA_TYPES[columns[name]]) for name in data_columns])
     table = table.select(data_columns).cast(schema)
-    run_ids = pa.array([run_id] * table.num_rows, pa.string())
+    # one dictionary entry and a column of zeros, not num_rows copies of the string
+    run_ids = pa.DictionaryArray.from_arrays(pa.array(np.zeros(table.num_rows, np.int32)), pa.array([run_id]))
     return table.add_column(0, "run_id", run_ids)
 
 
@@ -289,6 +298,9 @@ def _to_frame(tables, columns):
     if not tables:
         return empty_frame(columns)
     frame = pa.concat_tables(tables).to_pandas()
+    for name, dtype in columns.items():
+        if dtype == "category":  # sorted categories: group and sort orders stay those of the strings
+            frame[name] = frame[name].cat.reorder_categories(sorted(frame[name].cat.categories))
     return frame.astype(columns)
 
 

@@ -3,6 +3,7 @@ readable figure (never a traceback) for degenerate data."""
 import numpy as np
 import pandas as pd
 import pytest
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from analysis import figures
@@ -248,3 +249,31 @@ def test_per_layer_figures_draw_the_median_and_a_seed_band(frames_factory):
         assert len(bands(fig)) == 6 * 2                     # 6 panels x 2 depths
         text = " ".join(all_text(fig).split())             # titles wrap
         assert "min–max over 3 seeds" in text and "median of 3 seeds" in text
+
+
+def test_style_and_palettes_are_seaborns():
+    """figures writes seaborn's whitegrid/paper style and palettes out (importing seaborn costs
+    seconds); the copy must stay what seaborn gives."""
+    import seaborn as sns
+    assert figures.SEABORN_STYLE == {**sns.axes_style("whitegrid"), **sns.plotting_context("paper")}
+    for n in (1, 4, 10):
+        assert list(figures.ordered_colors(range(n)).values()) == list(sns.color_palette("colorblind", n))
+    for n in (11, 30):
+        expected = [tuple(float(c) for c in color) for color in sns.color_palette("viridis", n)]
+        assert [tuple(float(c) for c in color) for color in figures.ordered_colors(range(n)).values()] == expected
+
+
+def test_panel_titles_sit_above_their_axes_clear_of_tick_labels(frames, tmp_path):
+    """Titles are placed at the top of their axes without matplotlib's automatic search
+    (axes.titley): after saving, each title is above its panel and overlaps no tick label."""
+    for draw in (lambda: figures.fig_grad_norm_init(frames.layer_stats, frames.runs),
+                 lambda: figures.fig_training_curves(frames.scalars, frames.runs)):
+        fig = quietly(draw)
+        quietly(figures.save_figure, fig, tmp_path, "titles")
+        renderer = FigureCanvasAgg(fig).get_renderer()
+        for ax in main_axes(fig):
+            title = ax.title.get_window_extent(renderer)
+            assert title.y0 >= ax.get_window_extent(renderer).y1
+            labels = [*ax.xaxis.get_ticklabels(), *ax.yaxis.get_ticklabels(), ax.yaxis.offsetText]
+            assert not any(title.overlaps(label.get_window_extent(renderer)) for label in labels
+                           if label.get_visible() and label.get_text())

@@ -51,7 +51,10 @@ def test_artifact_tables_match_what_was_logged(mlflow_store):
         got = getattr(frames, name)
         assert list(got.columns) == list(columns)
         assert {str(dtype) for dtype in got.dtypes[["step"]]} == {"int64"}
-        want = getattr(expected, name).assign(run_id=lambda f: f["run_id"].map(mapping))
+        for column in (name for name, dtype in columns.items() if dtype == "category"):
+            categories = list(got[column].cat.categories)  # sorted: groups come out in string order
+            assert categories == sorted(categories) and set(categories) == set(got[column].astype(str))
+        want = getattr(expected, name).assign(run_id=lambda f: f["run_id"].astype(str).map(mapping)).astype(columns)
         keys = [column for column in columns if column not in ("value", "count", "left", "right")]
         pd.testing.assert_frame_equal(got.sort_values(keys).reset_index(drop=True),
                                       want.sort_values(keys).reset_index(drop=True), check_dtype=False)
