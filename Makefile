@@ -31,6 +31,8 @@ $(STAMP): pyproject.toml $(LOCK)
 	@test -x $(UV) || $(PY) -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 	$(UV) pip sync --quiet --compile-bytecode --python $(PY) $(LOCK)
 	$(UV) pip install --quiet --python $(PY) --no-deps -e .
+	@# ...and the project's own modules (0.12 s to compile, paid by every command otherwise)
+	$(PY) -m compileall -q nncore experiments analysis hydra_plugins benchmarks
 	@touch $(STAMP)
 
 install-slurm install-ray install-postgres: install-%: $(STAMP)  ## install-slurm | -ray | -postgres: the extra's lock instead of the main one
