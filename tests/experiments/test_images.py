@@ -1,4 +1,4 @@
-"""A run's images: one gradient-norm profile per probe step (at most MAX_PROFILE_IMAGES) and a heatmap."""
+"""A run's images: gradient-norm profiles (at most MAX_PROFILE_IMAGES, the first and last probe among them) and a heatmap."""
 import numpy as np
 import pandas as pd
 
@@ -21,14 +21,14 @@ def test_grad_norm_matrix_is_log10_with_nan_for_zero():
     assert np.isnan(grid[1, 1]) and np.isfinite(grid).sum() == 11
 
 
-def test_render_one_profile_per_probe_step_and_a_heatmap():
+def test_render_profiles_at_the_first_and_last_probe_and_a_heatmap():
     rendered = images.render(_layer_stats([0, 20, 40], 51), "run")
     assert [(key, step) for key, step, _ in rendered] == [
-        ("grad_norm_profile", 0), ("grad_norm_profile", 20), ("grad_norm_profile", 40), ("grad_norm_heatmap", 40)]
+        ("grad_norm_profile", 0), ("grad_norm_profile", 40), ("grad_norm_heatmap", 40)]
     for _, _, rgb in rendered:
         assert rgb.dtype == np.uint8 and rgb.ndim == 3 and rgb.shape[2] == 3
     assert rendered[0][2].shape[:2] == images.PROFILE_SIZE[::-1]
-    assert not np.array_equal(rendered[0][2], rendered[2][2])  # the line moves between steps
+    assert not np.array_equal(rendered[0][2], rendered[1][2])  # the line moves between steps
     assert images.render(_layer_stats([0], 3, zero_at=None).assign(value=0.0), "run") == []
 
 
@@ -38,7 +38,9 @@ def test_profile_steps_are_capped_and_keep_the_ends():
     assert len(picked) == 20 and picked[0] == 0 and picked[-1] == 990
     assert images.profile_steps([0, 5], limit=20) == [0, 5]
     study = images.render(_layer_stats(list(range(0, 345, 20)) + [345], 5), "run")  # the default study's probes
-    assert [step for key, step, _ in study if key == "grad_norm_profile"] == [0, 60, 100, 160, 200, 260, 300, 345]
+    assert [(key, step) for key, step, _ in study] == [
+        ("grad_norm_profile", 0), ("grad_norm_profile", 345), ("grad_norm_heatmap", 345)]
+    assert len(images.profile_steps(list(range(0, 345, 20)) + [345], limit=8)) == 8
 
 
 def test_colormap_ends_are_viridis_and_nan_is_grey():
