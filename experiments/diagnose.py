@@ -23,10 +23,10 @@ def _fan(net):
     return np.array([w.size for w in net.weights], dtype=np.float64)
 
 
-def diagnose_job(cfg, net, recorder, data, result, total, output_dir):
+def diagnose_job(cfg, net, layer_stats, scalars, data, result, total, output_dir):
     """Write ``output_dir``/diagnosis.parquet and return the tags {pathology_init,
-    pathology_final, trainability, majority_rate} of a finished job."""
-    layer_stats, scalars = recorder.layer_stats(), recorder.scalars()
+    pathology_final, trainability, majority_rate} of a finished job, from its layer_stats and
+    scalars tables (experiments.record's schemas)."""
     momentum = float(cfg.optimizer.get("momentum") or 0.0)
     frames, tags = [], {}
     steps = sorted(set(layer_stats["step"]))

@@ -31,6 +31,7 @@ ENV_SWEEP = "GRADPATH_SWEEP_ID"
 ENV_SKIP_FILE = "GRADPATH_SKIP_FILE"
 ENV_PROGRESS_DIR = "GRADPATH_PROGRESS_DIR"
 
+
 def freeze_imports():
     """Import MLflow's client and sqlite store, then exempt every object alive now (theirs, Hydra's,
     pandas': about 300,000) from the cyclic garbage collector with ``gc.freeze``.
@@ -230,11 +231,12 @@ def run_job(cfg, output_dir, overrides=()):
         _mark_progress(cfg_hash, "failed")
         raise
     outcome = "diverged" if result.diverged else "ok"
-    recorder.layer_stats().to_parquet(output_dir / record.LAYER_STATS_FILE, index=False)
+    layer_stats, scalars = recorder.layer_stats(), recorder.scalars()
+    layer_stats.to_parquet(output_dir / record.LAYER_STATS_FILE, index=False)
     recorder.histograms().to_parquet(output_dir / record.HISTOGRAMS_FILE, index=False)
-    recorder.scalars().to_parquet(output_dir / record.SCALARS_FILE, index=False)
+    scalars.to_parquet(output_dir / record.SCALARS_FILE, index=False)
     # outcome (ok/diverged) is kept for compatibility; trainability refines it (trained/stalled/diverged)
-    verdicts = diagnose_job(cfg, net, recorder, data, result, total, output_dir)
+    verdicts = diagnose_job(cfg, net, layer_stats, scalars, data, result, total, output_dir)
     status.update(status="FINISHED", outcome=outcome, **verdicts, steps=result.steps,
                   diverged_step=result.diverged_step, train_seconds=round(train_seconds, 3))
     record.write_status(output_dir, status)

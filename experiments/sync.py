@@ -51,15 +51,12 @@ def close_run(status, state):
             pass
 
 
-def metrics_of(record):
-    """(metrics, tags) of the run from its local record: MLflow Metric entities (the scalars, the few
-    per-layer series, the profiles and the filterable numbers of experiments.record) and RunTags."""
+def metrics_of(scalars, stats, cfg):
+    """(metrics, tags) of the run from its local record's scalars and layer_stats tables and its
+    resolved config (a dict): MLflow Metric entities (the scalars, the few per-layer series, the
+    profiles and the filterable numbers of experiments.record) and RunTags."""
     from mlflow.entities import Metric, RunTag
 
-    record = Path(record)
-    scalars = pd.read_parquet(record / rec.SCALARS_FILE)
-    stats = pd.read_parquet(record / rec.LAYER_STATS_FILE)
-    cfg = yaml.safe_load((record / "config.yaml").read_text())
     stamp = dict(zip(scalars.step, scalars.timestamp))
     first_ts = int(min(stamp.values(), default=0))
     metrics = [Metric(n, float(v), int(t), int(s)) for s, n, v, t in
@@ -142,10 +139,11 @@ def upload(record, dedupe=False):
             write_status(record, status)
         run_id = status["run_id"]
         cfg = yaml.safe_load((record / "config.yaml").read_text())
+        stats = pd.read_parquet(record / rec.LAYER_STATS_FILE)
         params = [Param(k, str(v)) for k, v in logged_params(cfg).items()]
         for i in range(0, len(params), tracking.PARAM_BATCH):
             tracking.retry(client.log_batch, run_id, params=params[i:i + tracking.PARAM_BATCH])
-        metrics, tags = metrics_of(record)
+        metrics, tags = metrics_of(pd.read_parquet(record / rec.SCALARS_FILE), stats, cfg)
         last = int(status.get("steps") or 0)
         if status.get("diverged_step") is not None:
             metrics.append(Metric("diverged_step", float(status["diverged_step"]), _last_ts(metrics), last))
@@ -157,8 +155,7 @@ def upload(record, dedupe=False):
             if (record / name).exists():
                 tracking.retry(client.log_artifact, run_id, str(record / name))
         t_images = time.perf_counter()
-        images.log_images(client, run_id, pd.read_parquet(record / rec.LAYER_STATS_FILE), status["run_name"],
-                          retry=tracking.retry)
+        images.log_images(client, run_id, stats, status["run_name"], retry=tracking.retry)
         status["images_seconds"] = round(time.perf_counter() - t_images, 3)
         tracking.retry(client.log_batch, run_id, tags=[*tags, *[RunTag(name, str(status[name]))
                                                                 for name in rec.RESULT_TAGS if name in status]])
