@@ -13,12 +13,13 @@ import urllib.request
 from .record import sqlite_path
 
 BATCH = 1000  # MLflow's limit of metrics per log_batch call
+PARAM_BATCH = 100
+
 # MLflow 3 sends usage telemetry to its servers from every process that imports it, unless told not
 # to. A study harness does not phone home, and the telemetry's network calls at start and exit cost a
 # single run about 0.4 s. MLFLOW_DISABLE_TELEMETRY=false in the environment turns it back on.
 TELEMETRY_ENV = "MLFLOW_DISABLE_TELEMETRY"
 os.environ.setdefault(TELEMETRY_ENV, "true")  # set on import: MLflow reads it when it is first imported
-PARAM_BATCH = 100
 
 
 class StoreError(RuntimeError):
