@@ -332,7 +332,7 @@ def _all(grads):
 def clip_grad_norm(grads, max_norm):
     """Scale ``grads`` in place as torch.nn.utils.clip_grad_norm_; returns the total norm before."""
     gs = _all(grads)
-    total = global_norm(grads)
+    total = _norm(gs)
     coef = max_norm / (total + 1e-6)
     if coef < 1.0:
         for g in gs:
