@@ -18,10 +18,11 @@ All statistics are arrays over layers l = 1..L (index l-1). Definitions:
                   w_j = (W_l[:, j], b_l[j]) the incoming weights and bias of unit j; exactly 0
                   when all units are identical (the symmetry problem of constant init)
 
-Each statistic is one small function over the list of per-layer arrays, layer by layer (stacking
-them costs a copy and, at these sizes, page faults on the large temporaries). Every one
-accumulates in float64 (float32 data is converted first: its squares overflow from 1.8e19 and
-underflow below 1e-19, where the statistics of exploding and vanishing networks live).
+Each statistic is one small function of one layer's arrays; ``layer_stats`` calls them layer by
+layer (stacking the layers costs a copy and, at these sizes, page faults on the large
+temporaries). Every one accumulates in float64 (float32 data is converted first: its squares
+overflow from 1.8e19 and underflow below 1e-19, where the statistics of exploding and vanishing
+networks live).
 """
 import math
 
@@ -39,17 +40,6 @@ def _f64(a):
     return a.ravel() if a.dtype == np.float64 else a.astype(np.float64).ravel()
 
 
-def mean_var(arrays):
-    """(means, variances) of each array over all its entries, two-pass (no cancellation)."""
-    means, variances = [], []
-    for a in arrays:
-        flat = _f64(a)
-        mean = np.add.reduce(flat) / flat.size
-        means.append(mean)
-        variances.append(sum_of_squares(flat - mean) / flat.size)
-    return np.array(means), np.array(variances)
-
-
 def sum_squares(arrays):
     """Sum of the squares of each array's entries."""
     return np.array([sum_of_squares(_f64(a)) for a in arrays])
@@ -60,77 +50,80 @@ def norms(arrays):
     return np.sqrt(sum_squares(arrays))
 
 
-def delta_ms(deltas):
+def mean_var(a):
+    """(mean, variance) of ``a``'s entries, two-pass (no cancellation)."""
+    flat = _f64(a)
+    mean = np.add.reduce(flat) / flat.size
+    return mean, sum_of_squares(flat - mean) / flat.size
+
+
+def delta_ms(dz):
     """Mean square of the per-example error B dL/dz_l, from dL/dz_l of shape (B, n_l):
     mean((B d)^2) = sum(d^2) B / n_l."""
-    scale = np.array([d.shape[0] / d.size * d.shape[0] for d in deltas])
-    return sum_squares(deltas) * scale
+    return sum_of_squares(_f64(dz)) * (dz.shape[0] / dz.shape[1])
 
 
 def saturation(saturated):
-    """Fraction of (example, unit) pairs of each layer with phi' < threshold, from the boolean
-    arrays ``phi' < threshold``."""
-    return np.array([np.count_nonzero(s) / s.size for s in saturated])
+    """Fraction of (example, unit) pairs with phi' < threshold, from the boolean array
+    ``phi' < threshold`` of shape (B, n_l)."""
+    return np.count_nonzero(saturated) / saturated.size
 
 
 def dead_frac(saturated):
-    """Fraction of units of each layer with phi' < threshold for every example."""
-    return np.array([np.count_nonzero(s.all(axis=0)) / s.shape[1] for s in saturated])
+    """Fraction of units with phi' < threshold for every example."""
+    return np.count_nonzero(np.logical_and.reduce(saturated, axis=0)) / saturated.shape[1]
 
 
-def unit_spread(W, b):
-    """max_j ||w_j - w_1|| / sqrt(mean_k ||w_k||^2) over units j (columns of W, with b_j).
+def unit_spread(W, b, weight_sq=None):
+    """max_j ||w_j - w_1|| / sqrt(mean_k ||w_k||^2) over units j (columns of W, with b_j);
+    ``weight_sq`` is ||W||^2 when already known.
 
     Measured against unit 1, not the mean, so that identical units give exactly 0."""
     W, b = (np.asarray(a) for a in (W, b))
-    W, b = (a if np.issubdtype(a.dtype, np.inexact) else a.astype(np.float64) for a in (W, b))
-    return float(unit_spreads([W], [b])[0])
+    if W.dtype != np.float64 or b.dtype != np.float64:
+        W, b = W.astype(np.float64), b.astype(np.float64)
+    dev = W - W[:, :1]
+    dist2 = np.einsum("ij,ij->j", dev, dev)
+    db = b - b[0]
+    dist2 += db * db
+    if weight_sq is None:
+        weight_sq = sum_of_squares(W.ravel())
+    rms2 = (weight_sq + np.dot(b, b)) / W.shape[1]
+    return math.sqrt(dist2.max() / rms2) if rms2 > 0 else 0.0
 
 
-def unit_spreads(weights, biases, weight_norms=None):
-    """unit_spread of every layer, from the differences w_j - w_1 (exact: identical units give
-    exactly 0); ``weight_norms`` (||W_l||, for the rms) are computed when not given."""
-    if weight_norms is None:
-        weight_norms = norms(weights)
-    out = np.empty(len(weights))
-    for l, (W, b, w_norm) in enumerate(zip(weights, biases, weight_norms)):
-        W, b = (a if a.dtype == np.float64 else a.astype(np.float64) for a in (W, b))
-        dev = W - W[:, :1]
-        db = b - b[0]
-        dist2 = np.einsum("ij,ij->j", dev, dev) + db * db
-        rms2 = (w_norm * w_norm + b @ b) / W.shape[1]
-        out[l] = math.sqrt(dist2.max() / rms2) if rms2 > 0 else 0.0
-    return out
-
-
-def update_ratio(update_norms, weight_norm):
+def update_ratio(update_norm, weight_norm):
     """||delta W_l|| / ||W_l|| (0 where ||W_l|| = 0)."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(weight_norm > 0, update_norms / np.where(weight_norm > 0, weight_norm, 1.0), 0.0)
+    return update_norm / weight_norm if weight_norm > 0 else 0.0
 
 
 def layer_stats(net):
     """{stat_name: array over layers 1..L} from the caches of ``net``'s last probe pass
     (``MLP.probe`` runs it first; a training pass keeps only what its backward needs, see
-    ``layers``)."""
-    zs = [d.cache["z"] for d in net.dense]
-    acts = [block.cache["out"] for block in net.hidden_layers] + [zs[-1]]
+    ``layers``), one layer at a time."""
+    L = net.n_layers
+    out = {name: np.empty(L) for name in STATS}
     threshold = SATURATION_THRESHOLD * net.activation.max_derivative
-    saturated = [a.phi.derivative(a.cache["u"], a.cache["h"]) < threshold for a in net.activation_layers]
-    out = {}
-    out["grad_norm"] = norms([d.grads["W"] for d in net.dense])
-    out["bias_grad_norm"] = norms([d.grads["b"] for d in net.dense])
-    out["delta_ms"] = delta_ms([d.cache["dz"] for d in net.dense])
-    out["preact_mean"], out["preact_var"] = mean_var(zs)
-    out["act_mean"], out["act_var"] = mean_var(acts[:-1])
-    out["act_mean"] = np.append(out["act_mean"], out["preact_mean"][-1])
-    out["act_var"] = np.append(out["act_var"], out["preact_var"][-1])
-    out["saturation"] = np.append(saturation(saturated), 0.0)
-    out["dead_frac"] = np.append(dead_frac(saturated), 0.0)
-    out["weight_norm"] = norms(net.weights)
-    out["update_ratio"] = update_ratio(net.update_norms, out["weight_norm"])
-    out["unit_spread"] = unit_spreads(net.weights, net.biases, out["weight_norm"])
-    return {name: out[name] for name in STATS}
+    update_norms = net.update_norms
+    for l, dense in enumerate(net.dense):
+        W, b = dense.params["W"], dense.params["b"]
+        weight_sq = sum_of_squares(_f64(W))
+        out["grad_norm"][l] = math.sqrt(sum_of_squares(_f64(dense.grads["W"])))
+        out["bias_grad_norm"][l] = math.sqrt(sum_of_squares(_f64(dense.grads["b"])))
+        out["delta_ms"][l] = delta_ms(dense.cache["dz"])
+        out["preact_mean"][l], out["preact_var"][l] = mean_var(dense.cache["z"])
+        if l < L - 1:
+            act = net.activation_layers[l]
+            saturated = act.phi.derivative(act.cache["u"], act.cache["h"]) < threshold
+            out["saturation"][l], out["dead_frac"][l] = saturation(saturated), dead_frac(saturated)
+            out["act_mean"][l], out["act_var"][l] = mean_var(net.layers[l].cache["out"])
+        else:  # the linear output layer: a_L = z_L, and it never saturates
+            out["saturation"][l] = out["dead_frac"][l] = 0.0
+            out["act_mean"][l], out["act_var"][l] = out["preact_mean"][l], out["preact_var"][l]
+        out["weight_norm"][l] = math.sqrt(weight_sq)
+        out["update_ratio"][l] = update_ratio(update_norms[l], out["weight_norm"][l])
+        out["unit_spread"][l] = unit_spread(W, b, weight_sq)
+    return out
 
 
 def check_bins(bins):
