@@ -53,7 +53,9 @@ class Activation:
 class Sigmoid(Activation):
     """phi(z) = 1 / (1 + exp(-z));  phi'(z) = phi(z) (1 - phi(z)), at most 1/4.
 
-    Computed from exp(-|z|), which lies in (0, 1], so no overflow for any z.
+    Computed as exp(min(z, 0)) / (1 + exp(-|z|)): both exponents are <= 0, so nothing overflows
+    for any z, and for z < 0 it is e^z / (1 + e^z), accurate where phi(z) is tiny. (Two exps
+    and no masked ufunc: a ``where=`` multiply took 3/4 of the time.)
     """
     name = "sigmoid"
     max_derivative = 0.25
@@ -61,13 +63,13 @@ class Sigmoid(Activation):
     backprop_needs_z = False
 
     def forward(self, z, out=None):
-        e = np.abs(z)
-        np.negative(e, out=e)
-        np.exp(e, out=e)
-        out = np.add(e, 1.0, out=out)
-        np.reciprocal(out, out=out)
-        np.multiply(out, e, out=out, where=z < 0)  # sigma(z) = e^z / (1 + e^z) for z < 0
-        return out
+        num = np.minimum(z, 0.0)
+        np.exp(num, out=num)
+        den = np.abs(z)
+        np.negative(den, out=den)
+        np.exp(den, out=den)
+        den += 1.0
+        return np.divide(num, den, out=num if out is None else out)
 
     def derivative(self, z, a, out=None):
         out = np.subtract(1.0, a, out=out)
