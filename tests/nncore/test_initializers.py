@@ -199,7 +199,7 @@ def test_same_seed_same_weights_different_seed_different():
         assert not np.array_equal(wa, wc)
 
 
-# ---------- initializer parameters through MLP (from the audit)
+# ---------------------------------------------- initializer parameters through the MLP
 INITIALIZERS = tuple(sorted(initializers.REGISTRY))
 
 

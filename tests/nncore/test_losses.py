@@ -169,7 +169,7 @@ def test_unknown_loss():
         losses.get("hinge")
 
 
-# ---------- targets checked by the network (from the audit)
+# ---------------------------------------------------- targets checked by the network
 @pytest.mark.parametrize("call", ["loss_and_grads", "probe"])
 def test_float32_mse_targets_beyond_float32_range_are_rejected(call):
     net = MLP(3, [4], 2, loss="mse", dtype="float32", seed=0)

@@ -346,7 +346,7 @@ def test_pickle_does_not_carry_the_last_pass():
 
 
 
-# ---------- bad input, fixed masks, kept references (from the audit and reviews)
+# ---------------------------------------------- bad input, fixed masks, kept references
 def _axy(n_in=3, n_out=2, B=64, seed=0):
     rng = np.random.default_rng(seed)
     return rng.normal(size=(B, n_in)), np.arange(B) % n_out

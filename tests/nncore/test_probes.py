@@ -310,7 +310,7 @@ def test_sums_of_squares_in_float64(n, dtype):
     np.testing.assert_allclose(probes.sum_squares([row[None] for row in rows]), want, rtol=1e-13)
 
 
-# ---------- float32 accumulation, stacked equal layers, unit_spread, bins (from the audit, reviews and the flat-buffer tests)
+# ------------------------------ float32 accumulation, equal layers, unit_spread, bins
 def _axy(n_in=3, n_out=2, B=64, seed=0):
     rng = np.random.default_rng(seed)
     return rng.normal(size=(B, n_in)), np.arange(B) % n_out

@@ -307,7 +307,7 @@ def test_train_exports():
     assert {"MLP", "Grads", "STATS", "train"} <= set(nncore.__all__)
 
 
-# ---------- divergence, histogram bins and steps, bad targets (from the audit)
+# ------------------------------------- divergence, histogram bins and steps, bad targets
 def _axy(n_in=3, n_out=2, B=64, seed=0):
     rng = np.random.default_rng(seed)
     return rng.normal(size=(B, n_in)), np.arange(B) % n_out
@@ -319,8 +319,8 @@ def _norm64(arrays):
 
 
 def _overflowing_net():
-    """float32 net of /tmp/audit/norm_overflow.py: finite loss and gradients, but the sum of
-    squares of the gradients is beyond float32's range (norm > 1.8e19)."""
+    """A float32 net with finite loss and gradients whose sum of squares is beyond float32's
+    range (norm > 1.8e19)."""
     net = MLP(4, [8, 8, 8], 2, activation="identity", loss="mse", dtype="float32", seed=0,
               init="constant", init_params={"value": 30.0})
     return net, np.full((4, 4), 30.0), np.zeros((4, 2))
