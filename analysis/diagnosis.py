@@ -14,6 +14,7 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
+from experiments import record
 from nncore import diagnosis as core
 
 from .tables import FINAL, INIT
@@ -83,7 +84,7 @@ def layer_flags(layer_stats, runs, scalars):
     """Long table (run_id, when, step, layer, flag, raised) over hidden layers, at init and final;
     the probe losses (loss/train) come from ``scalars``."""
     probes, last_steps = _probes(layer_stats)
-    probe_loss = scalars[scalars["name"] == "loss/train"].drop_duplicates(["run_id", "step"])
+    probe_loss = scalars[scalars["name"] == record.LOSS_TRAIN].drop_duplicates(["run_id", "step"])
     probe_loss = dict(zip(zip(probe_loss["run_id"], probe_loss["step"]), probe_loss["value"].to_numpy(np.float64)))
     columns = {name: [] for name in FLAG_COLUMNS}
     for run in runs.to_dict("records"):
@@ -122,7 +123,7 @@ def pathologies(flags):
 
 def _probe_losses(scalars):
     """(loss/train at step 0, loss/train at the last step) per run_id."""
-    loss = scalars[scalars["name"] == "loss/train"].sort_values("step")
+    loss = scalars[scalars["name"] == record.LOSS_TRAIN].sort_values("step")
     grouped = loss.groupby("run_id")["value"]
     first = loss[loss["step"] == 0].groupby("run_id")["value"].first()
     return first, grouped.last()

@@ -37,6 +37,8 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullLocator
 
+from experiments import record
+
 from . import selection, tables
 from .tables import FINAL, HEALTHY_LOG10_RATIO, INIT
 
@@ -483,7 +485,7 @@ def fig_grad_heatmaps(layer_stats, runs, optimizer=None):
 # Training curves
 # ---------------------------------------------------------------------------
 
-CURVE_ROWS = (("loss/train", "training loss", True), ("acc/val", "validation accuracy", False))
+CURVE_ROWS = ((record.LOSS_TRAIN, "training loss", True), (record.ACC_VAL, "validation accuracy", False))
 
 
 @styled

@@ -2,9 +2,11 @@
 viewer, which shows a markdown file as plain text and cannot follow its relative image links.
 
 It renders the markdown subset the report is written in, whatever its sections: headings, paragraphs,
-bullet lists, pipe tables, images, links, *emphasis*, **strong** and `code`. Links to files beside
-the report (an SVG, summary.csv) are kept as links when the file exists next to the HTML, which is how
-the report is logged (report/ with report/figures/); images are embedded, so the page needs nothing else.
+bullet lists, pipe tables, images, links, *emphasis*, **strong** and `code`. Images are embedded,
+so the page needs nothing else. Links to files beside the report (an SVG, summary.csv) become their
+paths as text: the viewer shows the page from a blob: address in a sandboxed frame, where a relative
+link cannot resolve (it opens about:blank#blocked); those files are next to report.html in the run's
+artifacts (report/, report/figures/). Links with a scheme (https:, ...) stay links.
 """
 import base64
 import html
@@ -37,10 +39,19 @@ def _spans(text):
     for match in LINK.finditer(text):
         out.append(_emphasis(html.escape(text[pos:match.start()], quote=False)))
         label, href = match.groups()
-        out.append(f'<a href="{html.escape(href)}">{_emphasis(html.escape(label, quote=False))}</a>')
+        out.append(_link(label, href))
         pos = match.end()
     out.append(_emphasis(html.escape(text[pos:], quote=False)))
     return "".join(out)
+
+
+def _link(label, href):
+    """A link with a scheme as a link; a file beside the report as its path (see the module docstring)."""
+    text = _emphasis(html.escape(label, quote=False))
+    if re.match(r"[a-zA-Z][a-zA-Z0-9+.-]*:", href):
+        return f'<a href="{html.escape(href)}">{text}</a>'
+    path = html.escape(href, quote=False)
+    return f"<code>{path}</code>" if label == href else f"{text}: <code>{path}</code>"
 
 
 def _emphasis(text):

@@ -35,6 +35,9 @@ import pyarrow.parquet as pq
 from experiments import record, tracking
 from experiments.record import DEFAULT_EXPERIMENT, REPO_ROOT  # noqa: F401 - re-exported for analysis
 
+# The metrics a run's row carries: the scalars' last values and, when it diverged, diverged_step.
+FINAL_METRICS = (record.LOSS_TRAIN, record.LOSS_VAL, record.ACC_TRAIN, record.ACC_VAL, record.DIVERGED_STEP)
+
 # Column -> dtype of each table. Empty tables are built from these too, so that
 # downstream code never meets a frame without the expected columns.
 RUN_COLUMNS = {
@@ -46,8 +49,7 @@ RUN_COLUMNS = {
     "momentum": "float64",  # NaN when not logged (rules without momentum)
     "majority_rate": "float64",  # of the validation labels (tag), NaN if not logged
     "outcome": "str", "status": "str",
-    "loss/train": "float64", "loss/val": "float64", "acc/train": "float64", "acc/val": "float64",
-    "diverged_step": "float64",  # NaN unless the run diverged
+    **{name: "float64" for name in FINAL_METRICS},  # diverged_step: NaN unless the run diverged
     # architecture (conf/arch/: experiments.config.arch_label); runs logged before it are plain MLPs
     "arch": "str", "norm": "str", "residual_scale": "float64",
 }
@@ -68,7 +70,6 @@ ARTIFACTS = {
     record.HISTOGRAMS_FILE: ("histograms", HISTOGRAM_COLUMNS),
     record.SCALARS_FILE: ("scalars", SCALAR_COLUMNS),
 }
-FINAL_METRICS = ("loss/train", "loss/val", "acc/train", "acc/val", "diverged_step")
 
 # (column, tag, param): the tags are the contract's short names; the dot-flattened
 # Hydra params are the fallback for runs logged before a tag existed.

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.colors import Normalize
 
+from experiments import record
 from experiments.images import cell_edges
 from nncore import theory as mf
 
@@ -118,7 +119,7 @@ def fig_he2015(scalars, runs):
     fig, axes = new_figure(1, 2, extra_width=0.4)
     colors = figures.ordered_colors(sorted(runs["init"].unique()))
     for _, run in runs.iterrows():
-        for ax, name in zip(axes[0], ("loss/train", "acc/val")):
+        for ax, name in zip(axes[0], (record.LOSS_TRAIN, record.ACC_VAL)):
             steps, values = _curve(scalars, run["run_id"], name)
             ax.plot(steps, values, color=colors[run["init"]], label=run["init"])
     axes[0, 0].set(xlabel="step", ylabel="loss/train (probe batch)", title="training loss")
@@ -136,8 +137,8 @@ def he2015(frames, figure_dir):
     lines += _figure_lines("he2015_curves", "Xavier vs He", "Training loss and validation accuracy of a deep ReLU "
                            "network from Xavier and He initialization.", figure_dir)
     for _, run in runs.sort_values("init").iterrows():
-        steps, loss = _curve(scalars, run["run_id"], "loss/train")
-        _, acc = _curve(scalars, run["run_id"], "acc/val")
+        steps, loss = _curve(scalars, run["run_id"], record.LOSS_TRAIN)
+        _, acc = _curve(scalars, run["run_id"], record.ACC_VAL)
         if loss.size < 2:
             continue
         change = (loss[-1] - loss[0]) / loss[0]

@@ -24,6 +24,8 @@ from urllib.request import url2pathname
 import numpy as np
 import pandas as pd
 
+from experiments import record
+
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).resolve().parent / "report_results.json"
 TARGET_SECONDS = 60.0
@@ -81,7 +83,7 @@ def run_tables(activation, init, depth, optimizer, seed):
     accuracy = float(np.clip(0.95 + gain * depth / 10, 0.1, 0.97))
     loss = 2.3 * (np.maximum(1 - accuracy, 0.02) / 2.3) ** (steps / STEPS)
     acc = 0.1 + (accuracy - 0.1) * steps / STEPS
-    names = ("loss/train", "loss/val", "acc/train", "acc/val", "grad_norm/total")
+    names = record.SCALARS
     series = (loss, loss * 1.1, acc + 0.01, acc, np.ones(steps.size))
     scalars = pd.DataFrame({"step": np.tile(steps, len(names)), "name": np.repeat(names, steps.size),
                             "value": np.concatenate(series), "timestamp": 0})

@@ -9,6 +9,7 @@ import pandas as pd
 
 from nncore import diagnosis
 
+from . import record
 from .record import DIAGNOSIS_COLUMNS, DIAGNOSIS_FILE
 
 
@@ -30,7 +31,7 @@ def diagnose_job(cfg, net, layer_stats, scalars, data, result, total, output_dir
     momentum = float(cfg.optimizer.get("momentum") or 0.0)
     frames, tags = [], {}
     steps = sorted(set(layer_stats["step"]))
-    losses = scalars[scalars["name"] == "loss/train"].set_index("step")["value"].sort_index()
+    losses = scalars[scalars["name"] == record.LOSS_TRAIN].set_index("step")["value"].sort_index()
     for column, step in (("pathology_init", steps[0] if steps else None), ("pathology_final", steps[-1] if steps else None)):
         if step is None:
             tags[column] = "n/a"
@@ -46,7 +47,7 @@ def diagnose_job(cfg, net, layer_stats, scalars, data, result, total, output_dir
              pd.DataFrame({k: pd.Series(dtype=v) for k, v in DIAGNOSIS_COLUMNS.items()})).astype(DIAGNOSIS_COLUMNS)
     table.to_parquet(output_dir / DIAGNOSIS_FILE, index=False)
     loss = losses.to_numpy()
-    acc = scalars[scalars["name"] == "acc/val"].sort_values("step")["value"].to_numpy()
+    acc = scalars[scalars["name"] == record.ACC_VAL].sort_values("step")["value"].to_numpy()
     majority = diagnosis.majority_rate(data.y_val)
     tags["trainability"] = diagnosis.trainability(result.diverged, float(acc[-1]) if acc.size else np.nan, majority,
                                                   float(loss[0]) if loss.size else np.nan,

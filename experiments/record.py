@@ -16,8 +16,10 @@ In MLflow, a run's metrics are
     depth, width, seed and log10_grad_ratio_init (``log10 ||dL/dW_1|| / ||dL/dW_L||`` at step 0);
   - the profiles ``profile_init/<stat>`` and ``profile_final/<stat>`` with step = layer 1..L, in
     log10 (PROFILE_STATS), from step 0 and from the last probed step;
-  - a few per-layer series over training: SERIES_STATS at the first and the last layer
-    (``grad_norm/layer_01``, ``grad_norm/layer_51``). Every other per-layer series stays in
+  - a few per-layer series over training, in log10 so that their ticks stay readable (a vanishing
+    network's first layer has ||dL/dW_1|| near 1e-40): SERIES_STATS at the first and the last layer
+    (``log10_grad_norm/layer_01``, ``log10_grad_norm/layer_51``); values without a finite log10 are
+    left out and counted in the ``series.skipped`` tag. Every other per-layer series stays in
     layer_stats.parquet and in the run's images, so that the Model metrics tab stays navigable.
 
 Store URIs: ``resolve_uri`` is the one rule (explicit URI, else $MLFLOW_TRACKING_URI, else the
@@ -60,7 +62,6 @@ HISTOGRAM_COLUMNS = {"step": "int64", "layer": "int64", "kind": "str", "bin": "i
 SCALAR_COLUMNS = {"step": "int64", "name": "str", "value": "float64", "timestamp": "int64"}
 DIAGNOSIS_FILE = "diagnosis.parquet"
 DIAGNOSIS_COLUMNS = {"step": "int64", "layer": "int64", "flag": "str", "raised": "bool"}
-PARQUET = {LAYER_STATS_FILE: LAYER_STATS_COLUMNS, HISTOGRAMS_FILE: HISTOGRAM_COLUMNS, SCALARS_FILE: SCALAR_COLUMNS}
 # Uploaded as the run's artifacts, in this order.
 ARTIFACTS = ("config.yaml", "overrides.yaml", LAYER_STATS_FILE, HISTOGRAMS_FILE, SCALARS_FILE, DIAGNOSIS_FILE)
 # Tags known only when the job has finished (the others are set when its run is created): outcome
@@ -90,9 +91,16 @@ PROCESS_TAG = "process"
 # (dropout off): loss/train and acc/train are measured on it, and grad_norm/probe_batch is the global
 # norm of its gradient (weights and biases of every layer). The training batch's norm, which the
 # optimizer clips, is not a metric.
-SCALARS = ("loss/train", "loss/val", "acc/train", "acc/val", "grad_norm/probe_batch")
-# Per-layer series over training that are MLflow metrics, at SERIES_LAYERS only.
+LOSS_TRAIN, LOSS_VAL, ACC_TRAIN, ACC_VAL = "loss/train", "loss/val", "acc/train", "acc/val"
+GRAD_NORM_PROBE_BATCH = "grad_norm/probe_batch"
+SCALARS = (LOSS_TRAIN, LOSS_VAL, ACC_TRAIN, ACC_VAL, GRAD_NORM_PROBE_BATCH)
+# Metrics logged once, at the last step: the step whose loss, gradient or parameters were
+# non-finite (only when the run diverged), and the training loop's wall time in seconds.
+DIVERGED_STEP = "diverged_step"
+TRAIN_SECONDS = "time/train_seconds"
+# Per-layer series over training that are MLflow metrics (log10 of the statistic), at series_layers only.
 SERIES_STATS = ("grad_norm",)
+SERIES_SKIPPED_TAG = "series.skipped"  # counts the series values left out (zero, negative or non-finite)
 
 
 def series_layers(n_layers):
@@ -103,6 +111,11 @@ def series_layers(n_layers):
 def layer_key(stat, layer, n_layers):
     """``grad_norm/layer_07``: two digits, three when there are 100 or more layers."""
     return f"{stat}/layer_{layer:0{max(2, len(str(n_layers)))}d}"
+
+
+def series_key(stat, layer, n_layers):
+    """The MLflow key of a per-layer series: ``log10_grad_norm/layer_07``."""
+    return layer_key(f"log10_{stat}", layer, n_layers)
 
 
 PROFILES = ("init", "final")

@@ -10,6 +10,7 @@ timestamps, and a synced record is never uploaded again, so running sync twice
 creates no duplicates.
 """
 import argparse
+import math
 import sys
 import time
 from pathlib import Path
@@ -64,10 +65,14 @@ def metrics_of(scalars, stats, cfg):
     n_layers = int(stats.layer.max()) if len(stats) else 0
     layers = rec.series_layers(n_layers) if n_layers else []
     picked = stats[stats.stat.isin(rec.SERIES_STATS) & stats.layer.isin(layers)]
-    metrics += [Metric(rec.layer_key(stat, int(layer), n_layers), float(v), int(stamp.get(s, 0)), int(s))
-                for s, layer, stat, v in picked[["step", "layer", "stat", "value"]].itertuples(index=False)]
+    series_skipped = 0
+    for s, layer, stat, v in picked[["step", "layer", "stat", "value"]].itertuples(index=False):
+        if math.isfinite(v) and v > 0:
+            metrics.append(Metric(rec.series_key(stat, int(layer), n_layers), math.log10(v), int(stamp.get(s, 0)), int(s)))
+        else:
+            series_skipped += 1
     by_step = rec.steps_and_layers(stats[stats.step.isin({0, stats.step.max()})]) if len(stats) else {}
-    tags = []
+    tags = [RunTag(rec.SERIES_SKIPPED_TAG, str(series_skipped))]
     for profile, step in (("init", 0 if 0 in by_step else None), ("final", rec.final_probe_step(by_step))):
         skipped = 0
         if step is not None:
@@ -146,9 +151,9 @@ def upload(record, dedupe=False):
         metrics, tags = metrics_of(pd.read_parquet(record / rec.SCALARS_FILE), stats, cfg)
         last = int(status.get("steps") or 0)
         if status.get("diverged_step") is not None:
-            metrics.append(Metric("diverged_step", float(status["diverged_step"]), _last_ts(metrics), last))
+            metrics.append(Metric(rec.DIVERGED_STEP, float(status["diverged_step"]), _last_ts(metrics), last))
         if status.get("train_seconds") is not None:
-            metrics.append(Metric("time/train_seconds", float(status["train_seconds"]), _last_ts(metrics), last))
+            metrics.append(Metric(rec.TRAIN_SECONDS, float(status["train_seconds"]), _last_ts(metrics), last))
         for i in range(0, len(metrics), tracking.BATCH):
             tracking.retry(client.log_batch, run_id, metrics=metrics[i:i + tracking.BATCH])
         for name in rec.ARTIFACTS:

@@ -132,7 +132,7 @@ def get_or_create_experiment(mlflow_client, uri, name):
 
 NOTE_TAG = "mlflow.note.content"        # a run's or an experiment's markdown description in the UI
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
-MODEL_TRAINING = "custom_model_development"   # the UI then opens the experiment on its runs table
+MODEL_TRAINING = "custom_model_development"   # MLflow's kind for a model-training experiment
 
 
 def describe_latest_sweep(mlflow_client, experiment_id, sweep_id, parent_run_id, parent_name, report=False):

@@ -23,7 +23,10 @@ from hydra.core.hydra_config import HydraConfig  # noqa: E402
 from experiments import runner, sweep  # noqa: E402 - through experiments.tracking: MLflow's telemetry off
 from experiments.config import register  # noqa: E402
 
-runner.freeze_imports()  # imports MLflow's store too; with the above, ~1.5 s of a single run's wall
+# Flags that only print (help, the config) and never touch the store.
+INFO_FLAGS = ("--help", "-h", "--hydra-help", "--cfg", "-c", "--info", "-i", "--shell-completion", "-sc", "--resolve")
+if not any(flag in INFO_FLAGS for flag in sweep.split_argv(sys.argv[1:])[1]):
+    runner.freeze_imports()  # imports MLflow's store too; with the above, ~1.5 s of a single run's wall
 gc.enable()
 register()
 
@@ -41,8 +44,7 @@ def main(cfg):
 def cli(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     _, flags = sweep.split_argv(argv)
-    if any(f in flags for f in ("--help", "-h", "--hydra-help", "--cfg", "-c", "--info", "-i",
-                                "--shell-completion", "-sc", "--resolve")):
+    if any(f in flags for f in INFO_FLAGS):
         return main()
     force = os.environ.get("FORCE", "0") not in ("", "0", "false", "False")
     started = time.time()

@@ -2,8 +2,11 @@
 
     python -m experiments.ui [--experiment NAME] [--port 5000]     # make ui prints it, then serves
 
-The experiment is marked as model training (tag mlflow.experimentKind), so the UI opens on its runs
-rather than on the GenAI overview; stores made before the pre-flight set that tag get it here.
+MLflow 3's UI opens an experiment in its GenAI view (an empty Traces overview, "Training runs")
+unless the address asks for the model-training one: ``?workflowType=machine_learning`` gives the
+"Runs" page with Runs, Models and Traces in the sidebar. The experiment is also tagged as model
+training (mlflow.experimentKind, which the UI's experiment list shows); stores made before the
+pre-flight set that tag get it here.
 """
 import argparse
 import sys
@@ -11,10 +14,12 @@ from urllib.parse import quote
 
 from . import record, tracking
 
+MODEL_TRAINING_VIEW = "workflowType=machine_learning"  # the UI's switch between its GenAI and model-training views
+
 
 def runs_url(host, port, experiment_id):
-    """The runs table of ``experiment_id`` (the UI's hash route)."""
-    return f"http://{host}:{port}/#/experiments/{quote(str(experiment_id))}/runs"
+    """The runs table of ``experiment_id`` in the model-training view (the UI's hash route)."""
+    return f"http://{host}:{port}/#/experiments/{quote(str(experiment_id))}/runs?{MODEL_TRAINING_VIEW}"
 
 
 def landing_url(uri, experiment, host="127.0.0.1", port=5000):

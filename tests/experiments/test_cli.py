@@ -56,11 +56,20 @@ def test_tiny_multirun_logs_everything_and_resumes(tmp_path):
             assert key in tags
         assert tags["outcome"] == "ok" and tags["depth"] == "3" and tags["dataset"] == "digits"
         assert tags["mlflow.parentRunId"] == parents[0].info.run_id
+        # the checkout's commit, as git itself reports it (no tag outside a git checkout)
+        head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+        assert tags.get("mlflow.source.git.commit") == (head if len(head) == 40 else None)
         assert params["model.depth"] == "3" and params["model.width"] == "16" and params["optimizer.name"] == "sgd"
-        for layer in (1, 4):  # the first and the output layer's gradient norm over training
-            history = client.get_metric_history(run.info.run_id, f"grad_norm/layer_{layer:02d}")
+        stats = pd.read_parquet(client.download_artifacts(run.info.run_id, "layer_stats.parquet", str(tmp_path)))
+        for layer in (1, 4):  # the first and the output layer's gradient norm over training, in log10
+            history = client.get_metric_history(run.info.run_id, f"log10_grad_norm/layer_{layer:02d}")
             assert sorted(m.step for m in history) == [0, 5, 10, 12]  # 1437 examples / 128 = 12 steps
-        assert not any(k.startswith(("grad_norm/layer_02", "grad_norm/layer_03", "act_var/")) for k in run.data.metrics)
+            want = stats[(stats.stat == "grad_norm") & (stats.layer == layer)].set_index("step")["value"]
+            for m in history:
+                assert m.value == pytest.approx(math.log10(want[m.step]), rel=1e-12)
+        assert tags["series.skipped"] == "0"
+        assert not any(k.startswith(("log10_grad_norm/layer_02", "log10_grad_norm/layer_03", "grad_norm/layer",
+                                     "act_var/")) for k in run.data.metrics)
         for key in ("loss/train", "loss/val", "acc/train", "acc/val", "grad_norm/probe_batch"):
             assert key in run.data.metrics
         assert {run.data.metrics[k] for k in ("depth", "width", "seed")} == {3.0, 16.0, 0.0}

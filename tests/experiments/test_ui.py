@@ -99,10 +99,16 @@ def page(chromium):
 
 def test_landing_url_opens_the_runs_table(store, page, tmp_path):
     url, message = ui.landing_url(store["uri"], "gradpath", port=store["port"])
-    assert message == "" and url == f"http://127.0.0.1:{store['port']}/#/experiments/{store['experiment_id']}/runs"
+    assert message == "" and url == (f"http://127.0.0.1:{store['port']}/#/experiments/{store['experiment_id']}"
+                                     "/runs?workflowType=machine_learning")
     page.goto(url)
     parent = next(name for name, run in store["runs"].items() if run.data.tags.get("role") == "parent")
-    page.get_by_text("Training runs").first.wait_for()           # the model-training view, not GenAI's overview
+    # the model-training view: its page is "Runs" and its sidebar lists Models; the GenAI view's page is
+    # "Training runs" and its sidebar lists Judges and Sessions instead
+    page.get_by_role("heading", name="Runs", exact=True).first.wait_for()
+    page.get_by_role("link", name="Models", exact=True).first.wait_for()
+    assert page.get_by_text("Training runs", exact=True).count() == 0
+    assert page.get_by_role("link", name="Judges", exact=True).count() == 0
     page.get_by_text("Latest sweep:").first.wait_for()          # the experiment's description names it
     page.get_by_text(f"{len(store['runs'])} matching runs").first.wait_for()  # the table has loaded
     row = page.get_by_role("row").filter(has_text=parent[:12])  # the sweep's parent, its jobs nested under it
@@ -139,6 +145,9 @@ def test_the_parent_run_reads_like_a_front_page(store, page, tmp_path):
     frame = next(f for f in _frames_when(page, lambda f: f.url.startswith("blob:")))
     frame.get_by_text("At a glance").first.wait_for()
     assert frame.locator("img[src^='data:image/png;base64,']").count() >= 1
+    # no relative link: in the viewer's sandboxed blob: frame it would open about:blank#blocked
+    assert frame.locator("a[href]:not([href*=':'])").count() == 0
+    frame.get_by_text("summary.csv").first.wait_for()  # named as an artifact path instead
     page.screenshot(path=tmp_path / "report_html.png")
 
 

@@ -3,7 +3,7 @@ from experiments import ui
 
 
 def test_runs_url():
-    assert ui.runs_url("127.0.0.1", 5000, "7") == "http://127.0.0.1:5000/#/experiments/7/runs"
+    assert ui.runs_url("127.0.0.1", 5000, "7") == "http://127.0.0.1:5000/#/experiments/7/runs?workflowType=machine_learning"
 
 
 def test_no_store_yet_is_a_message_and_creates_nothing(tmp_path):

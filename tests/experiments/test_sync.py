@@ -1,0 +1,65 @@
+"""sync.metrics_of: what a run's record becomes in MLflow, against values computed here from the
+record's tables (zero, negative and non-finite statistics have no log10: left out and counted)."""
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from experiments import sync
+
+
+def _record(n_layers=3):
+    """layer_stats at steps 0 and 10 (grad_norm with a zero, a NaN and an inf), and scalars."""
+    rows = []
+    values = {0: {"grad_norm": [1e-40, 0.0, 2.0], "weight_norm": [4.0, 5.0, 0.0], "delta_ms": [1e-3, 2e-3, 3e-3],
+                  "act_var": [0.5, -1.0, 2.0]},
+              10: {"grad_norm": [math.nan, 3.0, math.inf], "weight_norm": [4.0, 5.0, 6.0], "delta_ms": [1.0, 2.0, 3.0],
+                   "act_var": [0.25, 0.5, 1.0]}}
+    for step, stats in values.items():
+        for stat, per_layer in stats.items():
+            rows += [(step, layer, stat, v) for layer, v in enumerate(per_layer, start=1)]
+    stats = pd.DataFrame(rows, columns=["step", "layer", "stat", "value"])
+    scalars = pd.DataFrame({"step": [0, 10], "name": ["loss/train"] * 2, "value": [2.3, 1.1], "timestamp": [1000, 2000]})
+    return stats, scalars
+
+
+CFG = {"model": {"depth": 2, "width": 8}, "seed": 3}
+
+
+def _by_key(metrics):
+    out = {}
+    for m in metrics:
+        out.setdefault(m.key, {})[m.step] = m.value
+    return out
+
+
+def test_profiles_are_log10_by_layer_and_skip_values_without_a_log():
+    stats, scalars = _record()
+    metrics, tags = sync.metrics_of(scalars, stats, CFG)
+    got, tags = _by_key(metrics), {t.key: t.value for t in tags}
+    assert got["profile_init/log10_grad_norm"] == {1: pytest.approx(-40.0, rel=1e-15), 3: pytest.approx(math.log10(2.0))}
+    assert got["profile_final/log10_grad_norm"] == {2: pytest.approx(math.log10(3.0))}
+    # the relative gradient: ||dL/dW_l|| / ||W_l||, left out where either has no finite log10
+    assert got["profile_init/log10_grad_norm_rel"] == {1: pytest.approx(math.log10(1e-40 / 4.0))}
+    assert got["profile_final/log10_grad_norm_rel"] == {2: pytest.approx(math.log10(3.0 / 5.0))}
+    assert got["profile_init/log10_act_var"] == {1: pytest.approx(math.log10(0.5)), 3: pytest.approx(math.log10(2.0))}
+    assert set(got["profile_final/log10_delta_ms"]) == {1, 2, 3}
+    # skipped at init: grad_norm 1 (the zero), rel 2 (zero gradient, zero weight norm), act_var 1 (negative)
+    assert tags["profile_init.skipped"] == "4"
+    # at the end: grad_norm 2 (NaN, inf), rel 2
+    assert tags["profile_final.skipped"] == "4"
+
+
+def test_series_are_log10_at_the_first_and_last_layer_only():
+    stats, scalars = _record()
+    metrics, tags = sync.metrics_of(scalars, stats, CFG)
+    got, tags = _by_key(metrics), {t.key: t.value for t in tags}
+    assert got["log10_grad_norm/layer_01"] == {0: pytest.approx(-40.0, rel=1e-15)}  # step 10 is NaN
+    assert got["log10_grad_norm/layer_03"] == {0: pytest.approx(math.log10(2.0))}   # step 10 is inf
+    assert not any(k.startswith(("log10_grad_norm/layer_02", "grad_norm/")) for k in got)
+    assert tags["series.skipped"] == "2"
+    assert got["loss/train"] == {0: 2.3, 10: 1.1}
+    assert {k: got[k] for k in ("depth", "width", "seed")} == {"depth": {0: 2.0}, "width": {0: 8.0}, "seed": {0: 3.0}}
+    assert got["log10_grad_ratio_init"] == {0: pytest.approx(-40.0 - math.log10(2.0))}
+    assert all(np.isfinite(m.value) for m in metrics)
