@@ -1,7 +1,7 @@
 """Losses on the network's output z_L (logits), each the batch mean as in torch.nn.
 
-``loss.forward_backward(z, y, dz=None) -> (loss, dL/dz)`` returns the mean loss
-and its gradient with respect to z_L, written into ``dz`` when given.
+``loss.forward_backward(z, y) -> (loss, dL/dz)`` returns the mean loss and its gradient
+with respect to z_L, a new array (the logits are not modified).
 ``loss.check_targets(y, n, n_out, dtype)`` validates the target array.
 
   cross_entropy  softmax cross-entropy on logits, integer labels of shape (N,);
@@ -30,10 +30,10 @@ class CrossEntropy:
             raise ValueError(f"cross_entropy labels must lie in [0, {n_out}), got range [{y.min()}, {y.max()}]")
         return y
 
-    def forward_backward(self, z, y, dz=None):
+    def forward_backward(self, z, y):
         n = z.shape[0]
         rows = np.arange(n)
-        shifted = np.subtract(z, z.max(axis=1, keepdims=True), out=dz)
+        shifted = np.subtract(z, z.max(axis=1, keepdims=True))
         # log-sum-exp on max-shifted logits: no overflow for any finite z
         picked = shifted[rows, y]  # fancy indexing copies
         np.exp(shifted, out=shifted)
@@ -59,7 +59,7 @@ class BCEWithLogits:
             raise ValueError("bce targets must be 0 or 1")
         return y
 
-    def forward_backward(self, z, y, dz=None):
+    def forward_backward(self, z, y):
         y = y.astype(z.dtype, copy=False)
         # max(z, 0) - z y + log(1 + exp(-|z|)): exact and overflow-free
         softplus = np.abs(z)
@@ -70,9 +70,9 @@ class BCEWithLogits:
         loss = float(np.mean(np.maximum(z, 0.0) - z * y + softplus))
         # sigmoid(z) = sigmoid(|z|) for z >= 0, 1 - sigmoid(|z|) for z < 0
         sig = np.where(z >= 0, sig_abs, 1.0 - sig_abs)
-        dz = np.subtract(sig, y, out=dz)
-        dz /= z.size
-        return loss, dz
+        sig -= y
+        sig /= z.size
+        return loss, sig
 
     def accuracy(self, z, y):
         return float(np.mean((z > 0) == (y > 0.5)))
@@ -88,8 +88,8 @@ class MSE:
             raise ValueError(f"mse targets must have shape ({n}, {n_out}), got {y.shape}")
         return finite_in(y, dtype, "mse targets", kinds="biuf")  # bool too
 
-    def forward_backward(self, z, y, dz=None):
-        dz = np.subtract(z, y, out=dz)
+    def forward_backward(self, z, y):
+        dz = np.subtract(z, y)
         loss = float(np.vdot(dz, dz) / z.size) if dz.flags.c_contiguous else float(np.mean(dz * dz))
         dz *= 2.0 / z.size
         return loss, dz

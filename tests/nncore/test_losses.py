@@ -72,14 +72,14 @@ def test_gradient_is_of_the_mean(name):
 
 
 @pytest.mark.parametrize("name", LOSSES)
-def test_dz_buffer_is_used(name):
+def test_logits_untouched_and_gradient_new(name):
     z, y = _case(name, seed=3)
     fn = losses.get(name)
-    buf = np.empty_like(z)
-    z0 = z.copy()
-    _, dz = fn.forward_backward(z, y, dz=buf)
-    assert dz is buf
+    z0, y0 = z.copy(), y.copy()
+    _, dz = fn.forward_backward(z, y)
     np.testing.assert_array_equal(z, z0)  # logits untouched
+    np.testing.assert_array_equal(y, y0)
+    assert not np.shares_memory(dz, z) and not np.shares_memory(dz, y)
 
 
 def test_cross_entropy_extreme_logits_finite_and_exact():
