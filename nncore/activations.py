@@ -1,8 +1,8 @@
 """Activation functions: the one home of each nonlinearity and of what theory needs of it.
 
 An activation is a small object with
-  ``forward(z, out=None)``        phi(z), elementwise;
-  ``derivative(z, a, out=None)``  phi'(z), given z and the cached a = phi(z);
+  ``forward(z)``                  phi(z), elementwise, a new array;
+  ``derivative(z, a)``            phi'(z), given z and the cached a = phi(z), a new array;
   ``backprop(dout, z, a)``        dout * phi'(z), what the backward pass needs (one pass fewer
                                   where an activation can fuse it); z is None when
                                   ``backprop_needs_z`` is False (phi' from a alone);
@@ -11,13 +11,28 @@ An activation is a small object with
                                   (E[phi(u)^2]/q, E[phi'(u)^2], E[phi(u)]/sqrt(q)) for u ~ N(0, q),
                                   which do not depend on q; None for the others, whose moments
                                   ``nncore.theory`` integrates from forward and derivative;
+  ``gaussian_fourth_moment()``    E[phi(g)^4] for g ~ N(0, 1), in closed form (the piecewise-linear
+                                  ones; None otherwise): the finite-width bands need it;
   ``sup_square``                  sup phi^2 (finite for the bounded ones, None otherwise): bounds
-                                  the length map in ``theory.fixed_point``.
-A new activation is its class here (added to REGISTRY) plus one YAML file in conf/activation/.
+                                  the length map in ``theory.fixed_point``;
+  ``params``                      {name: default} of the parameters it takes (leaky_relu's alpha;
+                                  {} for most): ``Activation(**params)`` sets each as an attribute
+                                  and rejects any other name; ``check_params`` validates values.
+A new activation is its class here (added to REGISTRY) plus one YAML file in conf/activation/
+(its name and its parameters' defaults): the experiments build it from that config group, and
+theory, tests and analysis take their lists of names from REGISTRY.
+
+Piecewise-linear activations (``PiecewiseLinear``) declare their two slopes once, phi(z) = p z
+for z > 0 and n z for z < 0; every closed form follows from (p, n). They are positively
+homogeneous, phi(s z) = s phi(z) for s > 0, so for u ~ N(0, q) and g ~ N(0, 1)
+  E[phi(u)^2] = q (p^2 + n^2) / 2,   E[phi'(u)^2] = (p^2 + n^2) / 2,
+  E[phi(u)] = sqrt(q) (p - n) / sqrt(2 pi),   E[phi(g)^4] = 3 (p^4 + n^4) / 2
+(half of the Gaussian's mass on each side, where E[g^2; g > 0] = 1/2 and E[g^4; g > 0] = 3/2).
 
 The derivative takes the cached output ``a`` because sigmoid and tanh are
 cheapest (and computed as in torch's autograd) from it: the backward pass never
-recomputes the forward.
+recomputes the forward. Every method allocates its result and works in place on the
+temporaries it creates; none modifies its arguments.
 """
 import math
 
@@ -26,28 +41,70 @@ import numpy as np
 
 class Activation:
     name = "activation"
+    params = {}          # {parameter name: default}; none for most activations
     max_derivative = 1.0
     sup_square = None
     backprop_needs_z = True
 
+    def __init__(self, **params):
+        unknown = sorted(set(params) - set(self.params))
+        if unknown:
+            takes = f"its parameters: {', '.join(sorted(self.params))}" if self.params else "it takes none"
+            raise ValueError(f"activation {self.name!r} has no parameter(s) {', '.join(unknown)} ({takes})")
+        for key, default in self.params.items():
+            setattr(self, key, params.get(key, default))
+        self.check_params()
+
+    def check_params(self):
+        """ValueError naming the parameter whose value is out of range (the classes that take any)."""
+
+    def param_values(self):
+        """{name: value} of this instance's parameters (``type(self)(**act.param_values())`` rebuilds it)."""
+        return {key: getattr(self, key) for key in self.params}
+
     def gaussian_gains(self):
         return None
 
-    def forward(self, z, out=None):
+    def gaussian_fourth_moment(self):
+        return None
+
+    def forward(self, z):
         raise NotImplementedError
 
-    def derivative(self, z, a, out=None):
+    def derivative(self, z, a):
         raise NotImplementedError
 
     def backprop(self, dout, z, a):
         """dout * phi'(z): the backward pass's product (fused where an activation can)."""
-        return dout * self.derivative(z, a)
+        d = self.derivative(z, a)
+        d *= dout
+        return d
 
-    def __call__(self, z, out=None):
-        return self.forward(z, out=out)
+    def __call__(self, z):
+        return self.forward(z)
 
     def __repr__(self):
-        return f"{type(self).__name__}()"
+        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.param_values().items())})"
+
+
+class PiecewiseLinear(Activation):
+    """phi(z) = p z for z > 0 and n z for z < 0, (p, n) = ``slopes``: the closed forms of the
+    module docstring follow from the two slopes. Subclasses keep their own (faster) forward and
+    derivative; tests check them against the slopes."""
+    slopes = (1.0, 1.0)  # (positive side, negative side)
+
+    @property
+    def max_derivative(self):
+        return max(abs(s) for s in self.slopes)
+
+    def gaussian_gains(self):
+        p, n = self.slopes
+        k = 0.5 * (p * p + n * n)
+        return k, k, (p - n) / math.sqrt(2.0 * math.pi)
+
+    def gaussian_fourth_moment(self):
+        p, n = self.slopes
+        return 1.5 * (p ** 4 + n ** 4)
 
 
 class Sigmoid(Activation):
@@ -62,17 +119,17 @@ class Sigmoid(Activation):
     sup_square = 1.0
     backprop_needs_z = False
 
-    def forward(self, z, out=None):
+    def forward(self, z):
         num = np.minimum(z, 0.0)
         np.exp(num, out=num)
         den = np.abs(z)
         np.negative(den, out=den)
         np.exp(den, out=den)
         den += 1.0
-        return np.divide(num, den, out=num if out is None else out)
+        return np.divide(num, den, out=num)
 
-    def derivative(self, z, a, out=None):
-        out = np.subtract(1.0, a, out=out)
+    def derivative(self, z, a):
+        out = np.subtract(1.0, a)
         out *= a
         return out
 
@@ -83,68 +140,60 @@ class Tanh(Activation):
     sup_square = 1.0
     backprop_needs_z = False
 
-    def forward(self, z, out=None):
-        return np.tanh(z, out=out)
+    def forward(self, z):
+        return np.tanh(z)
 
-    def derivative(self, z, a, out=None):
-        out = np.multiply(a, a, out=out)
+    def derivative(self, z, a):
+        out = np.multiply(a, a)
         np.subtract(1.0, out, out=out)
         return out
 
 
-class ReLU(Activation):
+class ReLU(PiecewiseLinear):
     """phi(z) = max(z, 0);  phi'(z) = 1 for z > 0 and 0 otherwise (0 at the kink, as torch).
     backprop reads a = max(z, 0) instead: a > 0 exactly where z > 0 (NaN included)."""
     name = "relu"
+    slopes = (1.0, 0.0)
     backprop_needs_z = False
 
-    def gaussian_gains(self):
-        return 0.5, 0.5, 1.0 / math.sqrt(2.0 * math.pi)
+    def forward(self, z):
+        return np.maximum(z, 0.0)
 
-    def forward(self, z, out=None):
-        return np.maximum(z, 0.0, out=out)
-
-    def derivative(self, z, a, out=None):
-        if out is None:
-            return (z > 0).astype(z.dtype)
-        np.greater(z, 0.0, out=out, casting="unsafe")
-        return out
+    def derivative(self, z, a):
+        return (z > 0).astype(z.dtype)
 
     def backprop(self, dout, z, a):
         return dout * (a > 0)
 
 
-class LeakyReLU(Activation):
+class LeakyReLU(PiecewiseLinear):
     """phi(z) = z for z > 0, alpha z otherwise;  phi'(z) = 1 for z > 0, alpha otherwise.
 
     The negative-side derivative is the constant alpha (not alpha z).
     """
     name = "leaky_relu"
+    params = {"alpha": 0.01}
 
-    def __init__(self, alpha=0.01):
-        alpha = float(alpha)
+    def check_params(self):
+        alpha = float(self.alpha)
         if not (np.isfinite(alpha) and 0.0 <= alpha < 1.0):
             raise ValueError(f"leaky_relu alpha must be in [0, 1), got {alpha}")
         self.alpha = alpha
 
-    def gaussian_gains(self):
-        k = 0.5 * (1.0 + self.alpha ** 2)
-        return k, k, (1.0 - self.alpha) / math.sqrt(2.0 * math.pi)
+    @property
+    def slopes(self):
+        return 1.0, self.alpha
 
-    def forward(self, z, out=None):
-        out = np.multiply(z, self.alpha, out=out)
+    def forward(self, z):
+        out = np.multiply(z, self.alpha)
         return np.maximum(z, out, out=out)  # max(z, alpha z) holds because alpha < 1
 
-    def derivative(self, z, a, out=None):
-        if out is None:
-            out = np.empty_like(z)
+    def derivative(self, z, a):
+        out = np.empty_like(z)
         np.greater(z, 0.0, out=out, casting="unsafe")
         out *= 1.0 - self.alpha
         out += self.alpha
         return out
-
-    def __repr__(self):
-        return f"LeakyReLU(alpha={self.alpha})"
 
 
 class Softsign(Activation):
@@ -152,45 +201,40 @@ class Softsign(Activation):
     name = "softsign"
     sup_square = 1.0
 
-    def forward(self, z, out=None):
+    def forward(self, z):
         d = np.abs(z)
         d += 1.0
-        return np.divide(z, d, out=out)
+        return np.divide(z, d, out=d)
 
-    def derivative(self, z, a, out=None):
-        out = np.abs(z, out=out)
+    def derivative(self, z, a):
+        out = np.abs(z)
         out += 1.0
         np.multiply(out, out, out=out)
         np.reciprocal(out, out=out)
         return out
 
 
-class Identity(Activation):
+class Identity(PiecewiseLinear):
     """phi(z) = z;  phi'(z) = 1."""
     name = "identity"
+    slopes = (1.0, 1.0)
 
-    def gaussian_gains(self):
-        return 1.0, 1.0, 0.0
+    def forward(self, z):
+        return z.copy()
 
-    def forward(self, z, out=None):
-        if out is None:
-            return z.copy()
-        np.copyto(out, z)
-        return out
-
-    def derivative(self, z, a, out=None):
-        if out is None:
-            return np.ones_like(z)
-        out.fill(1.0)
-        return out
+    def derivative(self, z, a):
+        return np.ones_like(z)
 
 
 REGISTRY = {cls.name: cls for cls in (Sigmoid, Tanh, ReLU, LeakyReLU, Softsign, Identity)}
 
 
 def get(name, **kwargs):
-    """Activation by name; ``kwargs`` are its parameters (``alpha`` for leaky_relu)."""
+    """Activation by name; ``kwargs`` are its parameters (its class's ``params``). An instance is
+    returned as it is (``kwargs`` must then be empty)."""
     if isinstance(name, Activation):
+        if kwargs:
+            raise ValueError(f"parameters {sorted(kwargs)} given with an activation instance {name!r}")
         return name
     try:
         cls = REGISTRY[name]
@@ -200,3 +244,14 @@ def get(name, **kwargs):
         return cls(**kwargs)
     except TypeError as exc:
         raise ValueError(f"bad parameters for activation {name!r}: {exc}") from None
+
+
+def parameter_names():
+    """Every parameter name that some registered activation takes (the config schema's keys)."""
+    return tuple(sorted({key for cls in REGISTRY.values() for key in cls.params}))
+
+
+def parameters_of(name, values):
+    """{parameter: value} of ``values`` (a mapping) that activation ``name`` takes, the others left out."""
+    cls = REGISTRY[name]
+    return {key: values[key] for key in cls.params if key in values}

@@ -41,19 +41,25 @@ def test_derivative_matches_formula_and_finite_differences(name, ref):
 
 
 @pytest.mark.parametrize("name", ACTIVATIONS)
-def test_out_argument_is_used_and_input_untouched(name, ref):
+def test_inputs_untouched_and_results_new(name, ref):
     act = activations.get(name)
     z = _grid()
     z_copy = z.copy()
-    out = np.empty_like(z)
-    res = act.forward(z, out=out)
-    assert res is out
-    np.testing.assert_allclose(out, ref.phi(name, z), rtol=1e-13, atol=1e-300)
-    dout = np.empty_like(z)
-    res = act.derivative(z, out.copy(), out=dout)
-    assert res is dout
-    np.testing.assert_allclose(dout, ref.dphi(name, z), rtol=1e-12, atol=1e-15)
+    a = act.forward(z)
+    a_copy = a.copy()
+    d = act.derivative(z, a)
+    dout = np.random.default_rng(0).normal(size=z.shape)
+    dout_copy = dout.copy()
+    g = act.backprop(dout, z, a)
     np.testing.assert_array_equal(z, z_copy)
+    np.testing.assert_array_equal(a, a_copy)
+    np.testing.assert_array_equal(dout, dout_copy)
+    for result in (a, d, g):
+        assert not any(np.shares_memory(result, x) for x in (z, dout))
+    assert not np.shares_memory(d, a) and not np.shares_memory(g, a)
+    np.testing.assert_allclose(a, ref.phi(name, z), rtol=1e-13, atol=1e-300)
+    np.testing.assert_allclose(d, ref.dphi(name, z), rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(g, dout * ref.dphi(name, z), rtol=1e-12, atol=1e-15)
 
 
 @pytest.mark.parametrize("name", ACTIVATIONS)
