@@ -20,6 +20,7 @@ from nncore import theory_batchnorm, theory_residual
 
 from .diagnosis import with_verdicts
 from .figures import THEORY_STYLE, new_figure, no_data_figure, ordered_colors, save_figure, styled, suptitle
+from .theory import activation_of
 
 ARCH_ORDER = ("plain", "res", "res0.141", "bn", "ln", "res-ln")
 ARCH_NAMES = {"plain": "plain", "res": "residual (scale 1)", "res0.141": "residual (scale 1/sqrt(50))",
@@ -85,25 +86,24 @@ def prediction(run, measured):
     sizes = [int(_number(run, "n_in", 64))] + [int(run["width"])] * depth + [int(_number(run, "n_out", 10))]
     params = {k: _number(run, k, None) for k in ("sigma_w", "gain") if _number(run, k, None) is not None}
     sigma_b2 = _number(run, "sigma_b", 0.0) ** 2
-    alpha = _number(run, "alpha", 0.01)
     norm = run.get("norm", "none")
     norm = None if norm in (None, "none", "") else norm
     scale = _number(run, "residual_scale", math.nan)
     try:
+        act = activation_of(run)
         input_ms = max((q1[0] - sigma_b2) / mf.sigma_w2(run["init"], sizes[0], sizes[1], **params), 0.0)
         if math.isfinite(scale):
             if norm == "batch":
                 return None  # residual + BatchNorm: no theory here
-            th = theory_residual.predict(sizes, run["activation"], run["init"], input_ms, residual_scale=scale,
-                                         norm=norm, sigma_b2=sigma_b2, init_params=params, alpha=alpha)
+            th = theory_residual.predict(sizes, act, run["init"], input_ms, residual_scale=scale,
+                                         norm=norm, sigma_b2=sigma_b2, init_params=params)
             act_ms = th["act_ms"].copy()
         elif norm is not None:
-            th = theory_batchnorm.predict(sizes, run["activation"], run["init"], norm, input_ms,
-                                          sigma_b2=sigma_b2, init_params=params, alpha=alpha)
+            th = theory_batchnorm.predict(sizes, act, run["init"], norm, input_ms,
+                                          sigma_b2=sigma_b2, init_params=params)
             act_ms = th["act_var"] + th["act_mean"] ** 2
         else:
-            th = mf.predict(sizes, run["activation"], run["init"], input_ms, sigma_b2=sigma_b2,
-                            init_params=params, alpha=alpha)
+            th = mf.predict(sizes, act, run["init"], input_ms, sigma_b2=sigma_b2, init_params=params)
             act_ms = th["act_var"] + th["act_mean"] ** 2
     except (ValueError, ArithmeticError):
         return None
@@ -242,7 +242,7 @@ def batchnorm_rates(layer_stats, runs):
             continue
         rate = fitted_rate(delta, 2, depth - 1)
         try:
-            lam = theory_batchnorm.batchnorm_rate(run["activation"], alpha=_number(run, "alpha", 0.01))
+            lam = theory_batchnorm.batchnorm_rate(activation_of(run))
         except ValueError:
             continue
         rows.append({"architecture": arch_name(run["arch"]), "activation": run["activation"], "init": run["init"],

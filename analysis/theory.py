@@ -8,20 +8,29 @@ anchored at the measured output-layer delta_ms. Weight-gradient norms use the
 independence approximation ||dL/dW_l||^2 ~ n_(l-1) n_l E[a_(l-1)^2] E[delta_l^2],
 anchored at the output layer: a shape, not a level.
 
-For ReLU and leaky ReLU with zero biases, each run also gets the finite-width band of
+For the activations that ``nncore.theory_finite_width.supported()`` lists (the piecewise-linear
+relu, leaky_relu and identity) with zero biases, each run also gets the finite-width band of
 ``nncore.theory_finite_width`` (log-normal; Hanin 2018, Hanin & Rolnick 2018) at its widths:
 rows ``preact_var:median``, ``preact_var:low``, ``preact_var:high`` (90% interval of q_l), and
 the same for ``act_var`` (the band of E[a^2] scaled to the variance, whose share of it is
 fixed for these activations). The band is for one input's second moment; a probe averages
-over a batch, which shares the weights, so it fluctuates nearly as much (slightly less).
-For sigmoid, tanh and softsign no band is drawn: their per-layer factors depend on q and
-no closed form of their spread is used here.
+over a batch, which shares the weights, so for relu and leaky_relu (deep layers make the
+inputs nearly collinear) it fluctuates nearly as much (slightly less); a linear (identity)
+network keeps its inputs apart, and its batch average fluctuates far less than the band (see
+``nncore.theory_finite_width``): there the band is an outer bound. For sigmoid, tanh and
+softsign no band is drawn: their per-layer factors depend on q and no closed form of their
+spread is used here.
+
+A run's activation is rebuilt with its logged parameters (``activation_of``: the columns named
+as the activation class's ``params``, e.g. leaky_relu's alpha), so the predictions use the slope
+the network had.
 """
 import math
 
 import numpy as np
 import pandas as pd
 
+from nncore import activations
 from nncore import theory as mf
 from nncore import theory_finite_width as fw
 
@@ -44,9 +53,23 @@ def _sigma_b2(run):
     return float(value) ** 2 if value is not None and np.isfinite(value) else 0.0
 
 
-def _alpha(run):
-    value = run.get("alpha")
-    return float(value) if value is not None and np.isfinite(value) else 0.01
+def activation_of(run):
+    """The run's nncore activation with its logged parameters (a parameter not logged, NaN, takes
+    the class's default). ValueError for a name the registry does not know."""
+    name = run["activation"]
+    cls = activations.REGISTRY.get(name)
+    if cls is None:
+        return activations.get(name)  # the ValueError listing the valid names
+    params = {}
+    for key in cls.params:
+        value = run.get(key)
+        try:
+            value = float(value)
+        except (TypeError, ValueError):
+            continue
+        if math.isfinite(value):
+            params[key] = value
+    return activations.get(name, **params)
 
 
 def run_prediction(run, measured):
@@ -68,12 +91,12 @@ def run_prediction(run, measured):
     try:
         sw2_1 = mf.sigma_w2(run["init"], sizes[0], sizes[1], **params)
         input_ms = max((q1[0] - sigma_b2) / sw2_1, 0.0) if sw2_1 > 0 else 0.0
-        pred = mf.predict(sizes, run["activation"], run["init"], input_ms, sigma_b2=sigma_b2,
-                          init_params=params, alpha=_alpha(run))
+        act = activation_of(run)
+        pred = mf.predict(sizes, act, run["init"], input_ms, sigma_b2=sigma_b2, init_params=params)
     except (ValueError, ArithmeticError):
         return None
     out = {"preact_var": pred["preact_var"], "act_var": pred["act_var"]}
-    out.update(_band(run, sizes, params, sigma_b2, input_ms, pred))
+    out.update(_band(run, act, sizes, params, sigma_b2, input_ms, pred))
     delta_L = measured.get("delta_ms")
     if delta_L is not None and len(delta_L) == L and np.isfinite(delta_L[-1]) and delta_L[-1] > 0:
         out["delta_ms"] = pred["delta_ms"] * delta_L[-1]
@@ -90,13 +113,12 @@ def run_prediction(run, measured):
 BAND_LEVEL = 0.9
 
 
-def _band(run, sizes, params, sigma_b2, input_ms, pred):
+def _band(run, act, sizes, params, sigma_b2, input_ms, pred):
     """The finite-width rows of one run ({} when no band applies)."""
-    if run["activation"] not in fw.BAND_ACTIVATIONS or sigma_b2 != 0.0:
+    if run["activation"] not in fw.supported() or sigma_b2 != 0.0:
         return {}
     try:
-        band = fw.band(sizes, run["activation"], run["init"], input_ms, init_params=params, alpha=_alpha(run),
-                       level=BAND_LEVEL)
+        band = fw.band(sizes, act, run["init"], input_ms, init_params=params, level=BAND_LEVEL)
     except (ValueError, ArithmeticError):
         return {}
     out = {f"preact_var:{key}": band["preact_var"][key] for key in ("median", "low", "high")}
@@ -226,8 +248,8 @@ def markdown_section(layer_stats, runs):
              "shrinks toward the input. q is the pre-activation variance of the last hidden layer, "
              "predicted by the length map from the measured first layer. The dashed lines in "
              "Figures 1, 3 and 4 are the same predictions. Mean field is the infinite-width average; "
-             "for ReLU and leaky ReLU the table adds the finite-width median and 90% interval of q at the "
-             f"run's widths (log-normal approximation, Hanin 2018; Hanin & Rolnick 2018: ln q has variance "
+             f"for {', '.join(fw.supported())} the table adds the finite-width median and 90% interval of q at the "
+             f"run's widths (log-normal approximation, Hanin 2018; Hanin & Rolnick 2018: for ReLU ln q has variance "
              "about 5 Σ 1/nₗ and a median below the mean by half that), hatched in Figure 3.", "",
              "| activation | init | slope predicted | slope measured | abs. diff | rel. error | q predicted (mean field) "
              "| q measured | rel. error | q finite-width median [90%] | measured inside? |",

@@ -33,13 +33,13 @@ hidden layers of equal width it is
 and at the fixed point q* of the length map chi(q*) sets the depth scale of gradients,
 xi = -1 / log chi(q*) (``depth_scale``): E[delta^2] changes by a factor e every |xi| layers.
 
-Expectations. ReLU, leaky ReLU and the identity use closed forms (their kink is never
-integrated numerically): with s = sqrt(q),
-  relu        E[phi] = s/sqrt(2 pi),           E[phi^2] = q/2,              E[phi'^2] = 1/2
-  leaky_relu  E[phi] = (1-alpha) s/sqrt(2 pi), E[phi^2] = (1+alpha^2) q/2,  E[phi'^2] = (1+alpha^2)/2
-  identity    E[phi] = 0,                      E[phi^2] = q,                E[phi'^2] = 1
-(at q = 0 the limits q -> 0+ are used, so relu's E[phi'^2] stays 1/2). Sigmoid, tanh and
-softsign are integrated with ``nncore.activations``' own phi and phi' (``forward`` and
+Expectations. An activation whose ``gaussian_gains()`` are known (the piecewise-linear ones,
+``activations.PiecewiseLinear``: relu, leaky_relu, identity) uses those closed forms, and its
+kink is never integrated numerically: with slopes (p, n) and s = sqrt(q),
+  E[phi] = (p - n) s/sqrt(2 pi),   E[phi^2] = (p^2 + n^2) q/2,   E[phi'^2] = (p^2 + n^2)/2,
+e.g. relu s/sqrt(2 pi), q/2, 1/2; leaky_relu (1-alpha) s/sqrt(2 pi), (1+alpha^2) q/2,
+(1+alpha^2)/2; identity 0, q, 1 (at q = 0 the limits q -> 0+ are used, so relu's E[phi'^2]
+stays 1/2). The bounded ones (finite ``sup_square``: sigmoid, tanh, softsign) are integrated with ``nncore.activations``' own phi and phi' (``forward`` and
 ``derivative(z, a)``) by a composite Gauss-Legendre rule on z in [-10, 10] (the Gaussian
 mass outside is < 2e-23), split at z = 0 (softsign's phi' has a kink there) and graded
 geometrically towards 0 on the scale 1/sqrt(q) on which phi(sqrt(q) z) varies. A plain
@@ -49,9 +49,10 @@ sech^4(5 z) is narrower than the node spacing), and 1.7e-2 on softsign's at q = 
 (the kink). The composite rule agrees with adaptive quadrature to ~1e-13 for q in
 [0, 1e8] (see tests/nncore/test_theory.py).
 
-``activation`` is a name of ``nncore.activations.REGISTRY`` (``supported()`` lists those
-covered: each activation class says whether its moments have closed forms) or an
-``nncore.activations`` instance; ``alpha`` (leaky_relu's slope) is used only with the name.
+``activation`` is an ``nncore.activations`` instance (``activations.get("leaky_relu", alpha=0.2)``)
+or a name of ``nncore.activations.REGISTRY``, which stands for the activation with its parameters
+at their defaults (``supported()`` lists those covered: each activation class says whether its
+moments have closed forms or it is bounded).
 
 Everything here is a prediction for the ensemble over initializations at infinite width;
 a finite network of width n fluctuates around it by O(1/sqrt(n)) per layer.
@@ -74,12 +75,14 @@ def _closed_form(act):
     return act.gaussian_gains() is not None
 
 
+def _covered(act):
+    return _closed_form(act) or act.sup_square is not None
+
+
 def supported():
     """Names of the registry's activations that this theory covers: those with closed-form
     moments, and the bounded ones (finite ``sup_square``) whose moments are integrated."""
-    return tuple(name for name, cls in sorted(activations.REGISTRY.items())
-                 if cls.gaussian_gains is not activations.Activation.gaussian_gains
-                 or cls.sup_square is not None)
+    return tuple(name for name, cls in sorted(activations.REGISTRY.items()) if _covered(cls()))
 
 # ----------------------------------------------------------------- quadrature rule
 _Z_MAX = 10.0          # integrate z over [-10, 10]; P(|z| > 10) = 1.5e-23
@@ -138,15 +141,10 @@ class FixedPointError(ArithmeticError):
     """The length map has no finite limit from the given start (q grows without bound)."""
 
 
-def _activation(activation, alpha):
-    """nncore Activation from a name (``alpha`` used for "leaky_relu") or an instance."""
-    if isinstance(activation, activations.Activation):
-        act = activation
-    elif activation == "leaky_relu":
-        act = activations.get(activation, alpha=alpha)
-    else:
-        act = activations.get(activation)  # ValueError listing the valid names
-    if not _closed_form(act) and act.sup_square is None:
+def _activation(activation):
+    """nncore Activation: the instance itself, or the named one with its default parameters."""
+    act = activations.get(activation)  # ValueError listing the valid names
+    if not _covered(act):
         raise ValueError(f"no mean-field theory for activation {act.name!r}; "
                          f"valid: {', '.join(supported())}")
     return act
@@ -157,11 +155,6 @@ def _nonnegative(name, value):
     if not (math.isfinite(value) and value >= 0.0):
         raise ValueError(f"{name} must be a finite number >= 0, got {value}")
     return value
-
-
-def _closed_form_gains(act):
-    """(E[phi^2]/q, E[phi'^2], E[phi]/sqrt(q)) for the piecewise-linear activations."""
-    return act.gaussian_gains()
 
 
 def _times_gain(sigma_w2, gain):
@@ -210,18 +203,18 @@ def sigma_w2(init, fan_in, fan_out, **init_params):
     raise ValueError(f"no sigma_w^2 known for initializer {init!r}")  # a new initializer
 
 
-def moments(activation, q, alpha=0.01):
+def moments(activation, q):
     """(E[phi(u)], E[phi(u)^2], E[phi'(u)^2]) for u ~ N(0, q); arrays shaped like ``q``.
 
-    Closed forms for relu, leaky_relu (slope ``alpha``) and identity; the composite
-    Gauss-Legendre rule of the module docstring for sigmoid, tanh and softsign.
+    Closed forms where ``gaussian_gains()`` gives them (relu, leaky_relu, identity); the composite
+    Gauss-Legendre rule of the module docstring for the bounded ones (sigmoid, tanh, softsign).
     """
-    act = _activation(activation, alpha)
+    act = _activation(activation)
     q_arr = np.asarray(q, dtype=np.float64)
     if not np.all(np.isfinite(q_arr)) or np.any(q_arr < 0):
         raise ValueError(f"q must be finite and >= 0, got {q!r}")
     if _closed_form(act):
-        k2, kd, k1 = _closed_form_gains(act)
+        k2, kd, k1 = act.gaussian_gains()
         mean, ms, dms = k1 * np.sqrt(q_arr), k2 * q_arr, np.full_like(q_arr, kd)
     else:
         out = np.array([_quadrature_moments(act, float(v)) for v in q_arr.ravel()]).reshape(q_arr.shape + (3,))
@@ -231,17 +224,17 @@ def moments(activation, q, alpha=0.01):
     return mean, ms, dms
 
 
-def length_map(activation, q_prev, sigma_w2, sigma_b2, alpha=0.01):
+def length_map(activation, q_prev, sigma_w2, sigma_b2):
     """q^l = sigma_w2 * E[phi(sqrt(q_prev) z)^2] + sigma_b2, z ~ N(0, 1); vectorized over q_prev.
 
     ``q_prev`` is the pre-activation second moment q^(l-1) of the layer below (for layer 1
     use ``sigma_w2 * mean(x^2) + sigma_b2`` directly: its "activation" is the input).
     """
     sigma_w2, sigma_b2 = _nonnegative("sigma_w2", sigma_w2), _nonnegative("sigma_b2", sigma_b2)
-    return sigma_w2 * moments(activation, q_prev, alpha)[1] + sigma_b2
+    return sigma_w2 * moments(activation, q_prev)[1] + sigma_b2
 
 
-def chi(activation, q, sigma_w2, alpha=0.01):
+def chi(activation, q, sigma_w2):
     """chi = sigma_w2 * E[phi'(sqrt(q) z)^2]; vectorized over q.
 
     E[delta_l^2] / E[delta_(l+1)^2] between hidden layers of equal width, with ``q`` = q^l
@@ -249,24 +242,23 @@ def chi(activation, q, sigma_w2, alpha=0.01):
     ``sigma_w2`` that of W_(l+1). For unequal widths multiply by n_(l+1)/n_l (see ``predict``).
     """
     sigma_w2 = _nonnegative("sigma_w2", sigma_w2)
-    act = _activation(activation, alpha)
+    act = _activation(activation)
     if _closed_form(act):  # E[phi'^2] does not depend on q
         moments(act, q)  # validates q
-        c = _times_gain(sigma_w2, _closed_form_gains(act)[1])
+        c = _times_gain(sigma_w2, act.gaussian_gains()[1])
         return c if np.ndim(q) == 0 else np.full(np.shape(q), c)
     return sigma_w2 * moments(act, q)[2]
 
 
-def fixed_point(activation, sigma_w2, sigma_b2, alpha=0.01, q0=1.0):
+def fixed_point(activation, sigma_w2, sigma_b2, q0=1.0):
     """q* = lim_l q^l: the limit of iterating ``length_map`` from q^0 = ``q0``.
 
-    relu, leaky_relu, identity: the map is affine, q -> c q + sigma_b2 with c = sigma_w2 *
-    E[phi^2]/q, so q* = sigma_b2 / (1 - c) for c < 1; for c = 1 and sigma_b2 = 0 every q is
+    Closed-form moments (relu, leaky_relu, identity): the map is affine, q -> c q + sigma_b2
+    with c = sigma_w2 * E[phi^2]/q, so q* = sigma_b2 / (1 - c) for c < 1; for c = 1 and sigma_b2 = 0 every q is
     fixed and q0 is returned; otherwise (c > 1, or c = 1 with sigma_b2 > 0) q grows without
     bound and FixedPointError is raised (except for q0 = 0 = sigma_b2, a fixed point).
 
-    sigmoid, tanh, softsign: phi is bounded, so the limit is finite. For these activations
-    F(q)/q (F the map) is strictly decreasing in q > 0 whenever F is not identically
+    Bounded phi (sigmoid, tanh, softsign): the limit is finite. For these activations F(q)/q (F the map) is strictly decreasing in q > 0 whenever F is not identically
     sigma_b2 (|phi(u)/u| decreases in |u| for tanh and softsign; sigmoid = 1/2 + tanh(u/2)/2),
     and F is increasing, so the iteration converges monotonically, from any q0 > 0, to the
     unique positive root of F(q) = q when there is one. There is one unless F(0) = 0
@@ -276,11 +268,11 @@ def fixed_point(activation, sigma_w2, sigma_b2, alpha=0.01, q0=1.0):
     root is found by bisection on log q, bracketed by F(0) (or by halving, if F(0) = 0) and
     by sigma_w2 * sup phi^2 + sigma_b2; the result satisfies |F(q*) - q*| <~ 1e-15 q*.
     """
-    act = _activation(activation, alpha)
+    act = _activation(activation)
     sigma_w2, sigma_b2 = _nonnegative("sigma_w2", sigma_w2), _nonnegative("sigma_b2", sigma_b2)
     q0 = _nonnegative("q0", q0)
     if _closed_form(act):
-        c = _times_gain(sigma_w2, _closed_form_gains(act)[0])
+        c = _times_gain(sigma_w2, act.gaussian_gains()[0])
         if c < 1.0:
             return sigma_b2 / (1.0 - c)
         if sigma_b2 == 0.0 and (c == 1.0 or q0 == 0.0):
@@ -326,16 +318,16 @@ def fixed_point(activation, sigma_w2, sigma_b2, alpha=0.01, q0=1.0):
     return q
 
 
-def depth_scale(activation, sigma_w2, sigma_b2, alpha=0.01):
+def depth_scale(activation, sigma_w2, sigma_b2):
     """xi = -1 / log chi(q*): the gradient depth scale at the fixed point q*.
 
     E[delta^2] ~ exp(-l / xi) deep in the network: xi > 0 in the ordered phase (chi < 1,
     vanishing gradients), xi < 0 in the chaotic phase (chi > 1, exploding; they grow by e every
     |xi| layers). Exactly at chi = 1 (criticality) xi = +inf; for chi = 0 (sigma_w2 = 0) xi = 0.
-    relu, leaky_relu and identity have chi independent of q, so no fixed point is needed
+    With closed-form moments (relu, leaky_relu, identity) chi does not depend on q, so no fixed point is needed
     (and none may exist). Never nan.
     """
-    act = _activation(activation, alpha)
+    act = _activation(activation)
     sigma_w2, sigma_b2 = _nonnegative("sigma_w2", sigma_w2), _nonnegative("sigma_b2", sigma_b2)
     q_star = 1.0 if _closed_form(act) else fixed_point(act, sigma_w2, sigma_b2)
     c = chi(act, q_star, sigma_w2)
@@ -346,21 +338,21 @@ def depth_scale(activation, sigma_w2, sigma_b2, alpha=0.01):
     return -1.0 / math.log(c)
 
 
-def critical_sigma_w2(activation, sigma_b2, alpha=0.01, rtol=1e-12):
+def critical_sigma_w2(activation, sigma_b2, rtol=1e-12):
     """sigma_w2 on the order-to-chaos transition: chi(q*) = 1 for bias variance ``sigma_b2``.
 
-    Closed forms: relu 2, leaky_relu 2/(1+alpha^2), identity 1 (any sigma_b2). Otherwise by
-    bisection on sigma_w2 to relative width ``rtol``, which assumes chi(q*(sigma_w2), sigma_w2)
+    Closed forms: 1 / E[phi'^2] (relu 2, leaky_relu 2/(1+alpha^2), identity 1; any sigma_b2).
+    Otherwise by bisection on sigma_w2 to relative width ``rtol``, which assumes chi(q*(sigma_w2), sigma_w2)
     increases with sigma_w2 (it does for sigmoid, tanh and softsign: checked in the tests);
     chi < 1 below 1/max(phi')^2 (chi <= sigma_w2 max(phi')^2), and the upper end is found by
     doubling. For tanh and softsign at sigma_b2 = 0 (phi(0) = 0) the answer is exactly
     1/phi'(0)^2 = 1, returned without bisection: chi(q*) - 1 grows only quadratically in
     sigma_w2 - 1 above it, so a bisection would return 1 + O(1e-8).
     """
-    act = _activation(activation, alpha)
+    act = _activation(activation)
     sigma_b2 = _nonnegative("sigma_b2", sigma_b2)
     if _closed_form(act):
-        return 1.0 / _closed_form_gains(act)[1]
+        return 1.0 / act.gaussian_gains()[1]
 
     phi0, _, dphi0_sq = _moments_at_zero(act)
     if sigma_b2 == 0.0 and phi0 == 0.0:
@@ -386,12 +378,12 @@ def critical_sigma_w2(activation, sigma_b2, alpha=0.01, rtol=1e-12):
     return 0.5 * (lo + hi)
 
 
-def predict(sizes, activation, init, input_ms, sigma_b2=0.0, init_params=None, alpha=0.01):
+def predict(sizes, activation, init, input_ms, sigma_b2=0.0, init_params=None):
     """Mean-field prediction of ``MLP.probe`` statistics at initialization (dropout off).
 
     ``sizes`` is ``MLP.sizes`` = [n_in, hidden..., n_out]; ``input_ms`` = mean(x^2) over
     examples and features; ``sigma_b2`` = MLP's ``sigma_b ** 2``; ``init_params`` as for MLP;
-    ``alpha`` the leaky_relu slope. Returns arrays over layers l = 1..L (index l-1):
+    ``activation`` a name or an instance (``MLP.activation``). Returns arrays over layers l = 1..L (index l-1):
 
       preact_var   q^l (second moment = variance of z_l; E[z_l] = 0), every layer incl. L
       act_mean     E[phi(z_l)] for hidden layers; 0 for the linear output layer
@@ -407,7 +399,7 @@ def predict(sizes, activation, init, input_ms, sigma_b2=0.0, init_params=None, a
     sizes = [int(n) for n in sizes]
     if len(sizes) < 2 or any(n < 1 for n in sizes):
         raise ValueError(f"sizes must list >= 2 positive widths [n_in, ..., n_out], got {sizes}")
-    act = _activation(activation, alpha)
+    act = _activation(activation)
     input_ms = _nonnegative("input_ms", input_ms)
     sigma_b2 = _nonnegative("sigma_b2", sigma_b2)
     init_params = dict(init_params or {})

@@ -28,8 +28,10 @@ and between hidden layers of equal width, with eps -> 0, the growth rate toward 
 independent of sigma_w^2 and sigma_b^2 (BatchNorm is scale invariant and removes the bias).
 By the Gaussian Poincare inequality Var[phi(u)] <= E[phi'(u)^2], so lambda >= 1, with equality
 only for linear phi: no activation and no initialization removes the explosion, only a nearly
-linear phi reduces it, as Yang et al. state. Closed forms: relu E[phi'^2] = 1/2,
-Var phi = 1/2 - 1/(2 pi), so lambda = pi/(pi - 1) = 1.4669...; leaky_relu (slope alpha)
+linear phi reduces it, as Yang et al. state. Closed forms from the activation's Gaussian gains
+(k1, k2, k3) = (E[phi^2], E[phi'^2], E[phi]) at unit variance (``gaussian_gains()``, the
+piecewise-linear ones): lambda = k2 / (k1 - k3^2). relu E[phi'^2] = 1/2, Var phi = 1/2 - 1/(2 pi),
+so lambda = pi/(pi - 1) = 1.4669...; leaky_relu (slope alpha)
 lambda = 1 / (1 - (1 - alpha)^2 / (pi (1 + alpha^2))); identity 1. Others by quadrature
 (``theory.moments`` at q = 1): tanh 1.178, sigmoid 1.034, softsign 1.244.
 Limits of the formula: at finite batch B and width n the measured rate exceeds lambda by
@@ -55,7 +57,9 @@ and between hidden layers of equal width, at sigma_b^2 = 0 and eps -> 0,
 
 also independent of sigma_w^2. It is the *mean square* E[phi^2], not the variance, that
 enters: LayerNorm does not remove a common mean of a_(l-1) across units (the next W spreads it
-into z's variance). relu and leaky_relu: chi_LN = 1 exactly (critical); identity 1; tanh
+into z's variance). With closed-form gains chi_LN = k2 / k1, which is 1 for every positively
+homogeneous phi (E[phi'^2] = E[phi^2] at unit variance): relu, leaky_relu and identity are
+critical; tanh
 E[phi'^2]/E[phi^2] = 1.178 (= lambda, its mean is 0); sigmoid 0.153: LayerNorm before a sigmoid
 leaves its gradients vanishing by a factor ~6.5 per layer.
 
@@ -74,10 +78,9 @@ __all__ = ["NORMS", "batchnorm_rate", "layernorm_rate", "predict"]
 NORMS = ("batch", "layer")
 
 
-def _activation(activation, alpha):
-    if activation == "leaky_relu":
-        return activations.get(activation, alpha=alpha)
-    return activations.get(activation)  # ValueError listing the valid names (or an instance)
+def _activation(activation):
+    """The instance itself, or the named activation with its default parameters."""
+    return activations.get(activation)  # ValueError listing the valid names
 
 
 def _finite(name, value, strict=False):
@@ -87,40 +90,41 @@ def _finite(name, value, strict=False):
     return value
 
 
-def batchnorm_rate(activation, alpha=0.01):
+def batchnorm_rate(activation):
     """lambda = E[phi'(u)^2] / Var[phi(u)], u ~ N(0, 1): E[delta_l^2] / E[delta_(l+1)^2] between
-    BatchNorm layers at large width and batch (eps -> 0). relu gives pi / (pi - 1) exactly."""
-    act = _activation(activation, alpha)
-    if act.name == "relu":
-        return math.pi / (math.pi - 1.0)
-    if act.name == "leaky_relu":
-        a = act.alpha
-        return 1.0 / (1.0 - (1.0 - a) ** 2 / (math.pi * (1.0 + a * a)))
-    if act.name == "identity":
-        return 1.0
+    BatchNorm layers at large width and batch (eps -> 0); k2 / (k1 - k3^2) from closed-form gains
+    (relu gives pi / (pi - 1) exactly), quadrature otherwise."""
+    act = _activation(activation)
+    gains = act.gaussian_gains()
+    if gains is not None:
+        k1, k2, k3 = gains
+        return k2 / (k1 - k3 * k3)
     mean, ms, dms = theory.moments(act, 1.0)
     return dms / (ms - mean * mean)
 
 
-def layernorm_rate(activation, alpha=0.01):
+def layernorm_rate(activation):
     """chi_LN = E[phi'(u)^2] / E[phi(u)^2], u ~ N(0, 1): E[delta_l^2] / E[delta_(l+1)^2] between
-    LayerNorm layers at large width, sigma_b^2 = 0, eps -> 0. Exactly 1 for relu, leaky_relu and
-    identity (positively homogeneous: E[phi'^2] = E[phi^2] at unit variance)."""
-    act = _activation(activation, alpha)
-    if act.name in ("relu", "leaky_relu", "identity"):
-        return 1.0
+    LayerNorm layers at large width, sigma_b^2 = 0, eps -> 0; k2 / k1 from closed-form gains,
+    exactly 1 for relu, leaky_relu and identity (positively homogeneous: E[phi'^2] = E[phi^2] at
+    unit variance), quadrature otherwise."""
+    act = _activation(activation)
+    gains = act.gaussian_gains()
+    if gains is not None:
+        k1, k2, _ = gains
+        return k2 / k1
     _, ms, dms = theory.moments(act, 1.0)
     return dms / ms
 
 
 def predict(sizes, activation, init, norm, input_ms, input_var=None, sigma_b2=0.0,
-            init_params=None, alpha=0.01, eps=1e-5):
+            init_params=None, eps=1e-5):
     """Mean-field prediction of ``MLP(..., norm=norm).probe`` statistics at initialization.
 
     ``sizes`` = MLP.sizes [n_in, hidden..., n_out]; ``norm`` "batch" or "layer"; ``input_ms`` =
     mean(x^2); ``input_var`` = the per-feature batch variance of x averaged over features (BatchNorm's
     layer 1; defaults to ``input_ms``, right for standardized features); ``sigma_b2`` = MLP's
-    sigma_b ** 2; ``eps`` the norm's eps. Returns arrays over layers l = 1..L (index l-1):
+    sigma_b ** 2; ``eps`` the norm's eps; ``activation`` a name or an instance. Returns arrays over layers l = 1..L (index l-1):
 
       preact_var  variance of z_l over batch and units (= its second moment sigma_w^2 E[a^2] + sigma_b^2)
       norm_var    the variance the norm divides by: per-unit batch variance sigma_w^2 Var_batch(a_(l-1))
@@ -137,7 +141,7 @@ def predict(sizes, activation, init, norm, input_ms, input_var=None, sigma_b2=0.
     sizes = [int(n) for n in sizes]
     if len(sizes) < 3 or any(n < 1 for n in sizes):
         raise ValueError(f"sizes must be [n_in, hidden..., n_out] with >= 1 hidden layer, got {sizes}")
-    act = _activation(activation, alpha)
+    act = _activation(activation)
     input_ms = _finite("input_ms", input_ms)
     input_var = input_ms if input_var is None else _finite("input_var", input_var)
     sigma_b2 = _finite("sigma_b2", sigma_b2)
@@ -155,7 +159,7 @@ def predict(sizes, activation, init, norm, input_ms, input_var=None, sigma_b2=0.
             act_var[i] = q[i]
             break
         v[i] = sw2[i] * var_prev if norm == "batch" else q[i]
-        mean, ms, dphi2[i] = theory.moments(act, v[i] / (v[i] + eps), alpha)
+        mean, ms, dphi2[i] = theory.moments(act, v[i] / (v[i] + eps))
         act_mean[i], act_var[i] = mean, max(ms - mean * mean, 0.0)
         ms_prev, var_prev = ms, act_var[i]
     chi = np.full(L, np.nan)

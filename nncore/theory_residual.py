@@ -21,7 +21,8 @@ norm; at infinite width that norm concentrates, so z_l ~ N(0, q_l) with
 *whatever the mean of a_(l-1)*, and phi(z_(l,i)) is independent of a_(l-1,i): W_l is zero-mean
 and independent of a_(l-1), so E[a_(l-1,i) phi(z_(l,i))] = m_(l-1) E[phi(z_l)] (exactly, for
 Gaussian W, up to the concentration of |a_(l-1)|). With M1(r) = E[phi(v)], M2(r) = E[phi(v)^2],
-v ~ N(0, r) (``theory.moments``: closed forms for relu and leaky_relu, quadrature otherwise):
+v ~ N(0, r) (``theory.moments``: closed forms for the piecewise-linear activations, quadrature
+otherwise):
 
   m_l = m_(l-1) + s M1(r_l)
   p_l = p_(l-1) + 2 s m_(l-1) M1(r_l) + s^2 M2(r_l)
@@ -93,16 +94,12 @@ def _positive(name, value, strict=False):
     return value
 
 
-def _moments(act, r, alpha):
-    """(M1, M2, E[phi'^2]) at variance r, by ``theory.moments`` (closed forms for relu, leaky_relu)."""
-    return theory.moments(act, r, alpha)
-
-
-def branch_gain(activation, q, sigma_w2, residual_scale=1.0, norm=None, eps=1e-5, alpha=0.01):
+def branch_gain(activation, q, sigma_w2, residual_scale=1.0, norm=None, eps=1e-5):
     """E[g_(l-1)^2] / E[g_l^2] = 1 + s^2 sigma_w2 nu E[phi'(u)^2] between residual layers.
 
     ``q`` is the pre-activation second moment q_l of the branch's z_l; nu = 1 without a norm,
-    1/(q + eps) with ``norm="layer"`` (where u ~ N(0, q/(q+eps))).
+    1/(q + eps) with ``norm="layer"`` (where u ~ N(0, q/(q+eps))); ``activation`` a name or an
+    instance.
     """
     s = _positive("residual_scale", residual_scale, strict=True)
     sigma_w2 = _positive("sigma_w2", sigma_w2)
@@ -114,16 +111,17 @@ def branch_gain(activation, q, sigma_w2, residual_scale=1.0, norm=None, eps=1e-5
         r, nu = q / (q + eps), 1.0 / (q + eps)
     else:
         r, nu = q, 1.0
-    return 1.0 + s * s * sigma_w2 * nu * _moments(activation, r, alpha)[2]
+    return 1.0 + s * s * sigma_w2 * nu * theory.moments(activation, r)[2]
 
 
 def predict(sizes, activation, init, input_ms, residual_scale=1.0, norm=None, sigma_b2=0.0,
-            init_params=None, alpha=0.01, eps=1e-5):
+            init_params=None, eps=1e-5):
     """Mean-field prediction of ``MLP(..., residual=True).probe`` statistics at initialization.
 
     ``sizes`` = [n_in, n, n, ..., n, n_out] (the hidden widths must be equal); ``input_ms`` =
     mean(x^2); ``residual_scale`` = s > 0; ``norm`` None or "layer" (BatchNorm: see
-    ``nncore.theory_batchnorm``); ``sigma_b2`` = MLP's sigma_b ** 2; ``eps`` the LayerNorm eps.
+    ``nncore.theory_batchnorm``); ``sigma_b2`` = MLP's sigma_b ** 2; ``eps`` the LayerNorm eps;
+    ``activation`` a name or an instance.
     Returns arrays over layers l = 1..L (index l-1):
 
       preact_var  q_l, the second moment (= variance) of z_l, every layer incl. L
@@ -143,7 +141,7 @@ def predict(sizes, activation, init, input_ms, residual_scale=1.0, norm=None, si
         raise ValueError(f"residual networks need equal hidden widths, got {sizes[1:-1]}")
     if norm not in NORMS:
         raise ValueError(f"norm must be one of {NORMS} (BatchNorm: nncore.theory_batchnorm), got {norm!r}")
-    act = activations.get(activation, alpha=alpha) if activation == "leaky_relu" else activations.get(activation)
+    act = activations.get(activation)  # an instance, or the named one with its default parameters
     s = _positive("residual_scale", residual_scale, strict=True)
     input_ms = _positive("input_ms", input_ms)
     sigma_b2 = _positive("sigma_b2", sigma_b2)
@@ -165,7 +163,7 @@ def predict(sizes, activation, init, input_ms, residual_scale=1.0, norm=None, si
             r, nu[i] = q[i] / (q[i] + eps), 1.0 / (q[i] + eps)
         else:
             r = q[i]
-        M1, M2, dphi2[i] = _moments(act, r, alpha)
+        M1, M2, dphi2[i] = theory.moments(act, r)
         if i == 0:  # layer 1: a plain layer
             m[i], p[i] = M1, M2
         else:

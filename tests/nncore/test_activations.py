@@ -135,3 +135,71 @@ def test_sigmoid_symmetry():
 
 def test_registry_names():
     assert set(activations.REGISTRY) == set(ACTIVATIONS)
+
+
+# ------------------------------------------------------- parameters and Gaussian moments
+CLOSED_FORM = tuple(n for n in ACTIVATIONS if activations.get(n).gaussian_gains() is not None)
+
+
+def test_parameters_declared_with_defaults():
+    """Every class builds with its declared defaults, rejects unknown names, and rebuilds from
+    param_values; leaky_relu's alpha is its one parameter today."""
+    assert activations.REGISTRY["leaky_relu"].params == {"alpha": 0.01}
+    assert activations.parameter_names() == ("alpha",)
+    for name in ACTIVATIONS:
+        cls = activations.REGISTRY[name]
+        act = cls()
+        assert act.param_values() == cls.params
+        other = cls(**act.param_values())
+        assert repr(other) == repr(act)
+        with pytest.raises(ValueError, match="no parameter"):
+            cls(beta=1.0)
+    leaky = activations.get("leaky_relu", alpha=0.2)
+    assert leaky.param_values() == {"alpha": 0.2} and repr(leaky) == "LeakyReLU(alpha=0.2)"
+    assert activations.parameters_of("leaky_relu", {"alpha": 0.3, "beta": 1}) == {"alpha": 0.3}
+    assert activations.parameters_of("tanh", {"alpha": 0.3}) == {}
+    with pytest.raises(ValueError, match="instance"):
+        activations.get(leaky, alpha=0.1)
+
+
+@pytest.mark.parametrize("name", CLOSED_FORM)
+def test_slopes_match_the_reference(name, ref):
+    """phi(z) = p z for z > 0 and n z for z < 0, with (p, n) the declared slopes."""
+    act = activations.get(name)
+    p, n = act.slopes
+    z = np.linspace(0.01, 5.0, 50)
+    np.testing.assert_array_equal(ref.phi(name, z), p * z)
+    np.testing.assert_array_equal(ref.phi(name, -z), -n * z)
+    assert act.max_derivative == ref.MAX_DERIVATIVE[name]
+
+
+def _gauss_expect(f):
+    """E[f(g)], g ~ N(0, 1), by Simpson's rule on each half line (a kink at 0 is never crossed)."""
+    t = np.linspace(0.0, 14.0, 140001)
+    t[0] = np.finfo(float).tiny  # the one-sided limit at 0: phi' of a kink takes that side's slope
+    w = np.full(t.size, 2.0)
+    w[1::2], w[0], w[-1] = 4.0, 1.0, 1.0
+    total = 0.0
+    for sign in (-1.0, 1.0):
+        total += (t[1] - t[0]) / 3 * np.sum(w * f(sign * t) * np.exp(-t * t / 2))
+    return float(total / np.sqrt(2 * np.pi))
+
+
+@pytest.mark.parametrize("name, alpha", [(n, None) for n in CLOSED_FORM] + [
+    (n, 0.2) for n in CLOSED_FORM if "alpha" in activations.REGISTRY[n].params])
+def test_gaussian_moments_against_integration_of_the_reference(name, alpha, ref):
+    """gaussian_gains = (E[phi^2], E[phi'^2], E[phi]) and gaussian_fourth_moment = E[phi^4] at
+    unit variance, against quadrature of conftest's phi and phi' (positive homogeneity makes
+    them the q-independent gains)."""
+    act = activations.get(name, **({} if alpha is None else {"alpha": alpha}))
+    a = ref.LEAKY_ALPHA if alpha is None else alpha
+    want = [_gauss_expect(lambda g: ref.phi(name, g, a) ** 2), _gauss_expect(lambda g: ref.dphi(name, g, a) ** 2),
+            _gauss_expect(lambda g: ref.phi(name, g, a))]
+    np.testing.assert_allclose(act.gaussian_gains(), want, rtol=1e-12, atol=1e-15)
+    assert act.gaussian_fourth_moment() == pytest.approx(_gauss_expect(lambda g: ref.phi(name, g, a) ** 4), rel=1e-12)
+
+
+def test_no_closed_forms_for_the_others():
+    for name in sorted(set(ACTIVATIONS) - set(CLOSED_FORM)):
+        act = activations.get(name)
+        assert act.gaussian_fourth_moment() is None and act.sup_square is not None, name

@@ -1,34 +1,26 @@
 """nncore.theory_batchnorm against a Monte Carlo of random BatchNorm and LayerNorm networks written
 here in plain NumPy (forward and a manual backward as torch defines the norms), and its closed
 forms against numerical integration done here."""
-import functools
 import math
 
 import numpy as np
 import pytest
 
-from nncore import theory_batchnorm
+from nncore import activations, theory_batchnorm
 
-ALPHA = 0.2  # leaky_relu slope used throughout
+ALPHA = 0.2  # leaky_relu slope used throughout (not its default): the theory must read the instance's
+NAMES = tuple(sorted(activations.REGISTRY))
 
 
-def _phi(name, z):
-    """(phi(z), phi'(z)) from the textbook formulas."""
-    if name == "relu":
-        return np.maximum(z, 0.0), (z > 0).astype(float)
-    if name == "leaky_relu":
-        return np.where(z > 0, z, ALPHA * z), np.where(z > 0, 1.0, ALPHA)
-    if name == "tanh":
-        a = np.tanh(z)
-        return a, 1.0 - a * a
-    if name == "sigmoid":
-        a = 1.0 / (1.0 + np.exp(-z))
-        return a, a * (1.0 - a)
-    if name == "softsign":
-        return z / (1.0 + np.abs(z)), 1.0 / (1.0 + np.abs(z)) ** 2
-    if name == "identity":
-        return z.copy(), np.ones_like(z)
-    raise AssertionError(name)
+def _act(name):
+    """The activation under test: slope ALPHA where it takes one (leaky_relu), else its defaults."""
+    return activations.get(name, **({"alpha": ALPHA} if "alpha" in activations.REGISTRY[name].params else {}))
+
+
+@pytest.fixture
+def phi(ref):
+    """(phi(u), phi'(u)) from conftest's textbook formulas, leaky_relu with slope ALPHA."""
+    return lambda name, u: (ref.phi(name, u, ALPHA), ref.dphi(name, u, ALPHA))
 
 
 # BatchNorm: a large batch (the theory is its limit) and inputs of dimension >= batch, so the batch's
@@ -39,13 +31,18 @@ MC_SIZES = {"batch": {"batch": 512, "n_in": 512, "seeds": 2}, "layer": {"batch":
 RATE_TOL = {"batch": 0.015, "layer": 0.03}
 
 
-@functools.lru_cache(maxsize=None)
-def norm_mc(name, norm, sw2=1.0, depth=12, width=256, n_out=10, eps=1e-5):
+_MC_CACHE = {}
+
+
+def norm_mc(ref, name, norm, sw2=1.0, depth=12, width=256, n_out=10, eps=1e-5):
     """Seed averages of per-layer preact_var, act_mean, act_var and delta_ms / delta_ms[L].
 
     z = a W (zero biases), u = Norm(z) with the biased variance and eps inside the square root,
     a = phi(u); the output error is N(0, 1), independent of the forward pass; inputs N(0, 1).
     """
+    key = (name, norm, sw2, depth, width, n_out, eps)
+    if key in _MC_CACHE:
+        return _MC_CACHE[key]
     batch, n_in, seeds = MC_SIZES[norm]["batch"], MC_SIZES[norm]["n_in"], MC_SIZES[norm]["seeds"]
     axis = 0 if norm == "batch" else 1      # BatchNorm: per unit over the batch; LayerNorm: per row
     rows = []
@@ -59,7 +56,7 @@ def norm_mc(name, norm, sw2=1.0, depth=12, width=256, n_out=10, eps=1e-5):
             z = a @ W
             sd = np.sqrt(z.var(axis=axis, keepdims=True) + eps)
             u = (z - z.mean(axis=axis, keepdims=True)) / sd
-            a, d = _phi(name, u)
+            a, d = ref.phi(name, u, ALPHA), ref.dphi(name, u, ALPHA)
             cache.append((u, sd, d))
             for key, val in (("preact_var", z.var()), ("act_mean", a.mean()), ("act_var", a.var())):
                 fwd[key].append(val)
@@ -73,7 +70,8 @@ def norm_mc(name, norm, sw2=1.0, depth=12, width=256, n_out=10, eps=1e-5):
             g = dz @ Ws[l].T
         delta = np.array(delta[::-1])
         rows.append({**{k: np.array(v) for k, v in fwd.items()}, "delta_ms": delta / delta[-1]})
-    return {k: np.mean([r[k] for r in rows], axis=0) for k in rows[0]}
+    _MC_CACHE[key] = {k: np.mean([r[k] for r in rows], axis=0) for k in rows[0]}
+    return _MC_CACHE[key]
 
 
 def measured_rate(delta_ms, depth=12):
@@ -96,9 +94,6 @@ def _gauss_expect(f):
     return float(total / math.sqrt(2 * math.pi))
 
 
-NAMES = ("relu", "leaky_relu", "tanh", "sigmoid", "softsign", "identity")
-
-
 # ------------------------------------------------------------------------ closed forms
 def test_relu_rate_is_pi_over_pi_minus_one():
     assert theory_batchnorm.batchnorm_rate("relu") == math.pi / (math.pi - 1)
@@ -108,36 +103,36 @@ def test_relu_rate_is_pi_over_pi_minus_one():
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_rates_against_numerical_integration(name):
-    m1 = _gauss_expect(lambda u: _phi(name, u)[0])
-    m2 = _gauss_expect(lambda u: _phi(name, u)[0] ** 2)
-    d2 = _gauss_expect(lambda u: _phi(name, u)[1] ** 2)
-    assert theory_batchnorm.batchnorm_rate(name, alpha=ALPHA) == pytest.approx(d2 / (m2 - m1 * m1), rel=1e-6)
-    assert theory_batchnorm.layernorm_rate(name, alpha=ALPHA) == pytest.approx(d2 / m2, rel=1e-6)
+def test_rates_against_numerical_integration(name, phi):
+    m1 = _gauss_expect(lambda u: phi(name, u)[0])
+    m2 = _gauss_expect(lambda u: phi(name, u)[0] ** 2)
+    d2 = _gauss_expect(lambda u: phi(name, u)[1] ** 2)
+    assert theory_batchnorm.batchnorm_rate(_act(name)) == pytest.approx(d2 / (m2 - m1 * m1), rel=1e-6)
+    assert theory_batchnorm.layernorm_rate(_act(name)) == pytest.approx(d2 / m2, rel=1e-6)
     # Gaussian Poincare inequality: BatchNorm's gradients explode for every activation but the identity
-    assert theory_batchnorm.batchnorm_rate(name, alpha=ALPHA) >= 1.0
+    assert theory_batchnorm.batchnorm_rate(_act(name)) >= 1.0
 
 
 # -------------------------------------------------------------------------- Monte Carlo
-@pytest.mark.parametrize("name", ("relu", "leaky_relu", "tanh", "sigmoid", "identity"))
+@pytest.mark.parametrize("name", NAMES)
 @pytest.mark.parametrize("norm", ("batch", "layer"))
-def test_rate_matches_monte_carlo(name, norm):
+def test_rate_matches_monte_carlo(ref, name, norm):
     """The measured per-layer growth of the error (width 256) is within 1.5% (BatchNorm; its
     finite-size excess measured here is at most ~0.7%) or 3% (LayerNorm; seed noise) of the rate."""
     rate = (theory_batchnorm.batchnorm_rate if norm == "batch" else theory_batchnorm.layernorm_rate)
-    assert measured_rate(norm_mc(name, norm)["delta_ms"]) == pytest.approx(rate(name, alpha=ALPHA), rel=RATE_TOL[norm])
+    assert measured_rate(norm_mc(ref, name, norm)["delta_ms"]) == pytest.approx(rate(_act(name)), rel=RATE_TOL[norm])
 
 
 @pytest.mark.parametrize("name, norm, sw2", [("relu", "batch", 2.0), ("tanh", "batch", 1.0),
                                              ("sigmoid", "layer", 1.0), ("relu", "layer", 2.0)])
-def test_profiles_match_monte_carlo(name, norm, sw2):
+def test_profiles_match_monte_carlo(ref, name, norm, sw2):
     """Per-layer predict() against the Monte Carlo, the first and top layers included: forward
     statistics to 4% (the pooled variance of z carries each unit's random gain: 8%), and the
     error's per-layer ratio chi (delta_ms is their product; a finite-size excess of ~1% per layer
     compounds to ~15% over 12 layers, so the product is not compared)."""
-    mc = norm_mc(name, norm, sw2=sw2)
-    th = theory_batchnorm.predict([MC_SIZES[norm]["n_in"]] + [256] * 12 + [10], name, "normal", norm,
-                                  input_ms=1.0, init_params={"sigma_w": math.sqrt(sw2)}, alpha=ALPHA)
+    mc = norm_mc(ref, name, norm, sw2=sw2)
+    th = theory_batchnorm.predict([MC_SIZES[norm]["n_in"]] + [256] * 12 + [10], _act(name), "normal", norm,
+                                  input_ms=1.0, init_params={"sigma_w": math.sqrt(sw2)})
     hidden = slice(0, 12)
     np.testing.assert_allclose(mc["preact_var"], th["preact_var"][hidden], rtol=0.08)
     np.testing.assert_allclose(mc["act_var"], th["act_var"][hidden], rtol=0.04)
@@ -149,13 +144,13 @@ def test_profiles_match_monte_carlo(name, norm, sw2):
     assert chi[-1] == pytest.approx(th["chi"][-2], rel=0.1)
 
 
-def test_rate_does_not_depend_on_sigma_w2():
+def test_rate_does_not_depend_on_sigma_w2(ref):
     """BatchNorm and LayerNorm are scale invariant: the same rate for any sigma_w^2."""
     for norm in ("batch", "layer"):
         chis = [theory_batchnorm.predict([16] + [32] * 6 + [4], "tanh", "normal", norm, 1.0,
                                          init_params={"sigma_w": sw})["chi"][2] for sw in (0.7, 1.4)]
         assert chis[0] == pytest.approx(chis[1], rel=1e-3)
-    rates = [measured_rate(norm_mc("relu", "batch", sw2=sw2)["delta_ms"]) for sw2 in (1.0, 2.0)]
+    rates = [measured_rate(norm_mc(ref, "relu", "batch", sw2=sw2)["delta_ms"]) for sw2 in (1.0, 2.0)]
     assert rates[0] == pytest.approx(rates[1], rel=0.01)
 
 

@@ -1,38 +1,36 @@
 """nncore.theory_residual against a Monte Carlo of random residual networks written here in plain
 NumPy (forward and a manual backward, Gaussian weights), never against the theory's own code."""
-import functools
 import math
 
 import numpy as np
 import pytest
 
-from nncore import theory, theory_residual
+from nncore import activations, theory, theory_residual
 
 N_IN, N_OUT = 64, 10
 
 
-def _phi(name, z):
-    """(phi(z), phi'(z)) from the textbook formulas."""
-    if name == "relu":
-        return np.maximum(z, 0.0), (z > 0).astype(float)
-    if name == "leaky_relu":
-        return np.where(z > 0, z, 0.2 * z), np.where(z > 0, 1.0, 0.2)
-    if name == "tanh":
-        a = np.tanh(z)
-        return a, 1.0 - a * a
-    if name == "sigmoid":
-        a = 1.0 / (1.0 + np.exp(-z))
-        return a, a * (1.0 - a)
-    raise AssertionError(name)
+ALPHA = 0.2  # the leaky_relu slope of these networks (not its default)
 
 
-@functools.lru_cache(maxsize=None)
-def residual_mc(name, sw2, s, depth, width, batch, seeds, norm=None, eps=1e-5):
+def _act(name):
+    """The activation under test: slope ALPHA where it takes one (leaky_relu), else its defaults."""
+    return activations.get(name, **({"alpha": ALPHA} if "alpha" in activations.REGISTRY[name].params else {}))
+
+
+_MC_CACHE = {}
+
+
+def residual_mc(ref, name, sw2, s, depth, width, batch, seeds, norm=None, eps=1e-5):
     """Seed averages of per-layer act_ms, act_mean, act_var, preact_var and delta_ms / delta_ms[L].
 
     a_1 = phi(u_1), a_l = a_(l-1) + s phi(u_l) (l >= 2), u = LN(z) or z, z = a W (zero biases);
     the output error is N(0, 1), independent of the forward pass; inputs have mean square 1 per row.
+    phi and phi' are conftest's references (``ref``), leaky_relu with slope ALPHA.
     """
+    key = (name, sw2, s, depth, width, batch, seeds, norm, eps)
+    if key in _MC_CACHE:
+        return _MC_CACHE[key]
     rows = []
     for seed in range(seeds):
         rng = np.random.default_rng(1000 + seed)
@@ -48,7 +46,7 @@ def residual_mc(name, sw2, s, depth, width, batch, seeds, norm=None, eps=1e-5):
                 u = (z - z.mean(axis=1, keepdims=True)) / sd
             else:
                 u, sd = z, None
-            h, d = _phi(name, u)
+            h, d = ref.phi(name, u, ALPHA), ref.dphi(name, u, ALPHA)
             a = h if l == 0 else a + s * h
             cache.append((u, sd, d))
             for key, val in (("act_ms", np.mean(a * a)), ("act_mean", a.mean()), ("act_var", a.var()),
@@ -67,13 +65,13 @@ def residual_mc(name, sw2, s, depth, width, batch, seeds, norm=None, eps=1e-5):
                 g = g + du @ Ws[l].T                         # identity path + branch
         delta = np.array(delta[::-1])
         rows.append({**{k: np.array(v) for k, v in fwd.items()}, "delta_ms": delta / delta[-1]})
-    return {k: np.mean([r[k] for r in rows], axis=0) for k in rows[0]}
+    _MC_CACHE[key] = {k: np.mean([r[k] for r in rows], axis=0) for k in rows[0]}
+    return _MC_CACHE[key]
 
 
 def _predict(name, sw2, s, depth, width, norm=None):
-    return theory_residual.predict([N_IN] + [width] * depth + [N_OUT], name, "normal", 1.0,
-                                   residual_scale=s, norm=norm, init_params={"sigma_w": math.sqrt(sw2)},
-                                   alpha=0.2)
+    return theory_residual.predict([N_IN] + [width] * depth + [N_OUT], _act(name), "normal", 1.0,
+                                   residual_scale=s, norm=norm, init_params={"sigma_w": math.sqrt(sw2)})
 
 
 def _geo_rate(profile, lo, hi):
@@ -97,9 +95,9 @@ CASES = [
 
 
 @pytest.mark.parametrize("name, sw2, s, norm, width, seeds, tols", CASES)
-def test_profiles_match_monte_carlo(name, sw2, s, norm, width, seeds, tols):
+def test_profiles_match_monte_carlo(ref, name, sw2, s, norm, width, seeds, tols):
     fwd, tol = tols
-    mc = residual_mc(name, sw2, s, DEPTH, width, batch=64, seeds=seeds, norm=norm)
+    mc = residual_mc(ref, name, sw2, s, DEPTH, width, batch=64, seeds=seeds, norm=norm)
     th = _predict(name, sw2, s, DEPTH, width, norm)
     hidden = slice(0, DEPTH)
     # forward: second moment, mean, variance of a_l, variance of z_l (incl. the output layer)
@@ -123,19 +121,19 @@ def test_profiles_match_monte_carlo(name, sw2, s, norm, width, seeds, tols):
     assert _geo_rate(mc["delta_ms"], 1, DEPTH - 1) == pytest.approx(_geo_rate(th["delta_ms"], 1, DEPTH - 1), rel=0.03)
 
 
-def test_relu_unit_scale_backward_excess_shrinks_with_width():
+def test_relu_unit_scale_backward_excess_shrinks_with_width(ref):
     """At fixed depth the MC's excess over the error profile (the mean-direction mode described in
     the module docstring, seeded at O(1/n)) shrinks as the width grows."""
     th = _predict("relu", 2.0, 1.0, DEPTH, 128)
-    excess = [residual_mc("relu", 2.0, 1.0, DEPTH, n, batch=32, seeds=4)["delta_ms"][0] / th["delta_ms"][0] - 1
+    excess = [residual_mc(ref, "relu", 2.0, 1.0, DEPTH, n, batch=32, seeds=4)["delta_ms"][0] / th["delta_ms"][0] - 1
               for n in (128, 512)]
     assert excess[1] < 0.6 * excess[0]
 
 
-def test_cross_term_is_needed():
+def test_cross_term_is_needed(ref):
     """A recursion without the mean cross term (p_l = p_(l-1) + s^2 M2) misses the sigmoid stack's
     measured second moment by far: the Monte Carlo above tells the two theories apart."""
-    mc = residual_mc("sigmoid", 1.0, 1.0, DEPTH, 256, batch=64, seeds=4)
+    mc = residual_mc(ref, "sigmoid", 1.0, 1.0, DEPTH, 256, batch=64, seeds=4)
     p = theory.moments("sigmoid", 1.0)[1]
     for _ in range(DEPTH - 1):
         p += theory.moments("sigmoid", p)[1]

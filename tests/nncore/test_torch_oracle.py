@@ -8,19 +8,35 @@ import math
 import numpy as np
 import pytest
 
-from nncore import MLP, Grads, optimizers
+from nncore import MLP, Grads, activations, optimizers
 
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
 
-ACTIVATIONS = {
-    "sigmoid": torch.sigmoid,
-    "tanh": torch.tanh,
-    "relu": torch.relu,
-    "leaky_relu": lambda z: F.leaky_relu(z, negative_slope=0.01),
-    "softsign": F.softsign,
-    "identity": lambda z: z,
+# torch's function for each activation, built from the nncore instance's parameters
+TORCH_ACTIVATIONS = {
+    "sigmoid": lambda act: torch.sigmoid,
+    "tanh": lambda act: torch.tanh,
+    "relu": lambda act: torch.relu,
+    "leaky_relu": lambda act: (lambda z: F.leaky_relu(z, negative_slope=act.alpha)),
+    "softsign": lambda act: F.softsign,
+    "identity": lambda act: (lambda z: z),
 }
+# every registered activation, each with its default parameters and, where it takes any, others
+ORACLE_CASES = [(name, {}) for name in sorted(activations.REGISTRY)] + [("leaky_relu", {"alpha": 0.2})]
+
+
+def _torch_activation(name, params):
+    """torch's phi for nncore's activation ``name``; a registered activation without one FAILS."""
+    if name not in TORCH_ACTIVATIONS:
+        pytest.fail(f"activation {name!r} is registered but has no torch equivalent in TORCH_ACTIVATIONS")
+    return TORCH_ACTIVATIONS[name](activations.get(name, **params))
+
+
+def test_every_parametrized_activation_has_a_case():
+    assert {name for name, _ in ORACLE_CASES} == set(activations.REGISTRY)
+    for name, params in ORACLE_CASES:
+        _torch_activation(name, params)
 
 
 def _torch_loss(name, z, y):
@@ -33,12 +49,14 @@ def _torch_loss(name, z, y):
 
 @pytest.mark.parametrize("dropout", [0.0, 0.3])
 @pytest.mark.parametrize("loss", ["cross_entropy", "bce", "mse"])
-@pytest.mark.parametrize("act", sorted(ACTIVATIONS))
-def test_gradients_match_autograd(ref, act, loss, dropout):
+@pytest.mark.parametrize("act, params", ORACLE_CASES, ids=[f"{n}{p or ''}" for n, p in ORACLE_CASES])
+def test_gradients_match_autograd(ref, act, params, loss, dropout):
+    phi = _torch_activation(act, params)
     rng = np.random.default_rng(0)
     X = rng.normal(size=(9, 4))
     y = ref.make_targets(loss, rng, 9, 3)
-    net = MLP(4, [6, 5, 6], 3, activation=act, loss=loss, dropout=dropout, seed=2, sigma_b=0.2)
+    net = MLP(4, [6, 5, 6], 3, activation=act, loss=loss, dropout=dropout, seed=2, sigma_b=0.2,
+              activation_params=params)
     masks = None
     if dropout:
         net.loss_and_grads(X, y)
@@ -53,7 +71,7 @@ def test_gradients_match_autograd(ref, act, loss, dropout):
         z.retain_grad()
         zs.append(z)
         if l < len(Ws) - 1:
-            a = ACTIVATIONS[act](z)
+            a = phi(z)
             if masks is not None:
                 a = a * torch.tensor(masks[l])
         else:
