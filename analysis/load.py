@@ -33,6 +33,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from experiments import record, tracking
+from nncore import activations
 from experiments.record import DEFAULT_EXPERIMENT, REPO_ROOT  # noqa: F401 - re-exported for analysis
 
 # The metrics a run's row carries: the scalars' last values and, when it diverged, diverged_step.
@@ -44,7 +45,8 @@ RUN_COLUMNS = {
     "run_id": "str", "run_name": "str", "sweep": "str",
     "activation": "str", "init": "str", "optimizer": "str",
     "depth": "int64", "width": "int64", "dataset": "str", "seed": "int64", "lr": "float64",
-    "sigma_w": "float64", "sigma_b": "float64", "gain": "float64", "alpha": "float64",
+    "sigma_w": "float64", "sigma_b": "float64", "gain": "float64",
+    **{key: "float64" for key in activations.parameter_names()},  # the activations' parameters (alpha)
     "n_in": "float64", "n_out": "float64",  # network input/output widths (tags), NaN if not logged
     "momentum": "float64",  # NaN when not logged (rules without momentum)
     "majority_rate": "float64",  # of the validation labels (tag), NaN if not logged
@@ -83,7 +85,8 @@ CONFIG_FIELDS = (
     ("seed", "seed", "seed"),
 )
 INIT_PARAMS = (("sigma_w", "init.sigma_w"), ("sigma_b", "init.sigma_b"), ("gain", "init.gain"),
-               ("alpha", "activation.alpha"), ("momentum", "optimizer.momentum"))
+               *((key, f"activation.{key}") for key in activations.parameter_names()),
+               ("momentum", "optimizer.momentum"))
 REQUIRED_FIELDS = ("activation", "init", "optimizer", "depth", "width", "seed")
 
 CACHE_FILE = re.compile(r"[0-9a-f]{20}\.(\w+\.parquet|notes\.txt)")

@@ -6,8 +6,8 @@ bad value fails before any run is created, with a message naming the key.
 import hashlib
 import json
 import math
-from dataclasses import dataclass, field
-from typing import List, Optional
+from dataclasses import dataclass, field, make_dataclass
+from typing import Any, List, Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
@@ -35,10 +35,28 @@ ARCH_DEFAULTS = {"norm": "none", "residual": False, "residual_scale": 1.0}
 NORMS = ("none", "batch", "layer")
 
 
-@dataclass
-class ActivationConf:
-    name: str = "tanh"
-    alpha: float = 0.01       # leaky_relu slope
+def _activation_conf():
+    """The activation group's schema: ``name`` and every parameter that some registered activation
+    declares (``nncore.activations``' ``params``), typed by its default, so that an override such as
+    ``activation.alpha=0.2`` is checked at compose time. Each activation's YAML sets its own
+    parameters' defaults; the schema's default (the first declaring class's) fills the key for the
+    activations that do not take it, which ignore it."""
+    defaults = {}
+    for name in sorted(activations.REGISTRY):
+        for key, default in activations.REGISTRY[name].params.items():
+            defaults.setdefault(key, []).append(default)
+    fields = [("name", str, field(default="tanh"))]
+    for key in sorted(defaults):
+        kinds = {type(v) for v in defaults[key]}
+        fields.append((key, kinds.pop() if len(kinds) == 1 else Any, field(default=defaults[key][0])))
+    return make_dataclass("ActivationConf", fields)
+
+
+ActivationConf = _activation_conf()
+# Activation parameters that every config's identity carries, whatever its activation takes: the
+# schema held leaky_relu's alpha for every activation when existing runs' hashes were computed.
+# A parameter declared later enters only the identity of configs whose activation takes it.
+HASHED_ACTIVATION_PARAMS = ("alpha",)
 
 
 @dataclass
@@ -144,7 +162,17 @@ def validate(cfg):
            f"must be a finite number > 0, got {m.residual_scale}")
     _check(cfg.activation.name in activations.REGISTRY, "activation.name",
            f"unknown activation {cfg.activation.name!r}; valid: {', '.join(sorted(activations.REGISTRY))}")
-    _check(0.0 <= cfg.activation.alpha < 1.0, "activation.alpha", f"must be in [0, 1), got {cfg.activation.alpha}")
+    params = activation_params(cfg)
+    cls = activations.REGISTRY[cfg.activation.name]
+    for key, value in params.items():  # one at a time, so that the message names the key
+        try:
+            cls(**{key: value})
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(f"activation.{key}: {exc}") from None
+    try:
+        cls(**params)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"activation: {exc}") from None
     _check(cfg.init.name in initializers.REGISTRY, "init.name",
            f"unknown initializer {cfg.init.name!r}; valid: {', '.join(sorted(initializers.REGISTRY))}")
     for key in ("sigma_w", "sigma_b", "gain"):
@@ -179,6 +207,13 @@ def validate(cfg):
     _check(_is_int(cfg.seed) and cfg.seed >= 0, "seed", f"must be an integer >= 0, got {cfg.seed}")
 
 
+def activation_params(cfg):
+    """{parameter: value} of cfg.activation that its activation takes ({} for most): with the
+    name, what ``nncore.activations.get`` (and ``MLP(activation_params=...)``) builds it from."""
+    values = OmegaConf.to_container(cfg.activation, resolve=True)
+    return activations.parameters_of(cfg.activation.name, values)
+
+
 def optimizer_kwargs(cfg):
     """torch.optim keyword arguments set in cfg.optimizer (None = that optimizer's default)."""
     kwargs = {k: v for k, v in OmegaConf.to_container(cfg.optimizer).items() if k != "name" and v is not None}
@@ -196,11 +231,18 @@ def identity(cfg):
 
     The architecture keys enter only where they change the network: model.norm unless "none",
     model.residual when true, model.residual_scale when residual and != 1.0 (it is unused
-    without residual connections). A plain MLP's identity is what it was before they existed."""
+    without residual connections). A plain MLP's identity is what it was before they existed.
+    Of the activation's parameters, those it takes and HASHED_ACTIVATION_PARAMS enter."""
     container = OmegaConf.to_container(cfg, resolve=True)
     for key in NOT_IDENTITY:
         container.pop(key, None)
     container.pop("hydra", None)
+    activation = container.get("activation", {})
+    cls = activations.REGISTRY.get(activation.get("name"))
+    if cls is not None:
+        for key in [k for k in activation if k != "name" and k not in cls.params]:
+            if key not in HASHED_ACTIVATION_PARAMS:
+                del activation[key]
     model = container.get("model", {})
     residual = model.get("residual", False)
     for key, default in ARCH_DEFAULTS.items():
@@ -271,7 +313,8 @@ def logged_params(container):
         "optimizer.": set(getattr(optimizers.REGISTRY.get(optimizer), "defaults", {})) | {"name", "weight_decay"},
         "data.": {"name", *DATA_KEYS.get(dataset, ())},
         "init.": {"name", "sigma_b", *initializers.PARAMS.get(init, ())},
-        "activation.": {"name", "alpha"} if container.get("activation", {}).get("name") == "leaky_relu" else {"name"},
+        "activation.": {"name", *getattr(activations.REGISTRY.get(container.get("activation", {}).get("name")),
+                                         "params", {})},
         "model.": {"depth", "width", "dropout", "norm", "residual",
                    *(("residual_scale",) if container.get("model", {}).get("residual") else ())},
     }

@@ -21,7 +21,7 @@ from nncore import MLP, optimizers, train
 from nncore.training import n_steps
 
 from . import datasets, record, sync, tracking
-from .config import arch_kwargs, arch_label, config_hash, optimizer_kwargs, run_name, validate
+from .config import activation_params, arch_kwargs, arch_label, config_hash, optimizer_kwargs, run_name, validate
 from .diagnose import diagnose_job
 
 # Set by the launcher process (experiments/train.py) for the jobs of a sweep.
@@ -156,7 +156,7 @@ def build(cfg, data):
     net = MLP(data.n_features, [cfg.model.width] * cfg.model.depth, data.n_classes,
               activation=cfg.activation.name, init=cfg.init.name, loss=cfg.train.loss,
               dropout=cfg.model.dropout, dtype=cfg.train.dtype, seed=cfg.seed,
-              activation_params={"alpha": cfg.activation.alpha} if cfg.activation.name == "leaky_relu" else None,
+              activation_params=activation_params(cfg),
               init_params={"sigma_w": cfg.init.sigma_w, "gain": cfg.init.gain, "value": cfg.init.value},
               sigma_b=cfg.init.sigma_b, **arch_kwargs(cfg))
     opt = optimizers.get(cfg.optimizer.name, **optimizer_kwargs(cfg))

@@ -5,32 +5,35 @@ import pytest
 
 from analysis import theory
 from nncore import MLP
+from nncore import theory_finite_width as fw
 
 
-def _frames(activation, init, depth=8, width=256, seed=0):
+def _frames(activation, init, depth=8, width=256, seed=0, activation_params=None, logged=None):
     rng = np.random.default_rng(seed)
     X = rng.normal(size=(256, width))
     y = rng.integers(0, 10, size=256)
-    net = MLP(width, [width] * depth, 10, activation=activation, init=init, seed=seed)
+    net = MLP(width, [width] * depth, 10, activation=activation, init=init, seed=seed,
+              activation_params=activation_params)
     stats = net.probe(X, y)
     run_id = f"{activation}-{init}"
     layer_stats = pd.concat([pd.DataFrame({"run_id": run_id, "step": 0, "layer": np.arange(1, depth + 2),
                                            "stat": k, "value": v}) for k, v in stats.items()])
     runs = pd.DataFrame([{"run_id": run_id, "activation": activation, "init": init, "depth": depth,
                           "width": width, "sigma_w": 1.0, "sigma_b": 0.0, "gain": 1.0, "alpha": 0.01,
-                          "n_in": width, "n_out": 10}])
+                          "n_in": width, "n_out": 10, **(logged or {})}])
     return layer_stats, runs, stats
 
 
 @pytest.mark.parametrize("activation,init", [("tanh", "xavier_uniform"), ("sigmoid", "uniform"),
-                                             ("relu", "he_uniform"), ("tanh", "uniform")])
+                                             ("relu", "he_uniform"), ("tanh", "uniform"),
+                                             ("identity", "lecun_normal")])
 def test_predictions_follow_a_real_network(activation, init):
     layer_stats, runs, stats = _frames(activation, init)
     frame = theory.theory_frame(layer_stats, runs)
     bands = {f"{stat}:{key}" for stat in ("preact_var", "act_var") for key in ("median", "low", "high")}
     assert set(frame["stat"]) == {"preact_var", "act_var", "delta_ms", "grad_norm"} | (
-        bands if activation == "relu" else set())    # the finite-width band: ReLU and leaky ReLU only
-    if activation == "relu":
+        bands if activation in fw.supported() else set())    # the finite-width band: piecewise-linear only
+    if activation in fw.supported():
         low, high = (frame[frame["stat"] == f"preact_var:{key}"].sort_values("layer")["value"].to_numpy()
                      for key in ("low", "high"))
         inside = (stats["preact_var"] >= low) & (stats["preact_var"] <= high)
@@ -43,6 +46,22 @@ def test_predictions_follow_a_real_network(activation, init):
     # per-layer log slope of the error within 0.1 of the measured one
     slope = lambda v: np.polyfit(np.arange(8), np.log(v[hidden]), 1)[0]
     assert abs(slope(d) - slope(stats["delta_ms"])) < 0.1
+
+
+def test_activation_parameters_come_from_the_run():
+    """leaky_relu with alpha 0.6 logged: the prediction uses that slope (E[phi'^2] = (1 + 0.6^2)/2,
+    far from the default's), and matches the network that had it."""
+    run = pd.Series({"activation": "leaky_relu", "alpha": 0.6})
+    assert theory.activation_of(run).alpha == 0.6
+    assert theory.activation_of(pd.Series({"activation": "leaky_relu", "alpha": np.nan})).alpha == 0.01
+    assert theory.activation_of(pd.Series({"activation": "tanh", "alpha": 0.6})).param_values() == {}
+    layer_stats, runs, stats = _frames("leaky_relu", "he_normal", activation_params={"alpha": 0.6},
+                                       logged={"alpha": 0.6})
+    frame = theory.theory_frame(layer_stats, runs)
+    q = frame[frame["stat"] == "preact_var"].sort_values("layer")["value"].to_numpy()
+    np.testing.assert_allclose(q[:8], stats["preact_var"][:8], rtol=0.25)
+    growth = q[7] / q[0]  # sigma_w^2 (1 + alpha^2)/2 = 1.36 per layer with alpha 0.6; 1.0001 at the default
+    assert growth == pytest.approx(1.36 ** 7, rel=1e-9)
 
 
 def test_comparison_table_and_section_change_with_the_data():

@@ -1,8 +1,8 @@
 import pytest
 from omegaconf import OmegaConf
 
-from experiments.config import (ConfigError, config_hash, flatten, identity, logged_params, optimizer_kwargs,
-                                run_name, validate)
+from experiments.config import (ConfigError, activation_params, config_hash, flatten, identity, logged_params,
+                                optimizer_kwargs, run_name, validate)
 from experiments.record import layer_key
 from experiments.runner import histogram_steps
 from nncore import activations, initializers, optimizers
@@ -20,9 +20,8 @@ def test_defaults_compose_and_validate(compose_cfg):
 @pytest.mark.parametrize("group,registry", [("activation", activations.REGISTRY), ("init", initializers.REGISTRY),
                                             ("optimizer", optimizers.REGISTRY)])
 def test_every_core_name_has_a_group_option(group, registry, compose_cfg):
-    expected = set(registry) - {"identity"} if group == "activation" else set(registry)
     options = {p.stem for p in (CONF / group).glob("*.yaml")}
-    assert expected <= options
+    assert set(registry) <= options
     for name in options:
         cfg = compose_cfg(f"{group}={name}")
         validate(cfg)
@@ -111,6 +110,11 @@ def test_preflight_fast_compose_equals_hydra_compose(compose_cfg):
     (("experiment=study", "model.depth=50", "activation=sigmoid", "init=uniform"), "aa55dc785ca5"),
     (("data=spirals", "optimizer=rmsprop", "init=normal", "init.sigma_w=2.0", "seed=3"), "f039be28426e"),
     (("activation=leaky_relu", "optimizer=momentum", "train.clip_norm=1.0", "data=gaussian"), "82d0c0a16edc"),
+    # computed by main's code at bb64b3f (before activations declared their parameters)
+    (("activation=leaky_relu", "activation.alpha=0.2"), "703f0f3a131f"),
+    (("activation=tanh", "activation.alpha=0.2"), "357818d9ccbf"),
+    (("activation=identity",), "f81c1e2082b7"),
+    (("activation=softsign", "model.depth=3"), "2918a2862eb1"),
 ])
 def test_config_hash_is_stable(compose_cfg, overrides, expected):
     assert config_hash(compose_cfg(*overrides)) == expected
@@ -238,3 +242,55 @@ def test_logged_params_show_residual_scale_only_with_residual(compose_cfg):
     assert "model.residual_scale" not in plain
     scaled = logged_params(OmegaConf.to_container(compose_cfg("arch=residual_scaled"), resolve=True))
     assert scaled["model.residual"] is True and scaled["model.residual_scale"] == pytest.approx(0.1414213562373095)
+
+
+# ------------------------------------------------------- activations: class plus one YAML file
+def test_each_activation_yaml_sets_its_name_and_its_parameters_defaults():
+    """conf/activation/<name>.yaml holds exactly the name and the class's parameters, at the
+    class's defaults: one file per registered activation, nothing else to edit."""
+    yamls = {p.stem: OmegaConf.to_container(OmegaConf.load(p)) for p in (CONF / "activation").glob("*.yaml")}
+    assert set(yamls) == set(activations.REGISTRY)
+    for name, content in yamls.items():
+        assert content == {"name": name, **activations.REGISTRY[name].params}, name
+
+
+def test_activation_parameters_reach_the_network(compose_cfg):
+    from experiments.runner import build
+    from experiments.datasets import load
+    cfg = compose_cfg("activation=leaky_relu", "activation.alpha=0.2", "model.depth=2", "data=spirals",
+                      "data.n_samples=40")
+    validate(cfg)
+    assert activation_params(cfg) == {"alpha": 0.2}
+    net, _ = build(cfg, load(cfg.data, seed=cfg.seed))
+    assert net.activation.alpha == 0.2 and net.config["activation_params"] == {"alpha": 0.2}
+    default = compose_cfg("activation=leaky_relu")
+    assert activation_params(default) == {"alpha": 0.01}
+    assert config_hash(default) != config_hash(cfg)
+    tanh = compose_cfg("activation=tanh", "activation.alpha=0.2")  # accepted as before; tanh ignores it
+    validate(tanh)
+    assert activation_params(tanh) == {}
+
+
+def test_bad_activation_parameter_names_the_key(compose_cfg):
+    with pytest.raises(ConfigError, match=r"activation\.alpha: .*\[0, 1\)"):
+        validate(compose_cfg("activation=leaky_relu", "activation.alpha=1.5"))
+
+
+def test_parameters_an_activation_does_not_take_stay_out_of_new_identities(compose_cfg, monkeypatch):
+    """A parameter declared after the hashes were frozen (beta here) enters only the identity of
+    configs whose activation takes it; alpha stays in every identity (HASHED_ACTIVATION_PARAMS)."""
+    from nncore.activations import Tanh
+
+    class ScaledTanh(Tanh):
+        name = "scaled_tanh"
+        params = {"beta": 2.0}
+
+    monkeypatch.setitem(activations.REGISTRY, "scaled_tanh", ScaledTanh)
+    base = OmegaConf.to_container(compose_cfg(), resolve=True)
+    tanh = OmegaConf.create({**base, "activation": {"name": "tanh", "alpha": 0.01, "beta": 2.0}})
+    scaled = OmegaConf.create({**base, "activation": {"name": "scaled_tanh", "alpha": 0.01, "beta": 3.0}})
+    assert identity(tanh)["activation"] == {"name": "tanh", "alpha": 0.01}
+    assert config_hash(tanh) == config_hash(compose_cfg())
+    assert identity(scaled)["activation"] == {"name": "scaled_tanh", "alpha": 0.01, "beta": 3.0}
+    assert logged_params(OmegaConf.to_container(scaled))["activation.beta"] == 3.0
+    assert "activation.alpha" not in logged_params(OmegaConf.to_container(scaled))
