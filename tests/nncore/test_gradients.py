@@ -18,7 +18,8 @@ KINK = 1e-4
 
 def _build(ref, act, loss, dropout=0.0, hidden=HIDDEN, activation_params=None):
     """Network, data and (if dropout) fixed masks, with every hidden pre-activation
-    at least KINK away from 0 so that relu / leaky_relu are smooth under +-EPS."""
+    at least KINK away from 0 where phi' jumps at 0 (relu, leaky_relu: by the reference's phi'),
+    so that they are smooth under +-EPS."""
     alpha = (activation_params or {}).get("alpha", ref.LEAKY_ALPHA)
     rng = np.random.default_rng(1234)
     X = rng.normal(size=(B, N_IN))
@@ -35,7 +36,8 @@ def _build(ref, act, loss, dropout=0.0, hidden=HIDDEN, activation_params=None):
             net.loss_and_grads(X, y)  # train mode: draws masks
             masks = [m.copy() for m in net.last_masks]
         zs, _, _ = ref.forward(net.weights, net.biases, X, act, masks, alpha)
-        if act in ("relu", "leaky_relu") and min(np.min(np.abs(z)) for z in zs[:-1]) < KINK:
+        kinked = ref.dphi(act, np.array([-1e-300]), alpha)[0] != ref.dphi(act, np.array([1e-300]), alpha)[0]
+        if kinked and min(np.min(np.abs(z)) for z in zs[:-1]) < KINK:  # relu, leaky_relu
             continue
         return net, X, y, masks, alpha
     raise AssertionError("no seed without near-kink pre-activations")
