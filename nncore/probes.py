@@ -50,6 +50,11 @@ def norms(arrays):
     return np.sqrt(sum_squares(arrays))
 
 
+def norm(a):
+    """Frobenius (or 2-) norm of one array: grad_norm, bias_grad_norm and weight_norm."""
+    return math.sqrt(sum_of_squares(_f64(a)))
+
+
 def mean_var(a):
     """(mean, variance) of ``a``'s entries, two-pass (no cancellation)."""
     flat = _f64(a)
@@ -74,9 +79,9 @@ def dead_frac(saturated):
     return np.count_nonzero(np.logical_and.reduce(saturated, axis=0)) / saturated.shape[1]
 
 
-def unit_spread(W, b, weight_sq=None):
+def unit_spread(W, b, weight_norm=None):
     """max_j ||w_j - w_1|| / sqrt(mean_k ||w_k||^2) over units j (columns of W, with b_j);
-    ``weight_sq`` is ||W||^2 when already known.
+    ``weight_norm`` is ||W|| when already known.
 
     Measured against unit 1, not the mean, so that identical units give exactly 0."""
     W, b = (np.asarray(a) for a in (W, b))
@@ -86,9 +91,9 @@ def unit_spread(W, b, weight_sq=None):
     dist2 = np.einsum("ij,ij->j", dev, dev)
     db = b - b[0]
     dist2 += db * db
-    if weight_sq is None:
-        weight_sq = sum_of_squares(W.ravel())
-    rms2 = (weight_sq + np.dot(b, b)) / W.shape[1]
+    if weight_norm is None:
+        weight_norm = norm(W)
+    rms2 = (weight_norm * weight_norm + np.dot(b, b)) / W.shape[1]
     return math.sqrt(dist2.max() / rms2) if rms2 > 0 else 0.0
 
 
@@ -107,9 +112,8 @@ def layer_stats(net):
     update_norms = net.update_norms
     for l, dense in enumerate(net.dense):
         W, b = dense.params["W"], dense.params["b"]
-        weight_sq = sum_of_squares(_f64(W))
-        out["grad_norm"][l] = math.sqrt(sum_of_squares(_f64(dense.grads["W"])))
-        out["bias_grad_norm"][l] = math.sqrt(sum_of_squares(_f64(dense.grads["b"])))
+        out["grad_norm"][l] = norm(dense.grads["W"])
+        out["bias_grad_norm"][l] = norm(dense.grads["b"])
         out["delta_ms"][l] = delta_ms(dense.cache["dz"])
         out["preact_mean"][l], out["preact_var"][l] = mean_var(dense.cache["z"])
         if l < L - 1:
@@ -120,9 +124,9 @@ def layer_stats(net):
         else:  # the linear output layer: a_L = z_L, and it never saturates
             out["saturation"][l] = out["dead_frac"][l] = 0.0
             out["act_mean"][l], out["act_var"][l] = out["preact_mean"][l], out["preact_var"][l]
-        out["weight_norm"][l] = math.sqrt(weight_sq)
+        out["weight_norm"][l] = norm(W)
         out["update_ratio"][l] = update_ratio(update_norms[l], out["weight_norm"][l])
-        out["unit_spread"][l] = unit_spread(W, b, weight_sq)
+        out["unit_spread"][l] = unit_spread(W, b, out["weight_norm"][l])
     return out
 
 
