@@ -6,7 +6,7 @@ bullet lists, pipe tables, images, links, *emphasis*, **strong** and `code`. Ima
 so the page needs nothing else. Links to files beside the report (an SVG, summary.csv) become their
 paths as text: the viewer shows the page from a blob: address in a sandboxed frame, where a relative
 link cannot resolve (it opens about:blank#blocked); those files are next to report.html in the run's
-artifacts (report/, report/figures/). Links with a scheme (https:, ...) stay links.
+artifacts (report/, report/figures/). Links with a scheme (https:, ...) and in-page anchors stay links.
 """
 import base64
 import html
@@ -46,9 +46,10 @@ def _spans(text):
 
 
 def _link(label, href):
-    """A link with a scheme as a link; a file beside the report as its path (see the module docstring)."""
+    """A link with a scheme, or an anchor, as a link; a file beside the report as its path (see the
+    module docstring)."""
     text = _emphasis(html.escape(label, quote=False))
-    if re.match(r"[a-zA-Z][a-zA-Z0-9+.-]*:", href):
+    if href.startswith("#") or re.match(r"[a-zA-Z][a-zA-Z0-9+.-]*:", href):
         return f'<a href="{html.escape(href)}">{text}</a>'
     path = html.escape(href, quote=False)
     return f"<code>{path}</code>" if label == href else f"{text}: <code>{path}</code>"

@@ -8,18 +8,18 @@ anchored at the measured output-layer delta_ms. Weight-gradient norms use the
 independence approximation ||dL/dW_l||^2 ~ n_(l-1) n_l E[a_(l-1)^2] E[delta_l^2],
 anchored at the output layer: a shape, not a level.
 
-For the activations that ``nncore.theory_finite_width.supported()`` lists (the piecewise-linear
-relu, leaky_relu and identity) with zero biases, each run also gets the finite-width band of
+For the activations of ``band_activations()`` (those of ``nncore.theory_finite_width.supported()``
+that are not linear: relu and leaky_relu) with zero biases, each run also gets the finite-width band of
 ``nncore.theory_finite_width`` (log-normal; Hanin 2018, Hanin & Rolnick 2018) at its widths:
 rows ``preact_var:median``, ``preact_var:low``, ``preact_var:high`` (90% interval of q_l), and
 the same for ``act_var`` (the band of E[a^2] scaled to the variance, whose share of it is
 fixed for these activations). The band is for one input's second moment; a probe averages
 over a batch, which shares the weights, so for relu and leaky_relu (deep layers make the
-inputs nearly collinear) it fluctuates nearly as much (slightly less); a linear (identity)
+inputs nearly collinear) it fluctuates nearly as much (slightly less). A linear (identity)
 network keeps its inputs apart, and its batch average fluctuates far less than the band (see
-``nncore.theory_finite_width``): there the band is an outer bound. For sigmoid, tanh and
-softsign no band is drawn: their per-layer factors depend on q and no closed form of their
-spread is used here.
+``nncore.theory_finite_width``): a measurement would lie inside it whatever the network, so no
+band is drawn for it. For sigmoid, tanh and softsign no band is drawn either: their per-layer
+factors depend on q and no closed form of their spread is used here.
 
 A run's activation is rebuilt with its logged parameters (``activation_of``: the columns named
 as the activation class's ``params``, e.g. leaky_relu's alpha), so the predictions use the slope
@@ -115,7 +115,7 @@ BAND_LEVEL = 0.9
 
 def _band(run, act, sizes, params, sigma_b2, input_ms, pred):
     """The finite-width rows of one run ({} when no band applies)."""
-    if run["activation"] not in fw.supported() or sigma_b2 != 0.0:
+    if run["activation"] not in band_activations() or sigma_b2 != 0.0:
         return {}
     try:
         band = fw.band(sizes, act, run["init"], input_ms, init_params=params, level=BAND_LEVEL)
@@ -129,6 +129,12 @@ def _band(run, act, sizes, params, sigma_b2, input_ms, pred):
         act[-1] = band["preact_var"][key][-1]               # the output layer: the logits' q
         out[f"act_var:{key}"] = act
     return out
+
+
+def band_activations():
+    """The activations whose runs get a finite-width band: those nncore.theory_finite_width covers,
+    minus the linear ones (equal slopes), whose batch-averaged probes it does not describe."""
+    return tuple(name for name in fw.supported() if len(set(activations.get(name).slopes)) > 1)
 
 
 def mf_activations():
@@ -248,7 +254,7 @@ def markdown_section(layer_stats, runs):
              "shrinks toward the input. q is the pre-activation variance of the last hidden layer, "
              "predicted by the length map from the measured first layer. The dashed lines in "
              "Figures 1, 3 and 4 are the same predictions. Mean field is the infinite-width average; "
-             f"for {', '.join(fw.supported())} the table adds the finite-width median and 90% interval of q at the "
+             f"for {', '.join(band_activations())} the table adds the finite-width median and 90% interval of q at the "
              f"run's widths (log-normal approximation, Hanin 2018; Hanin & Rolnick 2018: for ReLU ln q has variance "
              "about 5 Σ 1/nₗ and a median below the mean by half that), hatched in Figure 3.", "",
              "| activation | init | slope predicted | slope measured | abs. diff | rel. error | q predicted (mean field) "

@@ -83,10 +83,10 @@ def run_tables(activation, init, depth, optimizer, seed):
     accuracy = float(np.clip(0.95 + gain * depth / 10, 0.1, 0.97))
     loss = 2.3 * (np.maximum(1 - accuracy, 0.02) / 2.3) ** (steps / STEPS)
     acc = 0.1 + (accuracy - 0.1) * steps / STEPS
-    names = record.SCALARS
-    series = (loss, loss * 1.1, acc + 0.01, acc, np.ones(steps.size))
-    scalars = pd.DataFrame({"step": np.tile(steps, len(names)), "name": np.repeat(names, steps.size),
-                            "value": np.concatenate(series), "timestamp": 0})
+    series = {record.LOSS_TRAIN: loss, record.LOSS_VAL: loss * 1.1, record.ACC_TRAIN: acc + 0.01,
+              record.ACC_VAL: acc, record.GRAD_NORM_PROBE_BATCH: np.ones(steps.size)}
+    scalars = pd.DataFrame({"step": np.tile(steps, len(series)), "name": np.repeat(list(series), steps.size),
+                            "value": np.concatenate(list(series.values())), "timestamp": 0})
     return layer_stats, histograms, scalars
 
 

@@ -53,6 +53,7 @@ def _activation_conf():
 
 
 ActivationConf = _activation_conf()
+ActivationConf.__module__ = __name__  # make_dataclass names module "types" (before 3.12): composed configs must pickle
 # Activation parameters that every config's identity carries, whatever its activation takes: the
 # schema held leaky_relu's alpha for every activation when existing runs' hashes were computed.
 # A parameter declared later enters only the identity of configs whose activation takes it.
@@ -164,9 +165,15 @@ def validate(cfg):
            f"unknown activation {cfg.activation.name!r}; valid: {', '.join(sorted(activations.REGISTRY))}")
     params = activation_params(cfg)
     cls = activations.REGISTRY[cfg.activation.name]
-    for key, value in params.items():  # one at a time, so that the message names the key
+    # Every parameter set in cfg.activation is range-checked, also one the chosen activation ignores
+    # (alpha with tanh): it enters the config's identity, so a bad value would make a new grid point.
+    for key in activations.parameter_names():  # one at a time, so that the message names the key
+        if key not in cfg.activation or cfg.activation[key] is None:
+            continue
+        owner = cls if key in cls.params else next(c for _, c in sorted(activations.REGISTRY.items())
+                                                    if key in c.params)
         try:
-            cls(**{key: value})
+            owner(**{key: cfg.activation[key]})
         except (ValueError, TypeError) as exc:
             raise ConfigError(f"activation.{key}: {exc}") from None
     try:

@@ -77,6 +77,8 @@ class Activation:
     def backprop(self, dout, z, a):
         """dout * phi'(z): the backward pass's product (fused where an activation can)."""
         d = self.derivative(z, a)
+        if d.dtype != np.result_type(d, dout):  # in place only where it keeps the product's dtype
+            return d * dout
         d *= dout
         return d
 
@@ -175,7 +177,10 @@ class LeakyReLU(PiecewiseLinear):
     params = {"alpha": 0.01}
 
     def check_params(self):
-        alpha = float(self.alpha)
+        alpha = self.alpha
+        if isinstance(alpha, (bool, np.bool_)) or not isinstance(alpha, (int, float, np.integer, np.floating)):
+            raise ValueError(f"leaky_relu alpha must be a number in [0, 1), got {alpha!r}")
+        alpha = float(alpha)
         if not (np.isfinite(alpha) and 0.0 <= alpha < 1.0):
             raise ValueError(f"leaky_relu alpha must be in [0, 1), got {alpha}")
         self.alpha = alpha
@@ -253,5 +258,8 @@ def parameter_names():
 
 def parameters_of(name, values):
     """{parameter: value} of ``values`` (a mapping) that activation ``name`` takes, the others left out."""
-    cls = REGISTRY[name]
+    try:
+        cls = REGISTRY[name]
+    except (KeyError, TypeError):
+        raise ValueError(f"unknown activation {name!r}; valid: {', '.join(sorted(REGISTRY))}") from None
     return {key: values[key] for key in cls.params if key in values}

@@ -117,7 +117,7 @@ class MLP:
         self.seed = seed
         self.config = dict(activation=self.activation.name, init=init, loss=self.loss_fn.name,
                            dropout=dropout, dtype=self.dtype.name, seed=seed, sigma_b=sigma_b,
-                           init_params=dict(init_params or {}), activation_params=dict(activation_params or {}),
+                           init_params=dict(init_params or {}), activation_params=self.activation.param_values(),
                            norm=norm, residual=self.residual, residual_scale=self.residual_scale)
         self._build(init, init_params or {}, sigma_b)
         self.weight_updates = None  # the last optimizer step's delta W_l, l = 1..L (None before any)

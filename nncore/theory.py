@@ -39,8 +39,8 @@ kink is never integrated numerically: with slopes (p, n) and s = sqrt(q),
   E[phi] = (p - n) s/sqrt(2 pi),   E[phi^2] = (p^2 + n^2) q/2,   E[phi'^2] = (p^2 + n^2)/2,
 e.g. relu s/sqrt(2 pi), q/2, 1/2; leaky_relu (1-alpha) s/sqrt(2 pi), (1+alpha^2) q/2,
 (1+alpha^2)/2; identity 0, q, 1 (at q = 0 the limits q -> 0+ are used, so relu's E[phi'^2]
-stays 1/2). The bounded ones (finite ``sup_square``: sigmoid, tanh, softsign) are integrated with ``nncore.activations``' own phi and phi' (``forward`` and
-``derivative(z, a)``) by a composite Gauss-Legendre rule on z in [-10, 10] (the Gaussian
+stays 1/2). The bounded ones (finite ``sup_square``: sigmoid, tanh, softsign) are integrated
+with ``nncore.activations``' own phi and phi' (``forward`` and ``derivative(z, a)``) by a composite Gauss-Legendre rule on z in [-10, 10] (the Gaussian
 mass outside is < 2e-23), split at z = 0 (softsign's phi' has a kink there) and graded
 geometrically towards 0 on the scale 1/sqrt(q) on which phi(sqrt(q) z) varies. A plain
 101-node Gauss-Hermite rule (numpy.polynomial.hermite_e.hermegauss) is *not* used: its
@@ -254,12 +254,14 @@ def fixed_point(activation, sigma_w2, sigma_b2, q0=1.0):
     """q* = lim_l q^l: the limit of iterating ``length_map`` from q^0 = ``q0``.
 
     Closed-form moments (relu, leaky_relu, identity): the map is affine, q -> c q + sigma_b2
-    with c = sigma_w2 * E[phi^2]/q, so q* = sigma_b2 / (1 - c) for c < 1; for c = 1 and sigma_b2 = 0 every q is
-    fixed and q0 is returned; otherwise (c > 1, or c = 1 with sigma_b2 > 0) q grows without
-    bound and FixedPointError is raised (except for q0 = 0 = sigma_b2, a fixed point).
+    with c = sigma_w2 * E[phi^2]/q, so q* = sigma_b2 / (1 - c) for c < 1; for c = 1 and
+    sigma_b2 = 0 every q is fixed and q0 is returned; otherwise (c > 1, or c = 1 with
+    sigma_b2 > 0) q grows without bound and FixedPointError is raised (except for q0 = 0 =
+    sigma_b2, a fixed point).
 
-    Bounded phi (sigmoid, tanh, softsign): the limit is finite. For these activations F(q)/q (F the map) is strictly decreasing in q > 0 whenever F is not identically
-    sigma_b2 (|phi(u)/u| decreases in |u| for tanh and softsign; sigmoid = 1/2 + tanh(u/2)/2),
+    Bounded phi (sigmoid, tanh, softsign): the limit is finite. For these activations F(q)/q
+    (F the map) is strictly decreasing in q > 0 whenever F is not identically sigma_b2
+    (|phi(u)/u| decreases in |u| for tanh and softsign; sigmoid = 1/2 + tanh(u/2)/2),
     and F is increasing, so the iteration converges monotonically, from any q0 > 0, to the
     unique positive root of F(q) = q when there is one. There is one unless F(0) = 0
     (sigma_b2 = 0 and phi(0) = 0: tanh, softsign) and chi(0) = sigma_w2 phi'(0)^2 <= 1, in

@@ -124,7 +124,8 @@ def predict(sizes, activation, init, norm, input_ms, input_var=None, sigma_b2=0.
     ``sizes`` = MLP.sizes [n_in, hidden..., n_out]; ``norm`` "batch" or "layer"; ``input_ms`` =
     mean(x^2); ``input_var`` = the per-feature batch variance of x averaged over features (BatchNorm's
     layer 1; defaults to ``input_ms``, right for standardized features); ``sigma_b2`` = MLP's
-    sigma_b ** 2; ``eps`` the norm's eps; ``activation`` a name or an instance. Returns arrays over layers l = 1..L (index l-1):
+    sigma_b ** 2; ``eps`` the norm's eps; ``activation`` a name or an instance. Returns arrays over
+    layers l = 1..L (index l-1):
 
       preact_var  variance of z_l over batch and units (= its second moment sigma_w^2 E[a^2] + sigma_b^2)
       norm_var    the variance the norm divides by: per-unit batch variance sigma_w^2 Var_batch(a_(l-1))

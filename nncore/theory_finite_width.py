@@ -34,8 +34,9 @@ Rolnick). The median is exp(mu) and the central interval exp(mu -+ z sigma).
 
 Limits. The factors' means and variances are exact for Gaussian weights; uniform weights
 (he_uniform, ...) lower each factor's relative variance by their excess kurtosis (-1.2)
-times the participation of a_(l-1), about 14/n^2 for ReLU (4.5% of 5/n at n = 64). The log-normal shape is an approximation whose error shrinks as the sum over many
-layers makes ln q Gaussian. A probe averages q over a batch of inputs; since the weights are
+times the participation of a_(l-1), about 14/n^2 for ReLU (4.5% of 5/n at n = 64). The
+log-normal shape is an approximation whose error shrinks as the sum over many layers makes ln q
+Gaussian. A probe averages q over a batch of inputs; since the weights are
 shared and deep ReLU layers make inputs nearly collinear, the batch average fluctuates
 almost as one input does (slightly less). A linear network (identity) keeps its inputs' angles,
 so there the batch average fluctuates much less than one input: measured (plain NumPy, 300

@@ -11,6 +11,7 @@ package does: a parent run, tagged child runs, final metrics and Parquet artifac
 (No __init__.py in this folder: pytest puts it on sys.path, and a package named
 ``analysis`` here would shadow the real one.)
 """
+import math
 import warnings
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.load import (HISTOGRAM_COLUMNS, LAYER_STATS_COLUMNS, RUN_COLUMNS, SCALAR_COLUMNS, Frames)
+from experiments import record
 
 # log10 change of the gradient norm per layer, toward the input, at initialization
 VANISHING_GAINS = {
@@ -185,11 +187,12 @@ def make_frames(activations=("relu", "sigmoid"), inits=("he_uniform", "uniform",
 def _config_params(run):
     """The dot-flattened Hydra config of a run, as the experiments log it."""
     return {"model.depth": run["depth"], "model.width": run["width"], "model.dropout": 0.0,
-            "activation.name": run["activation"], "activation.alpha": 0.01, "init.name": run["init"],
+            "activation.name": run["activation"], "init.name": run["init"],
             "init.sigma_w": 1.0, "init.sigma_b": 0.0, "init.gain": 1.0, "init.value": 0.1,
             "optimizer.name": run["optimizer"], "optimizer.lr": run["lr"], "train.epochs": 5,
             "train.batch_size": 64, "train.log_every": 10, "train.probe_size": 256,
-            "data.name": run["dataset"], "seed": run["seed"]}
+            "data.name": run["dataset"], "seed": run["seed"],
+            **({"activation.alpha": 0.01} if run["activation"] == "leaky_relu" else {})}
 
 
 def write_mlflow_runs(frames, client, experiment_id, workdir, with_parent=True, sweep="sweep-a", study="study"):
@@ -215,10 +218,12 @@ def write_mlflow_runs(frames, client, experiment_id, workdir, with_parent=True, 
         metrics = [Metric(name, float(run[name]), 0, 100) for name in ("loss/train", "loss/val", "acc/train", "acc/val")
                    if np.isfinite(run[name])]
         stats = frames.layer_stats[frames.layer_stats["run_id"] == run["run_id"]]
-        last = stats[stats["step"] == stats["step"].max()]
-        for _, row in last[last["stat"].isin(["grad_norm", "act_var"])].iterrows():
-            if np.isfinite(row["value"]):
-                metrics.append(Metric(f"{row['stat']}/layer_{row['layer']:02d}", float(row["value"]), 0, int(row["step"])))
+        n_layers = int(stats["layer"].max())
+        series = stats[stats["stat"].isin(record.SERIES_STATS) & stats["layer"].isin(record.series_layers(n_layers))]
+        for _, row in series.iterrows():  # log10 over steps, as experiments.sync logs them
+            if np.isfinite(row["value"]) and row["value"] > 0:
+                metrics.append(Metric(record.series_key(row["stat"], int(row["layer"]), n_layers),
+                                      math.log10(row["value"]), 0, int(row["step"])))
         if run["outcome"] == "diverged":
             metrics.append(Metric("diverged_step", float(run["diverged_step"]), 0, int(run["diverged_step"])))
         client.log_batch(mlflow_id, metrics=metrics,

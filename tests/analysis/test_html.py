@@ -10,7 +10,7 @@ def test_markdown_subset_renders_as_html(tmp_path):
     (tmp_path / "figures").mkdir()
     (tmp_path / "figures" / "a.png").write_bytes(PNG)
     md = ("# Title\n\nSource: sweep `abc`; [summary.csv](summary.csv) has *one* row per **run**.\n\n"
-          "*A caption* ([SVG](figures/a.svg)); [MLflow](https://mlflow.org/docs/latest/).\n\n"
+          "*A caption* ([SVG](figures/a.svg)); [MLflow](https://mlflow.org/docs/latest/); [up](#title).\n\n"
           "## At a glance\n\n- first 10⁻⁴¹·⁹ < 1\n- second\n  continued\n\n"
           "| a | b |\n|---|---|\n| 1 | x & y |\n\n![A figure](figures/a.png)\n")
     page = markdown_to_html(md, tmp_path)
@@ -20,7 +20,7 @@ def test_markdown_subset_renders_as_html(tmp_path):
     # cannot resolve a relative link; a link with a scheme stays a link
     assert "<code>summary.csv</code> has <em>one</em> row" in page
     assert "(SVG: <code>figures/a.svg</code>)" in page
-    assert '<a href="https://mlflow.org/docs/latest/">MLflow</a>' in page
+    assert '<a href="https://mlflow.org/docs/latest/">MLflow</a>' in page and '<a href="#title">up</a>' in page
     assert 'href="summary.csv"' not in page and 'href="figures/' not in page
     assert "<li>first 10⁻⁴¹·⁹ &lt; 1</li><li>second continued</li>" in page
     assert "<table><tr><th>a</th><th>b</th></tr><tr><td>1</td><td>x &amp; y</td></tr></table>" in page

@@ -32,8 +32,8 @@ def test_predictions_follow_a_real_network(activation, init):
     frame = theory.theory_frame(layer_stats, runs)
     bands = {f"{stat}:{key}" for stat in ("preact_var", "act_var") for key in ("median", "low", "high")}
     assert set(frame["stat"]) == {"preact_var", "act_var", "delta_ms", "grad_norm"} | (
-        bands if activation in fw.supported() else set())    # the finite-width band: piecewise-linear only
-    if activation in fw.supported():
+        bands if activation in theory.band_activations() else set())  # the band: relu and leaky_relu only
+    if activation in theory.band_activations():
         low, high = (frame[frame["stat"] == f"preact_var:{key}"].sort_values("layer")["value"].to_numpy()
                      for key in ("low", "high"))
         inside = (stats["preact_var"] >= low) & (stats["preact_var"] <= high)
@@ -79,3 +79,10 @@ def test_no_prediction_for_constant_init_or_empty_frames():
     runs.loc[:, "init"] = "constant"
     assert theory.theory_frame(layer_stats, runs).empty
     assert theory.markdown_section(layer_stats.iloc[0:0], runs.iloc[0:0]) == []
+
+
+def test_bands_for_the_nonlinear_piecewise_linear_activations_only():
+    """The band describes one input's q: a linear network's batch average fluctuates far less, so
+    identity runs get none, though nncore computes the band for it."""
+    assert set(theory.band_activations()) == {"relu", "leaky_relu"}
+    assert "identity" in fw.supported()

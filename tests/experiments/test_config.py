@@ -271,9 +271,22 @@ def test_activation_parameters_reach_the_network(compose_cfg):
     assert activation_params(tanh) == {}
 
 
-def test_bad_activation_parameter_names_the_key(compose_cfg):
+@pytest.mark.parametrize("activation", ["leaky_relu", "tanh", "relu"])
+@pytest.mark.parametrize("alpha", ["1.5", "-0.1", "nan", "inf"])
+def test_bad_activation_parameter_names_the_key(compose_cfg, activation, alpha):
+    """Out of range is an error also where the activation ignores the parameter (tanh, relu): it
+    enters the config's identity, so it would make a new grid point of the same computation."""
     with pytest.raises(ConfigError, match=r"activation\.alpha: .*\[0, 1\)"):
-        validate(compose_cfg("activation=leaky_relu", "activation.alpha=1.5"))
+        validate(compose_cfg(f"activation={activation}", f"activation.alpha={alpha}"))
+
+
+def test_composed_configs_pickle(compose_cfg):
+    """With the standard pickle too (multiprocessing spawn, concurrent.futures), not only cloudpickle."""
+    import pickle
+
+    cfg = compose_cfg("activation=leaky_relu", "activation.alpha=0.2")
+    copy = pickle.loads(pickle.dumps(cfg))
+    assert OmegaConf.to_container(copy) == OmegaConf.to_container(cfg) and copy.activation.alpha == 0.2
 
 
 def test_parameters_an_activation_does_not_take_stay_out_of_new_identities(compose_cfg, monkeypatch):

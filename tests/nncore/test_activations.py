@@ -127,6 +127,14 @@ def test_sigmoid_extreme_inputs_no_warnings_and_exact_limits(ref):
     assert np.all(np.diff(s) >= 0)
 
 
+def test_sigmoid_infinities_and_nan():
+    """phi(+-inf) is exactly 1 and 0; NaN stays NaN (a diverged network's probes show it)."""
+    sig = activations.get("sigmoid")
+    with np.errstate(invalid="ignore"):
+        s = sig.forward(np.array([-np.inf, np.inf, np.nan, -0.0]))
+    assert s[0] == 0.0 and s[1] == 1.0 and np.isnan(s[2]) and s[3] == 0.5
+
+
 def test_sigmoid_symmetry():
     sig = activations.get("sigmoid")
     z = np.linspace(-30, 30, 601)

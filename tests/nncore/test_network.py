@@ -456,3 +456,11 @@ def test_a_training_pass_keeps_only_what_its_backward_needs(activation):
     net.probe(X, y)
     assert all({"x", "z", "dz"} <= set(d.cache) for d in net.dense)
     assert all("u" in a.cache for a in net.activation_layers)
+
+
+def test_config_records_the_activation_parameters_it_uses():
+    from nncore.activations import LeakyReLU
+    assert MLP(3, [4], 2, activation=LeakyReLU(alpha=0.2)).config["activation_params"] == {"alpha": 0.2}
+    assert MLP(3, [4], 2, activation="leaky_relu").config["activation_params"] == {"alpha": 0.01}
+    assert MLP(3, [4], 2, activation="leaky_relu", activation_params={"alpha": 0.3}).config["activation_params"] == {"alpha": 0.3}
+    assert MLP(3, [4], 2, activation="tanh").config["activation_params"] == {}
