@@ -38,7 +38,8 @@ NORMS = ("none", "batch", "layer")
 def _activation_conf():
     """The activation group's schema: ``name`` and every parameter that some registered activation
     declares (``nncore.activations``' ``params``), typed by its default, so that an override such as
-    ``activation.alpha=0.2`` is checked at compose time. Each activation's YAML sets its own
+    ``activation.alpha=0.2`` is type-checked at compose time (a parameter whose declared defaults
+    differ in type between classes is typed Any; ``validate`` still range-checks every one). Each activation's YAML sets its own
     parameters' defaults; the schema's default (the first declaring class's) fills the key for the
     activations that do not take it, which ignore it."""
     defaults = {}
