@@ -9,6 +9,8 @@ import re
 
 import numpy as np
 
+from experiments import tracking
+
 from . import tables
 from .tables import INIT
 
@@ -37,8 +39,9 @@ def section(markdown, heading=GLANCE_HEADING):
 
 
 def artifact_link(experiment_id, run_id, path):
-    """A link inside the MLflow UI (hash route) to artifact ``path`` of a run."""
-    return f"#/experiments/{experiment_id}/runs/{run_id}/artifacts/{path}"
+    """A link inside the MLflow UI (hash route) to artifact ``path`` of a run, in the UI's
+    model-training view."""
+    return f"#/experiments/{experiment_id}/runs/{run_id}/artifacts/{path}?{tracking.MODEL_TRAINING_VIEW}"
 
 
 def ui_links(text, experiment_id, run_id, prefix="report"):

@@ -133,16 +133,19 @@ def get_or_create_experiment(mlflow_client, uri, name):
 NOTE_TAG = "mlflow.note.content"        # a run's or an experiment's markdown description in the UI
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 MODEL_TRAINING = "custom_model_development"   # MLflow's kind for a model-training experiment
+# The query of an address inside the MLflow UI that selects its model-training view: without it,
+# MLflow 3.17 shows experiments and runs in its GenAI view (Traces, Judges, "Evaluations").
+MODEL_TRAINING_VIEW = "workflowType=machine_learning"
 
 
 def describe_latest_sweep(mlflow_client, experiment_id, sweep_id, parent_run_id, parent_name, report=False):
     """Set the experiment's description to name its latest sweep and that sweep's parent run, with
     links that work inside the UI (and to the parent's report, once ``make report`` logged it)."""
     run = f"#/experiments/{experiment_id}/runs/{parent_run_id}"
-    text = (f"**Latest sweep:** `{sweep_id}`, parent run [{parent_name}]({run}): its description is the "
-            "report's at-a-glance section, its children are the sweep's job runs.")
+    text = (f"**Latest sweep:** `{sweep_id}`, parent run [{parent_name}]({run}?{MODEL_TRAINING_VIEW}): its "
+            "description is the report's at-a-glance section, its children are the sweep's job runs.")
     if report:
-        text += f" Report: [report.html]({run}/artifacts/report/report.html)."
+        text += f" Report: [report.html]({run}/artifacts/report/report.html?{MODEL_TRAINING_VIEW})."
     else:
         text += " Run `make report` to add the report."
     retry(mlflow_client.set_experiment_tag, experiment_id, NOTE_TAG, text)

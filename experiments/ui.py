@@ -14,12 +14,10 @@ from urllib.parse import quote
 
 from . import record, tracking
 
-MODEL_TRAINING_VIEW = "workflowType=machine_learning"  # the UI's switch between its GenAI and model-training views
-
 
 def runs_url(host, port, experiment_id):
     """The runs table of ``experiment_id`` in the model-training view (the UI's hash route)."""
-    return f"http://{host}:{port}/#/experiments/{quote(str(experiment_id))}/runs?{MODEL_TRAINING_VIEW}"
+    return f"http://{host}:{port}/#/experiments/{quote(str(experiment_id))}/runs?{tracking.MODEL_TRAINING_VIEW}"
 
 
 def landing_url(uri, experiment, host="127.0.0.1", port=5000):

@@ -20,10 +20,10 @@ Source: x; [summary.csv](summary.csv).
 
 def test_note_holds_the_glance_section_with_links_inside_the_ui():
     note = front_page.note_content(MD, "7", "abc", sweep="s1")
-    base = "#/experiments/7/runs/abc/artifacts/report"
+    base, view = "#/experiments/7/runs/abc/artifacts/report", "?workflowType=machine_learning"
     assert note.startswith("## Vanishing gradients: sweep report")
-    assert f"[report.html]({base}/report.html)" in note and f"[summary.csv]({base}/summary.csv)" in note
-    assert f"[fig]({base}/figures/grad_norm_init.png)" in note and f"[the SVG]({base}/figures/a.svg)" in note
+    assert f"[report.html]({base}/report.html{view})" in note and f"[summary.csv]({base}/summary.csv{view})" in note
+    assert f"[fig]({base}/figures/grad_norm_init.png{view})" in note and f"[the SVG]({base}/figures/a.svg{view})" in note
     assert "[docs](https://example.org)" in note and "[here](#top)" in note
     assert "10⁻⁴¹·⁹" in note and "<sup>" not in note
     assert "not in the note" not in note and "`s1`" in note

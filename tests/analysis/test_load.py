@@ -167,10 +167,11 @@ def test_report_command_writes_everything_and_logs_to_the_parent_run(mlflow_stor
     parent = client.get_run(parent_id)
     note = parent.data.tags["mlflow.note.content"]
     assert "### At a glance" in note and "(outcome tag: 7 ok, 1 diverged)." in note
-    assert f"(#/experiments/{mlflow_store['experiment_id']}/runs/{parent_id}/artifacts/report/report.html)" in note
+    assert (f"(#/experiments/{mlflow_store['experiment_id']}/runs/{parent_id}/artifacts/report/report.html"
+            "?workflowType=machine_learning)") in note
     assert parent.data.metrics["runs"] == 8 and parent.data.metrics["runs_diverged"] == 1
     described = client.get_experiment(mlflow_store["experiment_id"]).tags["mlflow.note.content"]
-    assert "`sweep-b`" in described and f"runs/{parent_id})" in described
+    assert "`sweep-b`" in described and f"runs/{parent_id}?workflowType=machine_learning)" in described
 
 
 def test_runs_without_a_sweep_log_their_report_to_one_report_run(mlflow_store, tmp_path):

@@ -103,12 +103,9 @@ def test_landing_url_opens_the_runs_table(store, page, tmp_path):
                                      "/runs?workflowType=machine_learning")
     page.goto(url)
     parent = next(name for name, run in store["runs"].items() if run.data.tags.get("role") == "parent")
-    # the model-training view: its page is "Runs" and its sidebar lists Models; the GenAI view's page is
-    # "Training runs" and its sidebar lists Judges and Sessions instead
     page.get_by_role("heading", name="Runs", exact=True).first.wait_for()
-    page.get_by_role("link", name="Models", exact=True).first.wait_for()
-    assert page.get_by_text("Training runs", exact=True).count() == 0
-    assert page.get_by_role("link", name="Judges", exact=True).count() == 0
+    _assert_model_training_view(page)
+    assert page.get_by_text("Training runs", exact=True).count() == 0  # the GenAI view's title of this page
     page.get_by_text("Latest sweep:").first.wait_for()          # the experiment's description names it
     page.get_by_text(f"{len(store['runs'])} matching runs").first.wait_for()  # the table has loaded
     row = page.get_by_role("row").filter(has_text=parent[:12])  # the sweep's parent, its jobs nested under it
@@ -120,25 +117,32 @@ def test_landing_url_opens_the_runs_table(store, page, tmp_path):
 def test_a_run_shows_its_gradient_norm_profile_against_layer(store, page, tmp_path):
     run = store["runs"]["tanh-xavier_uniform-d6-sgd-s0"]
     page.goto(f"http://127.0.0.1:{store['port']}/#/experiments/{store['experiment_id']}/runs/"
-              f"{run.info.run_id}/model-metrics")
+              f"{run.info.run_id}/model-metrics?{VIEW}")
     page.get_by_placeholder("Search metric charts").fill("profile_init")
     page.get_by_text("(profile_init/log10_grad_norm)").first.wait_for()
     page.get_by_text("log10_grad_norm", exact=True).first.wait_for()
     page.locator("svg text", has_text="Step").first.wait_for()  # the plot's x axis (step = layer) is drawn
+    _assert_model_training_view(page)
     page.screenshot(path=tmp_path / "profile_init.png")
     assert (tmp_path / "profile_init.png").stat().st_size > 10_000
 
 
 def test_the_parent_run_reads_like_a_front_page(store, page, tmp_path):
     parent = next(run for run in store["runs"].values() if run.data.tags.get("role") == "parent")
-    page.goto(f"http://127.0.0.1:{store['port']}/#/experiments/{store['experiment_id']}/runs/{parent.info.run_id}")
+    # the experiment description's link to the parent keeps the model-training view
+    page.goto(ui.runs_url("127.0.0.1", store["port"], store["experiment_id"]))
+    page.get_by_text("Latest sweep:").first.wait_for()
+    hrefs = page.locator(f"a[href*='runs/{parent.info.run_id}']").evaluate_all("links => links.map(a => a.href)")
+    assert any(h.endswith(f"/runs/{parent.info.run_id}?{VIEW}") for h in hrefs), hrefs
+    page.goto(f"http://127.0.0.1:{store['port']}/#/experiments/{store['experiment_id']}/runs/{parent.info.run_id}?{VIEW}")
     page.get_by_text("At a glance").first.wait_for()
+    _assert_model_training_view(page)
     page.get_by_text("Show more").first.click()
     page.get_by_text("Trainability:").first.wait_for()
     page.get_by_text("(outcome tag: 2 ok).").first.wait_for()
     link = page.get_by_role("link", name="report.html").first
     assert link.get_attribute("href") == (f"#/experiments/{store['experiment_id']}/runs/{parent.info.run_id}"
-                                          "/artifacts/report/report.html")
+                                          f"/artifacts/report/report.html?{VIEW}")
     page.screenshot(path=tmp_path / "parent_note.png")
     # The link's route shows the self-contained report in the artifact viewer.
     page.goto(f"http://127.0.0.1:{store['port']}/{link.get_attribute('href')}")
@@ -149,6 +153,15 @@ def test_the_parent_run_reads_like_a_front_page(store, page, tmp_path):
     assert frame.locator("a[href]:not([href*=':'])").count() == 0
     frame.get_by_text("summary.csv").first.wait_for()  # named as an artifact path instead
     page.screenshot(path=tmp_path / "report_html.png")
+
+
+VIEW = "workflowType=machine_learning"
+
+
+def _assert_model_training_view(page):
+    """The UI's model-training view: its sidebar lists Models; the GenAI view's lists Judges instead."""
+    page.get_by_role("link", name="Models", exact=True).first.wait_for()
+    assert page.get_by_role("link", name="Judges", exact=True).count() == 0
 
 
 def _frames_when(page, predicate, timeout=UI_TIMEOUT_MS / 1000):
