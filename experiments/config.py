@@ -39,8 +39,8 @@ def _activation_conf():
     """The activation group's schema: ``name`` and every parameter that some registered activation
     declares (``nncore.activations``' ``params``), typed by its default, so that an override such as
     ``activation.alpha=0.2`` is type-checked at compose time (a parameter whose declared defaults
-    differ in type between classes is typed Any; ``validate`` still range-checks every one). Each activation's YAML sets its own
-    parameters' defaults; the schema's default (the first declaring class's) fills the key for the
+    differ in type between classes is typed Any; ``validate`` still range-checks every one). Each
+    activation's YAML sets its own parameters' defaults; the schema's default (the first declaring class's) fills the key for the
     activations that do not take it, which ignore it."""
     defaults = {}
     for name in sorted(activations.REGISTRY):
@@ -248,9 +248,8 @@ def identity(cfg):
     activation = container.get("activation", {})
     cls = activations.REGISTRY.get(activation.get("name"))
     if cls is not None:
-        for key in [k for k in activation if k != "name" and k not in cls.params]:
-            if key not in HASHED_ACTIVATION_PARAMS:
-                del activation[key]
+        for key in [k for k in activation if k not in ("name", *cls.params, *HASHED_ACTIVATION_PARAMS)]:
+            del activation[key]
     model = container.get("model", {})
     residual = model.get("residual", False)
     for key, default in ARCH_DEFAULTS.items():

@@ -25,7 +25,14 @@ from experiments.config import register  # noqa: E402
 
 # Flags that only print (help, the config) and never touch the store.
 INFO_FLAGS = ("--help", "-h", "--hydra-help", "--cfg", "-c", "--info", "-i", "--shell-completion", "-sc", "--resolve")
-if not any(flag in INFO_FLAGS for flag in sweep.split_argv(sys.argv[1:])[1]):
+
+
+def info_only(argv):
+    """Whether the command line only prints (an INFO_FLAGS flag)."""
+    return any(flag in INFO_FLAGS for flag in sweep.split_argv(argv)[1])
+
+
+if not info_only(sys.argv[1:]):
     runner.freeze_imports()  # imports MLflow's store too; with the above, ~1.5 s of a single run's wall
 gc.enable()
 register()
@@ -43,8 +50,7 @@ def main(cfg):
 
 def cli(argv=None):
     argv = sys.argv[1:] if argv is None else argv
-    _, flags = sweep.split_argv(argv)
-    if any(f in flags for f in INFO_FLAGS):
+    if info_only(argv):
         return main()
     force = os.environ.get("FORCE", "0") not in ("", "0", "false", "False")
     started = time.time()

@@ -68,7 +68,6 @@ __all__ = ["FixedPointError", "sigma_w2", "moments", "length_map", "chi", "fixed
            "depth_scale", "critical_sigma_w2", "predict", "supported"]
 
 
-
 def _closed_form(act):
     """Whether ``act``'s Gaussian moments have closed forms (``act.gaussian_gains()``); the
     others are integrated from its forward and derivative by the rule below."""

@@ -92,27 +92,19 @@ def _finite(name, value, strict=False):
 
 def batchnorm_rate(activation):
     """lambda = E[phi'(u)^2] / Var[phi(u)], u ~ N(0, 1): E[delta_l^2] / E[delta_(l+1)^2] between
-    BatchNorm layers at large width and batch (eps -> 0); k2 / (k1 - k3^2) from closed-form gains
-    (relu gives pi / (pi - 1) exactly), quadrature otherwise."""
+    BatchNorm layers at large width and batch (eps -> 0), from ``theory.moments`` at q = 1: closed
+    forms give k2 / (k1 - k3^2) (relu pi / (pi - 1) exactly), quadrature the others."""
     act = _activation(activation)
-    gains = act.gaussian_gains()
-    if gains is not None:
-        k1, k2, k3 = gains
-        return k2 / (k1 - k3 * k3)
     mean, ms, dms = theory.moments(act, 1.0)
     return dms / (ms - mean * mean)
 
 
 def layernorm_rate(activation):
     """chi_LN = E[phi'(u)^2] / E[phi(u)^2], u ~ N(0, 1): E[delta_l^2] / E[delta_(l+1)^2] between
-    LayerNorm layers at large width, sigma_b^2 = 0, eps -> 0; k2 / k1 from closed-form gains,
-    exactly 1 for relu, leaky_relu and identity (positively homogeneous: E[phi'^2] = E[phi^2] at
-    unit variance), quadrature otherwise."""
+    LayerNorm layers at large width, sigma_b^2 = 0, eps -> 0, from ``theory.moments`` at q = 1:
+    closed forms give k2 / k1, exactly 1 for relu, leaky_relu and identity (positively
+    homogeneous: E[phi'^2] = E[phi^2] at unit variance), quadrature the others."""
     act = _activation(activation)
-    gains = act.gaussian_gains()
-    if gains is not None:
-        k1, k2, _ = gains
-        return k2 / k1
     _, ms, dms = theory.moments(act, 1.0)
     return dms / ms
 
