@@ -1,4 +1,7 @@
-"""The check of array inputs that the network (X) and the losses (targets) share."""
+"""The checks of inputs that several modules share: arrays (the network's X, the losses'
+targets) and scalar hyperparameters (the optimizers', initializers' and theory's)."""
+import math
+
 import numpy as np
 
 
@@ -17,3 +20,24 @@ def finite_in(a, dtype, what, kinds="iuf"):
         if not np.isfinite(a).all():
             raise ValueError(f"{what} must be finite in {np.dtype(dtype).name} (got NaN or inf: values beyond its range)")
     return a
+
+
+def number(name, value, low=None, high=None, strict=False, top=None):
+    """``value`` as a finite float checked against [low, high) (or (low, high) with ``strict``;
+    ``top`` is an inclusive upper bound); ValueError naming ``name`` otherwise. Booleans, strings
+    and None are not numbers here (``float("0.3")`` would accept a string)."""
+    if isinstance(value, (bool, np.bool_, str, bytes)) or np.ndim(value) != 0:
+        raise ValueError(f"{name} must be a number, got {value!r}")
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number, got {value!r}") from None
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}")
+    if low is not None and (value < low or (strict and value == low)):
+        raise ValueError(f"{name} must be {'>' if strict else '>='} {low}, got {value}")
+    if high is not None and value >= high:
+        raise ValueError(f"{name} must be < {high}, got {value}")
+    if top is not None and value > top:
+        raise ValueError(f"{name} must be <= {top}, got {value}")
+    return value

@@ -5,8 +5,9 @@ statistics of ``MLP.probe`` ({stat: array over layers 1..L}) and the report on t
 Flags of hidden layer l (1..L-1; L is the linear output layer, n_l its width):
 
   vanishing   the back-propagated error or the relative gradient r_l = ||dL/dW_l|| / ||W_l||
-              shrinks toward the input, relative to the top hidden layer L-1, by more than
-              e^DEPTH_SCALES in mean square; or r_l lies below the floor at which gradient
+              shrinks toward the input, relative to the top hidden layer L-1 (or, where that
+              layer's value is 0, the nearest layer below with a positive one: the dead top
+              branch of a residual net), by more than e^DEPTH_SCALES in mean square; or r_l lies below the floor at which gradient
               descent through W_l alone, at the run's step size for the run's number of steps,
               would lower the loss by less than FROZEN of its value (first order: by
               steps * lr_eff * ||dL/dW_l||^2, i.e. r_l < sqrt(FROZEN loss / (steps lr_eff)) / ||W_l||).
@@ -42,6 +43,8 @@ the way from the majority-class rate to 1 above that rate, or the probe loss fel
 than STALL_LOSS_FALL of its initial value; else ``trained``.
 """
 import numpy as np
+
+from .checks import number
 
 FLAGS = ("vanishing", "exploding", "saturated", "dead", "symmetric")
 TRAINABILITY = ("trained", "stalled", "diverged")
@@ -91,11 +94,17 @@ def _ln(values):
         return np.log(values)
 
 
+def _relative_to_top(ln_values, top):
+    """``ln_values`` minus that of the reference layer: the top hidden layer ``top``, or where its
+    value is 0 or not finite the nearest layer below it with a finite ln (all NaN without one)."""
+    finite = np.flatnonzero(np.isfinite(ln_values[:top + 1]))
+    return ln_values - (ln_values[finite[-1]] if finite.size else np.nan)
+
+
 def effective_lr(lr, optimizer="sgd", momentum=0.0, eps=1e-8, grad_rms=None):
     """The step per unit of gradient of ``optimizer`` (see the module docstring): lr / (1 -
     momentum) for sgd-like rules; lr / (grad_rms + eps) per layer for the adaptive ones."""
-    if not (np.isfinite(lr) and lr > 0):
-        raise ValueError(f"lr must be finite and > 0, got {lr!r}")
+    lr = number("lr", lr, low=0.0, strict=True)
     if optimizer in ADAPTIVE_OPTIMIZERS:  # momentum is part of their rule, not a step multiplier
         if grad_rms is None:
             raise ValueError("an adaptive optimizer needs grad_rms (rms entry of each layer's gradient)")
@@ -134,8 +143,8 @@ def diagnose(stats, loss, steps, lr, optimizer="sgd", momentum=0.0, eps=1e-8, fa
     with np.errstate(divide="ignore", invalid="ignore"):
         relative = grad / weight
         step_change = lr_eff * relative            # relative change of W_l in one step
-        ln_delta = _ln(delta) - _ln(delta[top])
-        ln_relative2 = 2.0 * (_ln(relative) - _ln(relative[top]))
+        ln_delta = _relative_to_top(_ln(delta), top)
+        ln_relative2 = 2.0 * _relative_to_top(_ln(relative), top)
     finite = np.all([np.isfinite(np.asarray(stats[name], dtype=np.float64)) for name in REQUIRED], axis=0)
     with np.errstate(invalid="ignore"):
         shrinks = (ln_delta < -DEPTH_SCALES) | (ln_relative2 < -DEPTH_SCALES)

@@ -8,6 +8,8 @@ import math
 
 import numpy as np
 
+from .checks import number
+
 
 def _uniform(rng, limit, fan_in, fan_out, dtype):
     return rng.uniform(-limit, limit, size=(fan_in, fan_out)).astype(dtype, copy=False)
@@ -69,17 +71,12 @@ def orthogonal(rng, fan_in, fan_out, dtype=np.float64, gain=1.0):
 
 def constant(rng, fan_in, fan_out, dtype=np.float64, value=0.1):
     """Every weight equal to ``value``: all units of a layer stay identical (the symmetry problem)."""
-    value = float(value)
-    if not math.isfinite(value):
-        raise ValueError(f"constant init value must be finite, got {value}")
+    value = number("constant init value", value)
     return np.full((fan_in, fan_out), value, dtype=dtype)
 
 
 def _check_nonnegative(name, value):
-    value = float(value)
-    if not (math.isfinite(value) and value >= 0):
-        raise ValueError(f"{name} must be a finite number >= 0, got {value}")
-    return value
+    return number(name, value, low=0.0)
 
 
 REGISTRY = {f.__name__: f for f in (uniform, xavier_uniform, xavier_normal, he_uniform, he_normal,

@@ -61,15 +61,15 @@ class BCEWithLogits:
 
     def forward_backward(self, z, y):
         y = y.astype(z.dtype, copy=False)
+        e = np.abs(z)
+        np.negative(e, out=e)
+        np.exp(e, out=e)  # e = exp(-|z|) in (0, 1]: nothing overflows
+        sig_abs = np.reciprocal(1.0 + e)  # sigmoid(|z|)
+        # sigmoid(z) = sigmoid(|z|) for z >= 0 and e sigmoid(|z|) = e / (1 + e) for z < 0, which
+        # keeps its precision where it is tiny (1 - sigmoid(|z|) would cancel to 0 from z = -37)
+        sig = np.where(z >= 0, sig_abs, e * sig_abs)
         # max(z, 0) - z y + log(1 + exp(-|z|)): exact and overflow-free
-        softplus = np.abs(z)
-        np.negative(softplus, out=softplus)
-        np.exp(softplus, out=softplus)
-        sig_abs = np.reciprocal(1.0 + softplus)  # sigmoid(|z|)
-        np.log1p(softplus, out=softplus)
-        loss = float(np.mean(np.maximum(z, 0.0) - z * y + softplus))
-        # sigmoid(z) = sigmoid(|z|) for z >= 0, 1 - sigmoid(|z|) for z < 0
-        sig = np.where(z >= 0, sig_abs, 1.0 - sig_abs)
+        loss = float(np.mean(np.maximum(z, 0.0) - z * y + np.log1p(e)))
         sig -= y
         sig /= z.size
         return loss, sig

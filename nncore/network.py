@@ -29,6 +29,11 @@ NORMS = {"batch": layers.BatchNorm, "layer": layers.LayerNorm}
 PARAMETER_LISTS = (("weights", "W"), ("biases", "b"), ("norm_scales", "gamma"), ("norm_shifts", "beta"))
 
 
+def _is_size(value):
+    """Whether ``value`` is an integer >= 1 (a width; True is not one)."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)) and value >= 1
+
+
 @dataclass
 class Grads:
     """Gradients of the batch-mean loss; lists mirror ``MLP.weights``, ``MLP.biases``,
@@ -80,11 +85,11 @@ class MLP:
             raise ValueError(f"hidden must be a list of widths (e.g. [64] * depth), got {hidden!r}")
         hidden = list(hidden)
         for name, value in (("n_in", n_in), ("n_out", n_out)):
-            if not isinstance(value, (int, np.integer)) or value < 1:
+            if not _is_size(value):
                 raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
         if len(hidden) < 1:
             raise ValueError("depth must be >= 1 (give at least one hidden width)")
-        if any(not isinstance(w, (int, np.integer)) or w < 1 for w in hidden):
+        if not all(map(_is_size, hidden)):
             raise ValueError(f"hidden widths must be integers >= 1, got {hidden}")
         if isinstance(dropout, (bool, np.bool_)) or np.ndim(dropout) != 0 or np.asarray(dropout).dtype.kind not in "iuf":
             raise ValueError(f"dropout must be a number in [0, 1), got {dropout!r}")

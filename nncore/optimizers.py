@@ -19,6 +19,7 @@ import math
 
 import numpy as np
 
+from .checks import number
 from .squares import sum_of_squares
 
 
@@ -32,10 +33,10 @@ class Optimizer:
             valid = ", ".join(sorted(set(self.defaults) | {"weight_decay", "clip_norm"}))
             raise ValueError(f"unknown hyperparameter(s) {sorted(unknown)} for optimizer {self.name!r}; valid: {valid}")
         self.hyper = {**self.defaults, **{k: v for k, v in hyper.items() if k in self.defaults}}
-        self.weight_decay = _number("weight_decay", hyper.get("weight_decay", 0.0), low=0.0)
+        self.weight_decay = number("weight_decay", hyper.get("weight_decay", 0.0), low=0.0)
         clip = hyper.get("clip_norm")
-        self.clip_norm = None if clip is None else _number("clip_norm", clip, low=0.0, strict=True)
-        self.hyper["lr"] = _number("lr", self.hyper["lr"], low=0.0, strict=True)
+        self.clip_norm = None if clip is None else number("clip_norm", clip, low=0.0, strict=True)
+        self.hyper["lr"] = number("lr", self.hyper["lr"], low=0.0, strict=True)
         self._validate()
         self.t = 0
         self.state = []
@@ -114,8 +115,8 @@ class SGD(Optimizer):
 
     def _validate(self):
         h = self.hyper
-        h["momentum"] = _number("momentum", h["momentum"], low=0.0)
-        h["dampening"] = _number("dampening", h["dampening"], low=0.0)
+        h["momentum"] = number("momentum", h["momentum"], low=0.0)
+        h["dampening"] = number("dampening", h["dampening"], low=0.0)
         h["nesterov"] = _flag("nesterov", h["nesterov"])
         if h["nesterov"] and (h["momentum"] <= 0 or h["dampening"] != 0):
             raise ValueError("nesterov requires momentum > 0 and dampening = 0")
@@ -151,7 +152,7 @@ class Adagrad(Optimizer):
 
     def _validate(self):
         for key in ("lr_decay", "initial_accumulator_value", "eps"):
-            self.hyper[key] = _number(key, self.hyper[key], low=0.0)
+            self.hyper[key] = number(key, self.hyper[key], low=0.0)
 
     def _update(self, p, g, state):
         h = self.hyper
@@ -170,9 +171,9 @@ class RMSprop(Optimizer):
 
     def _validate(self):
         h = self.hyper
-        h["alpha"] = _number("alpha", h["alpha"], low=0.0, top=1.0)
-        h["eps"] = _number("eps", h["eps"], low=0.0)
-        h["momentum"] = _number("momentum", h["momentum"], low=0.0)
+        h["alpha"] = number("alpha", h["alpha"], low=0.0, top=1.0)
+        h["eps"] = number("eps", h["eps"], low=0.0)
+        h["momentum"] = number("momentum", h["momentum"], low=0.0)
         h["centered"] = _flag("centered", h["centered"])
 
     def _update(self, p, g, state):
@@ -203,8 +204,8 @@ class Adadelta(Optimizer):
     defaults = {"lr": 1.0, "rho": 0.9, "eps": 1e-6}
 
     def _validate(self):
-        self.hyper["rho"] = _number("rho", self.hyper["rho"], low=0.0, top=1.0)
-        self.hyper["eps"] = _number("eps", self.hyper["eps"], low=0.0)
+        self.hyper["rho"] = number("rho", self.hyper["rho"], low=0.0, top=1.0)
+        self.hyper["eps"] = number("eps", self.hyper["eps"], low=0.0)
 
     def _update(self, p, g, state):
         h = self.hyper
@@ -231,8 +232,8 @@ class Adam(Optimizer):
             betas = ()
         if len(betas) != 2:
             raise ValueError(f"betas must be a pair, got {h['betas']!r}")
-        h["betas"] = tuple(_number(f"betas[{i}]", b, low=0.0, high=1.0) for i, b in enumerate(betas))
-        h["eps"] = _number("eps", h["eps"], low=0.0)
+        h["betas"] = tuple(number(f"betas[{i}]", b, low=0.0, high=1.0) for i, b in enumerate(betas))
+        h["eps"] = number("eps", h["eps"], low=0.0)
         h["amsgrad"] = _flag("amsgrad", h["amsgrad"])
 
     def _update(self, p, g, state):
@@ -282,26 +283,6 @@ def _flag(name, value):
     if not isinstance(value, (bool, np.bool_)):
         raise ValueError(f"{name} must be True or False, got {value!r}")
     return bool(value)
-
-
-def _number(name, value, low=None, high=None, strict=False, top=None):
-    """``value`` as a float checked against [low, high) (or (low, high) with ``strict``);
-    ``top`` is an inclusive upper bound."""
-    if isinstance(value, bool):
-        raise ValueError(f"{name} must be a number, got {value!r}")
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number, got {value!r}") from None
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value}")
-    if low is not None and (value < low or (strict and value == low)):
-        raise ValueError(f"{name} must be {'>' if strict else '>='} {low}, got {value}")
-    if high is not None and value >= high:
-        raise ValueError(f"{name} must be < {high}, got {value}")
-    if top is not None and value > top:
-        raise ValueError(f"{name} must be <= {top}, got {value}")
-    return value
 
 
 REGISTRY = {cls.name: cls for cls in (SGD, Momentum, Nesterov, Adagrad, RMSprop, Adadelta, Adam)}

@@ -33,6 +33,7 @@ from .squares import sum_of_squares
 STATS = ("grad_norm", "bias_grad_norm", "delta_ms", "preact_mean", "preact_var", "act_mean",
          "act_var", "saturation", "dead_frac", "weight_norm", "update_ratio", "unit_spread")
 SATURATION_THRESHOLD = 0.1  # relative to max phi'
+FLOAT64_MAX = float(np.finfo(np.float64).max)
 
 
 def _f64(a):
@@ -94,12 +95,14 @@ def unit_spread(W, b, weight_norm=None):
     if weight_norm is None:
         weight_norm = norm(W)
     rms2 = (weight_norm * weight_norm + np.dot(b, b)) / W.shape[1]
-    return math.sqrt(dist2.max() / rms2) if rms2 > 0 else 0.0
+    if rms2 == 0:  # all-zero weights and biases: identical units
+        return 0.0
+    return math.sqrt(dist2.max() / rms2)  # NaN for NaN weights (never the 0 of symmetry)
 
 
 def update_ratio(update_norm, weight_norm):
-    """||delta W_l|| / ||W_l|| (0 where ||W_l|| = 0)."""
-    return update_norm / weight_norm if weight_norm > 0 else 0.0
+    """||delta W_l|| / ||W_l|| (0 where ||W_l|| = 0; NaN for NaN norms)."""
+    return update_norm / weight_norm if weight_norm != 0 else 0.0
 
 
 def layer_stats(net):
@@ -137,16 +140,23 @@ def check_bins(bins):
 
 
 def histogram(values, bins=64):
-    """(counts, edges) of the finite entries of ``values``; edges span their range."""
+    """(counts, edges) of the finite entries of ``values``, in float64; the edges span their
+    range, widened to 1 around a constant and to 4 ulps a bin around a nearly constant one
+    (np.histogram refuses bins narrower than an ulp)."""
     flat = values.reshape(-1)
-    finite = flat[np.isfinite(flat)]
+    finite = flat[np.isfinite(flat)].astype(np.float64, copy=False)
     if finite.size == 0:
         return np.zeros(bins, dtype=np.int64), np.linspace(0.0, 1.0, bins + 1)
     lo, hi = float(finite.min()), float(finite.max())
-    if lo == hi:
-        lo, hi = lo - 0.5, hi + 0.5
-    counts, edges = np.histogram(finite, bins=bins, range=(lo, hi))
-    return counts, edges
+    with np.errstate(over="ignore"):  # the spacing of float64's largest value is inf
+        min_width = 4 * bins * float(np.spacing(max(abs(lo), abs(hi))))
+    if lo == hi or hi - lo < min_width:
+        centre, half = 0.5 * lo + 0.5 * hi, 0.5 * max(min_width, 1.0 if lo == hi else 0.0)
+        lo, hi = max(centre - half, -FLOAT64_MAX), min(centre + half, FLOAT64_MAX)
+    if math.isinf(hi - lo):  # a range beyond float64's: bin the halves (exact), then scale back
+        counts, edges = np.histogram(finite * 0.5, bins=bins, range=(0.5 * lo, 0.5 * hi))
+        return counts, edges * 2.0
+    return np.histogram(finite, bins=bins, range=(lo, hi))
 
 
 def layer_histograms(net, bins=64):

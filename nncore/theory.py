@@ -63,6 +63,7 @@ import math
 import numpy as np
 
 from . import activations, initializers
+from .checks import number
 
 __all__ = ["FixedPointError", "sigma_w2", "moments", "length_map", "chi", "fixed_point",
            "depth_scale", "critical_sigma_w2", "predict", "supported"]
@@ -150,10 +151,7 @@ def _activation(activation):
 
 
 def _nonnegative(name, value):
-    value = float(value)
-    if not (math.isfinite(value) and value >= 0.0):
-        raise ValueError(f"{name} must be a finite number >= 0, got {value}")
-    return value
+    return number(name, value, low=0.0)
 
 
 def _times_gain(sigma_w2, gain):

@@ -49,6 +49,18 @@ def n_steps(n_examples, batch_size, epochs):
     return epochs * math.ceil(n_examples / batch_size)
 
 
+def _steps(name, steps):
+    """``steps`` (a collection of step numbers) as a set of ints >= 0; ValueError otherwise."""
+    try:
+        steps = set(steps)
+    except TypeError:
+        raise ValueError(f"{name} must be a collection of step numbers, got {steps!r}") from None
+    bad = [s for s in steps if isinstance(s, (bool, np.bool_)) or not isinstance(s, (int, np.integer)) or s < 0]
+    if bad:
+        raise ValueError(f"{name} must hold integers >= 0, got {bad}")
+    return {int(s) for s in steps}
+
+
 def train(net, opt, X, y, *, epochs, batch_size, probe_X=None, probe_y=None, log_every=10,
           callback=None, histogram_steps=(), histogram_bins=64, seed=None):
     """Train ``net`` with ``opt`` on (X, y).
@@ -68,14 +80,19 @@ def train(net, opt, X, y, *, epochs, batch_size, probe_X=None, probe_y=None, log
             raise ValueError(f"{name} must be an integer >= {0 if name == 'epochs' else 1}, got {value!r}")
     if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+    if (probe_X is None) != (probe_y is None):
+        raise ValueError("give both probe_X and probe_y, or neither (the first 256 training examples)")
     if probe_X is None:
         probe_X, probe_y = X[:256], y[:256]
     probe_X, probe_y = net.check_inputs(probe_X, probe_y)
     check_bins(histogram_bins)
-    histogram_steps = set(histogram_steps)
+    histogram_steps = _steps("histogram_steps", histogram_steps)
     rng = generator(net.seed if seed is None else seed, "shuffle")
     n = X.shape[0]
     batch_size = min(batch_size, n)
+    if net.norm == "batch" and epochs > 0 and min(batch_size, n % batch_size or batch_size) == 1:
+        raise ValueError(f"BatchNorm needs at least 2 examples in every training batch: {n} examples in "
+                         f"batches of {batch_size} leave a batch of 1; choose another batch_size")
     total = n_steps(n, batch_size, epochs)
     result = TrainResult(steps=0)
 

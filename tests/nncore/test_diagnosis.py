@@ -196,3 +196,36 @@ def test_majority_rate():
     assert dg.majority_rate([0, 1, 1, 2]) == 0.5
     with pytest.raises(ValueError):
         dg.majority_rate([])
+
+
+@pytest.mark.parametrize("stat", ["delta_ms", "grad_norm"])
+def test_zero_top_layer_takes_the_next_layer_as_reference(stat):
+    """A residual net whose top branch is dead has delta_ms (and grad_norm) exactly 0 at the top
+    hidden layer while the skip path carries a normal error below: ratios to that 0 would be
+    infinite and flag every healthy layer exploding. The reference is the next layer down."""
+    stats = healthy()
+    stats[stat][DEPTH - 1] = 0.0
+    assert raised(stats, "exploding") == []
+    assert raised(stats, "vanishing") == [DEPTH]  # the dead top layer itself
+    stats[stat][: DEPTH - 2] *= np.exp(-8.0)  # a real shrink below the reference (layer 9) is seen
+    assert raised(stats, "vanishing") == [*range(1, DEPTH - 1), DEPTH]
+
+
+def test_zero_reference_in_a_residual_net():
+    """The same through the network: a He/ReLU residual net with its top branch switched off."""
+    from nncore import MLP
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(128, 16)), rng.integers(0, 10, 128)
+    net = MLP(16, [32] * 6, 10, activation="relu", init="he_normal", residual=True, residual_scale=0.5, seed=1)
+    net.biases[5][:] = -1e3  # every unit of the top hidden layer inactive on every example
+    stats = net.probe(X, y)
+    assert stats["delta_ms"][5] == 0.0 and np.all(stats["delta_ms"][:5] > 1e-3)
+    flags = dg.diagnose(stats, net.probe_loss, steps=1000, lr=0.01)
+    assert not flags["exploding"].any()
+    assert flags["dead"][5] and not flags["dead"][:5].any()
+
+
+@pytest.mark.parametrize("lr", [None, "0.1", [0.1], 0.0, -1.0, float("nan")])
+def test_effective_lr_rejects_bad_lr(lr):
+    with pytest.raises(ValueError, match="lr must be"):
+        dg.effective_lr(lr)

@@ -256,6 +256,29 @@ def test_bad_mlp_arguments(kw):
         MLP(args.pop("n_in"), args.pop("hidden"), args.pop("n_out"), **args)
 
 
+@pytest.mark.parametrize("kw,word", [({"n_in": True}, "n_in"), ({"n_out": np.bool_(True)}, "n_out"),
+                                     ({"hidden": [True, 2]}, "hidden widths")])
+def test_booleans_are_not_widths(kw, word):
+    args = {"n_in": 4, "hidden": [5], "n_out": 3, **kw}
+    with pytest.raises(ValueError, match=word):
+        MLP(args.pop("n_in"), args.pop("hidden"), args.pop("n_out"))
+
+
+@pytest.mark.parametrize("kw,word", [
+    ({"sigma_b": None}, "sigma_b must be a number"), ({"sigma_b": "0.3"}, "sigma_b must be a number"),
+    ({"sigma_b": [0.1, 0.2]}, "sigma_b must be a number"), ({"sigma_b": float("nan")}, "sigma_b must be finite"),
+    ({"init": "normal", "init_params": {"sigma_w": [1, 2]}}, "sigma_w must be a number"),
+    ({"init": "normal", "init_params": {"sigma_w": "x"}}, "sigma_w must be a number"),
+    ({"init": "orthogonal", "init_params": {"gain": None}}, "gain must be a number"),
+    ({"init": "constant", "init_params": {"value": "0.3"}}, "constant init value must be a number"),
+    ({"init": "constant", "init_params": {"value": True}}, "constant init value must be a number")])
+def test_bad_initializer_parameters_are_named(kw, word):
+    """A bad sigma_b, sigma_w, gain or value is one ValueError naming it (not a TypeError from
+    float(), and a string is not silently converted)."""
+    with pytest.raises(ValueError, match=re.escape(word)):
+        MLP(4, [5], 3, **kw)
+
+
 @pytest.mark.parametrize("kw,word", [({"epochs": -1}, "epochs"), ({"batch_size": 0}, "batch_size"),
                                      ({"log_every": 0}, "log_every"), ({"batch_size": 2.5}, "batch_size")])
 def test_bad_training_arguments(kw, word):
@@ -268,6 +291,44 @@ def test_bad_training_arguments(kw, word):
         train(net, optimizers.get("sgd", lr=0.1), X, y, callback=calls.append, **args)
     assert calls == []
     _assert_unchanged(net, snap)
+
+
+@pytest.mark.parametrize("kw,word", [
+    ({"probe_X": np.zeros((3, 4))}, "both probe_X and probe_y"),
+    ({"probe_y": np.arange(3) % 3}, "both probe_X and probe_y"),
+    ({"histogram_steps": 5}, "histogram_steps must be a collection"),
+    ({"histogram_steps": [0, 1.5]}, "histogram_steps must hold integers"),
+    ({"histogram_steps": [-1]}, "histogram_steps must hold integers")])
+def test_bad_probe_arguments_in_training(kw, word):
+    net = _net()
+    snap = _snapshot(net)
+    X, y = _xy()
+    calls = []
+    with pytest.raises(ValueError, match=word):
+        train(net, optimizers.get("sgd", lr=0.1), X, y, epochs=1, batch_size=2, callback=calls.append, **kw)
+    assert calls == []
+    _assert_unchanged(net, snap)
+
+
+@pytest.mark.parametrize("n,batch_size", [(5, 2), (5, 4), (5, 1)])
+def test_batchnorm_batch_of_one_is_rejected_before_any_work(n, batch_size):
+    """A last (or every) training batch of one example cannot be batch-normalized in training:
+    train() says so before the step-0 probe and before BatchNorm's running averages move."""
+    net = _net(norm="batch")
+    snap = _snapshot(net)
+    X, y = _xy(n=n)
+    calls = []
+    with pytest.raises(ValueError, match=f"{n} examples in batches of {batch_size} leave a batch of 1"):
+        train(net, optimizers.get("sgd", lr=0.1), X, y, epochs=1, batch_size=batch_size, callback=calls.append)
+    assert calls == []
+    _assert_unchanged(net, snap)
+    np.testing.assert_array_equal(net.norms[0].running_mean, 0.0)
+
+
+def test_batchnorm_batches_of_two_or_more_train():
+    net = _net(norm="batch")
+    X, y = _xy(n=5)
+    assert train(net, optimizers.get("sgd", lr=0.1), X, y, epochs=1, batch_size=3).steps == 2
 
 
 def test_bad_probe_batch_in_training():

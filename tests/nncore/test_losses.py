@@ -119,6 +119,19 @@ def test_bce_moderate_tail_accuracy():
     np.testing.assert_allclose(loss, math.log1p(math.exp(-40.0)), rtol=1e-12)
 
 
+@pytest.mark.parametrize("dtype,z_min,rtol", [(np.float64, -700.0, 1e-14), (np.float32, -80.0, 2e-7)])
+def test_bce_gradient_keeps_its_precision_for_negative_logits(dtype, z_min, rtol):
+    """dL/dz = (sigmoid(z) - y) / N against sigmoid from math.exp in float64: for y = 0 and very
+    negative z the gradient is a tiny sigmoid(z) (4.2e-18 at z = -40), not 0 or a cancelled
+    1 - sigmoid(|z|). z_min keeps sigmoid(z) a normal number of the dtype."""
+    fn = losses.get("bce")
+    z = np.linspace(z_min, 30.0, 41).astype(dtype)[None, :]
+    _, dz = fn.forward_backward(z, np.zeros_like(z))
+    want = np.array([1.0 / (1.0 + math.exp(-float(v))) for v in z[0]]) / z.size
+    assert dz.dtype == dtype
+    np.testing.assert_allclose(dz[0], want, rtol=rtol, atol=0)
+
+
 def test_mse_extreme_values():
     fn = losses.get("mse")
     loss, dz = fn.forward_backward(np.array([[1e4, -1e4]]), np.array([[0.0, 0.0]]))

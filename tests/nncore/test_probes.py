@@ -259,6 +259,60 @@ def test_histogram_of_constant_values():
     assert counts.sum() == 2
 
 
+F64_MAX = np.finfo(np.float64).max
+
+
+@pytest.mark.parametrize("values", [
+    np.array([1.0, np.nextafter(1.0, 2.0)]),                        # a range of one ulp
+    np.array([1.0, np.nextafter(np.float32(1.0), np.float32(2.0))], np.float32),
+    np.array([-3e38, 3e38], np.float32),                              # a range beyond float32's
+    np.array([-1e308, 1e308]),                                        # ... and beyond float64's
+    np.array([F64_MAX, -F64_MAX, 0.0]), np.full(3, F64_MAX), np.full(5, -1e300), np.full(4, 1e20),
+    np.array([5e-324, 0.0])])
+def test_histogram_of_nearly_constant_and_huge_values(values):
+    """np.histogram refuses bins narrower than an ulp and ranges whose width overflows: these
+    finite values still get every count, in finite, strictly increasing edges that span them."""
+    counts, edges = probes.histogram(values, bins=64)
+    data = values.astype(np.float64)
+    assert counts.sum() == values.size and counts.shape == (64,)
+    assert np.all(np.isfinite(edges)) and np.all(np.diff(edges) > 0)
+    assert edges[0] <= data.min() and data.max() <= edges[-1]
+
+
+def test_histogram_bins_huge_values_as_numpy_bins_their_halves():
+    """Beyond float64's range the halves are binned (halving is exact): the counts are those of
+    the halved data in the halved range."""
+    values = np.array([-1e308, -2e307, 0.0, 3e307, 1e308, 1e308])
+    counts, edges = probes.histogram(values, bins=8)
+    want, want_edges = np.histogram(values / 2, bins=8, range=(-0.5e308, 0.5e308))
+    np.testing.assert_array_equal(counts, want)
+    np.testing.assert_array_equal(edges, want_edges * 2)
+
+
+def test_probe_histograms_of_a_collapsed_constant_init_network():
+    """Constant init with tanh: deep layers agree to within ulps (not exactly), which used to
+    make np.histogram raise inside the probe and fail the run."""
+    rng = np.random.default_rng(0)
+    X, y = rng.uniform(size=(64, 16)), rng.integers(0, 10, 64)
+    net = MLP(16, [32] * 12, 10, activation="tanh", init="constant", init_params={"value": 0.3})
+    _, hists = net.probe_with_histograms(X, y)
+    spreads = [np.ptp(block.cache["out"]) for block in net.hidden_layers]
+    assert any(0 < s < 1e-12 for s in spreads)  # the case np.histogram refused
+    for kind, per_layer in hists.items():
+        for counts, edges in per_layer:
+            assert np.all(np.diff(edges) > 0), kind
+    assert [c.sum() for c, _ in hists["act"]] == [64 * 32] * 12 + [64 * 10]
+
+
+def test_nan_weights_give_nan_spread_and_update_ratio():
+    """NaN parameters are not 'identical units' (unit_spread 0) nor an update of 0."""
+    assert math.isnan(probes.unit_spread(np.full((3, 4), np.nan), np.zeros(4)))
+    assert math.isnan(probes.unit_spread(np.ones((3, 4)), np.array([0.0, np.nan, 0.0, 0.0])))
+    assert math.isnan(probes.update_ratio(np.nan, np.nan))
+    assert math.isnan(probes.update_ratio(1.0, np.nan))
+    assert probes.update_ratio(1.0, 0.0) == 0.0 and probes.unit_spread(np.zeros((3, 4)), np.zeros(4)) == 0.0
+
+
 def test_probe_float32_close_to_float64(ref):
     X, y = _data("cross_entropy", ref)
     s64 = _net("tanh").probe(X, y)
