@@ -21,6 +21,13 @@ PARAM_BATCH = 100
 TELEMETRY_ENV = "MLFLOW_DISABLE_TELEMETRY"
 os.environ.setdefault(TELEMETRY_ENV, "true")  # set on import: MLflow reads it when it is first imported
 
+# MLflow retries every HTTP request itself (7 times with backoff factor 2 and a 120 s timeout: about
+# 4 minutes per call against a server that is down), and ``retry`` below would repeat that 6 times.
+# Here ``retry`` does the retrying, about 6 s in all; the environment can set either back.
+HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "30"}
+for _key, _value in HTTP_DEFAULTS.items():
+    os.environ.setdefault(_key, _value)
+
 
 class StoreError(RuntimeError):
     """The tracking store cannot be used; the message says why."""

@@ -23,3 +23,45 @@ def test_telemetry_is_off_by_default(tmp_path):
 
 def test_an_explicit_setting_is_kept(tmp_path):
     assert _client_env(tmp_path, MLFLOW_DISABLE_TELEMETRY="false") == ["false", "False"]
+
+
+# ---------------------------------------------- MLflow's own HTTP retries
+HTTP_PROBE = ("from experiments import tracking; "
+              "from mlflow.environment_variables import MLFLOW_HTTP_REQUEST_MAX_RETRIES as R, "
+              "MLFLOW_HTTP_REQUEST_TIMEOUT as T; print(R.get(), T.get())")
+HTTP_KEYS = ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT")
+
+
+def _run(code, *args, **env):
+    base = {k: v for k, v in os.environ.items() if k not in HTTP_KEYS}
+    return subprocess.run([sys.executable, "-c", code, *args], env={**base, **env}, capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_mlflow_http_retries_are_off_by_default():
+    """tracking.retry does the retrying: MLflow's own 7 retries with a 120 s timeout inside each of
+    its attempts made a job wait about 25 minutes for a server that is down."""
+    out = _run(HTTP_PROBE)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["0", "30"]
+
+
+def test_explicit_mlflow_http_settings_are_kept():
+    out = _run(HTTP_PROBE, MLFLOW_HTTP_REQUEST_MAX_RETRIES="3", MLFLOW_HTTP_REQUEST_TIMEOUT="7")
+    assert out.stdout.split() == ["3", "7"], out.stderr
+
+
+def test_a_server_that_is_down_fails_after_tracking_retry_alone():
+    """Nothing listens on the port: two attempts of tracking.retry, each a refused connection
+    without MLflow's retries, end in one MlflowException (within the subprocess's timeout, where
+    MLflow's retries alone would take minutes)."""
+    import socket
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    code = ("import sys; from experiments import tracking; "
+            "client = tracking.client(sys.argv[1]); "
+            "tracking.retry(client.search_experiments, base_delay=0.01)")
+    out = _run(code, f"http://127.0.0.1:{port}", GRADPATH_RETRY_ATTEMPTS="2")
+    assert out.returncode != 0
+    assert "Connection refused" in out.stderr or "Max retries exceeded" in out.stderr, out.stderr[-2000:]
