@@ -307,3 +307,18 @@ def test_parameters_an_activation_does_not_take_stay_out_of_new_identities(compo
     assert identity(scaled)["activation"] == {"name": "scaled_tanh", "alpha": 0.01, "beta": 3.0}
     assert logged_params(OmegaConf.to_container(scaled))["activation.beta"] == 3.0
     assert "activation.alpha" not in logged_params(OmegaConf.to_container(scaled))
+
+
+def test_output_directories_are_unique_to_the_microsecond():
+    """Two runs or sweeps started in the same second must not share an output directory (the local
+    records, the only copy during a store outage, would overwrite each other)."""
+    import re
+    from hydra import compose, initialize_config_dir
+
+    from experiments.config import register
+    register()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("config", return_hydra_config=True)
+        run_dir, sweep_dir = cfg.hydra.run.dir, cfg.hydra.sweep.dir  # resolved now
+    assert re.fullmatch(r"outputs/\d{4}-\d\d-\d\d/\d\d-\d\d-\d\d-\d{6}", run_dir), run_dir
+    assert re.fullmatch(r"multirun/\d{4}-\d\d-\d\d/\d\d-\d\d-\d\d-\d{6}", sweep_dir), sweep_dir
