@@ -210,6 +210,10 @@ def validate(cfg):
     _check(t.dtype in ("float64", "float32"), "train.dtype", f"must be float64 or float32, got {t.dtype!r}")
     _check(t.loss in losses.REGISTRY, "train.loss",
            f"unknown loss {t.loss!r}; valid: {', '.join(sorted(losses.REGISTRY))}")
+    # nncore's mse and bce take one-hot or multi-label targets, and their accuracies are not a
+    # classifier's: every dataset here gives class labels, the trainability verdict a class accuracy.
+    _check(t.loss == "cross_entropy", "train.loss",
+           f"{t.loss!r} needs one-hot or multi-label targets; the datasets give class labels: use cross_entropy")
     _check(t.histogram_snapshots >= 0, "train.histogram_snapshots", f"must be >= 0, got {t.histogram_snapshots}")
     _check(t.histogram_bins >= 1, "train.histogram_bins", f"must be >= 1, got {t.histogram_bins}")
     _check(_is_int(cfg.seed) and cfg.seed >= 0, "seed", f"must be an integer >= 0, got {cfg.seed}")

@@ -47,6 +47,15 @@ def test_out_of_range_names_the_key(override, key, compose_cfg):
         validate(cfg)
 
 
+@pytest.mark.parametrize("loss", ["mse", "bce"])
+def test_losses_that_need_one_hot_targets_are_refused(loss, compose_cfg):
+    """The datasets give class labels: mse and bce used to pass validation and then fail in every
+    job ("mse targets must have shape (1438, 10), got (1438,)")."""
+    cfg = compose_cfg(f"train.loss={loss}")
+    with pytest.raises(ConfigError, match=rf"train\.loss: '{loss}' needs one-hot .* use cross_entropy"):
+        validate(cfg)
+
+
 def test_optimizer_keyword_not_valid_for_that_optimizer(compose_cfg):
     cfg = compose_cfg("optimizer=sgd", "optimizer.betas=[0.9,0.99]")
     with pytest.raises(ConfigError, match="betas"):
