@@ -97,9 +97,16 @@ def gaussian(cfg, rng):
 
 
 def mnist(cfg, rng):
+    import urllib.error
+
     from sklearn.datasets import fetch_openml
-    X, y = fetch_openml("mnist_784", version=1, return_X_y=True, as_frame=False, data_home=cfg.cache_dir,
-                        parser="liac-arff")
+    try:
+        X, y = fetch_openml("mnist_784", version=1, return_X_y=True, as_frame=False, data_home=cfg.cache_dir,
+                            parser="liac-arff")
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise ValueError(f"data=mnist: cannot download mnist_784 from openml.org ({reason}); set "
+                         "data.cache_dir to a directory where scikit-learn has cached it") from None
     return _finish(X.astype(np.float64), y.astype(np.int64), cfg.val_fraction, rng, "mnist")
 
 

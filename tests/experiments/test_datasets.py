@@ -62,3 +62,18 @@ def test_synthetic_datasets(name):
 def test_unknown_dataset():
     with pytest.raises(ValueError, match="digits"):
         datasets.load(_cfg(name="cifar"), seed=0)
+
+
+def test_mnist_without_the_network_is_one_clear_error(monkeypatch):
+    """No network (and nothing cached): one ValueError that names the dataset and the remedy,
+    not urllib's URLError. fetch_openml is replaced: tests never reach the network."""
+    import urllib.error
+
+    import sklearn.datasets
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("[Errno -2] Name or service not known")
+    monkeypatch.setattr(sklearn.datasets, "fetch_openml", offline)
+    with pytest.raises(ValueError, match=r"data=mnist: cannot download mnist_784 .*Name or service not known.*"
+                                         r"data\.cache_dir"):
+        datasets.load(_cfg(name="mnist"), seed=0)
