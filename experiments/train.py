@@ -13,6 +13,7 @@ import gc
 gc.disable()  # until runner.freeze_imports below: the imports build objects, not garbage
 import os  # noqa: E402
 import re  # noqa: E402
+import signal  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
@@ -48,10 +49,19 @@ def main(cfg):
     return runner.run_job(cfg, hc.runtime.output_dir, overrides=hc.overrides.task)
 
 
+def interrupt_on_sigterm():
+    """SIGTERM (what timeout, systemd and SLURM send) stops like Ctrl-C: KeyboardInterrupt in the
+    main thread, so that runs are closed as KILLED, the sweep's parent too, and its workers stopped."""
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+    signal.signal(signal.SIGTERM, interrupt)
+
+
 def cli(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     if info_only(argv):
         return main()
+    interrupt_on_sigterm()
     force = os.environ.get("FORCE", "0") not in ("", "0", "false", "False")
     started = time.time()
     try:

@@ -280,7 +280,9 @@ def test_multirun_against_a_real_tracking_server(tmp_path, server):
     (signal.SIGKILL, GRID8, 8, 2),  # a lost node, the OOM killer, kill -9 of the sweep's process group
     # Ctrl-C. 8 runs, not 4: with 4 the sweep could end before the poll saw one FINISHED and one RUNNING
     (signal.SIGINT, GRID8, 8, 1),
-], ids=["SIGKILL", "SIGINT"])
+    # what timeout, systemd and SLURM send, to the launcher alone: its workers must not outlive it
+    (signal.SIGTERM, GRID8, 8, 1),
+], ids=["SIGKILL", "SIGINT", "SIGTERM-launcher"])
 def test_killed_sweep_resumes_without_loss_or_duplicates(tmp_path, sig, grid, n_runs, kill_after):
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     cmd = cli_cmd(tmp_path, uri, *grid, "hydra.launcher.n_jobs=2")
@@ -301,7 +303,10 @@ def test_killed_sweep_resumes_without_loss_or_duplicates(tmp_path, sig, grid, n_
                 client = client_for(uri)  # only once the pre-flight has made the store
             assert time.monotonic() < deadline, f"no {kill_after} FINISHED runs and a RUNNING one in 180 s"
             time.sleep(0.2)
-        os.killpg(proc.pid, sig)  # the launcher and its workers
+        if sig == signal.SIGTERM:
+            os.kill(proc.pid, sig)  # the launcher alone
+        else:
+            os.killpg(proc.pid, sig)  # the launcher and its workers
         try:
             proc.wait(60)
         except subprocess.TimeoutExpired:
@@ -313,6 +318,9 @@ def test_killed_sweep_resumes_without_loss_or_duplicates(tmp_path, sig, grid, n_
     finally:
         kill_group(proc)
     assert proc.returncode != 0
+    if sig == signal.SIGTERM:  # handled as Ctrl-C: the parent run is closed as KILLED at once
+        assert proc.returncode == 130, (tmp_path / "first.log").read_text()[-3000:]
+        assert [r.info.status for r in runs_of(client, role="parent")] == ["KILLED"]
     finished_at_kill = len(runs_of(client, status="FINISHED"))
     assert finished_at_kill < n_runs, "the sweep ended before the kill: nothing was tested"
     running_at_kill = len(runs_of(client, status="RUNNING"))  # after SIGINT the jobs close theirs as KILLED
