@@ -159,9 +159,11 @@ def upload(record, dedupe=False):
         for name in rec.ARTIFACTS:
             if (record / name).exists():
                 tracking.retry(client.log_artifact, run_id, str(record / name))
-        t_images = time.perf_counter()
-        images.log_images(client, run_id, stats, status["run_name"], retry=tracking.retry)
-        status["images_seconds"] = round(time.perf_counter() - t_images, 3)
+        if not status.get("images_logged"):  # an upload cut short after them must not log them twice
+            t_images = time.perf_counter()
+            images.log_images(client, run_id, stats, status["run_name"], retry=tracking.retry)
+            status.update(images_logged=True, images_seconds=round(time.perf_counter() - t_images, 3))
+            write_status(record, status)
         tracking.retry(client.log_batch, run_id, tags=[*tags, *[RunTag(name, str(status[name]))
                                                                 for name in rec.RESULT_TAGS if name in status]])
         tracking.retry(client.set_terminated, run_id, "FINISHED")

@@ -63,3 +63,30 @@ def test_series_are_log10_at_the_first_and_last_layer_only():
     assert {k: got[k] for k in ("depth", "width", "seed")} == {"depth": {0: 2.0}, "width": {0: 8.0}, "seed": {0: 3.0}}
     assert got["log10_grad_ratio_init"] == {0: pytest.approx(-40.0 - math.log10(2.0))}
     assert all(np.isfinite(m.value) for m in metrics)
+
+
+def test_an_upload_cut_short_after_the_images_does_not_log_them_twice(tmp_path, compose_cfg, monkeypatch):
+    """`make sync` of a record whose upload stopped after its images (the run left RUNNING, the
+    record unsynced) completes the run without a second copy of each image."""
+    from mlflow.tracking import MlflowClient
+
+    from experiments import record, runner
+    for key in ("GRADPATH_EXPERIMENT_ID", "GRADPATH_PARENT_RUN_ID", "GRADPATH_SWEEP_ID", "GRADPATH_SKIP_FILE",
+                "MLFLOW_TRACKING_URI"):
+        monkeypatch.delenv(key, raising=False)
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    cfg = compose_cfg("model.depth=2", "model.width=8", "train.epochs=1", "train.batch_size=256",
+                      "train.log_every=5", "train.probe_size=32", f"tracking.uri={uri}")
+    out = tmp_path / "run"
+    assert runner.run_job(cfg, out) == "ok"
+    status = record.read_status(out)
+    client = MlflowClient(tracking_uri=uri)
+    images = [a.path for a in client.list_artifacts(status["run_id"], "images")]
+    assert images and status["images_logged"] is True
+    status["synced"] = False
+    record.write_status(out, status)
+    client.update_run(status["run_id"], status="RUNNING")
+    assert sync.upload(out)
+    assert sorted(a.path for a in client.list_artifacts(status["run_id"], "images")) == sorted(images)
+    assert client.get_run(status["run_id"]).info.status == "FINISHED"
+    assert record.read_status(out)["synced"] is True
