@@ -11,6 +11,11 @@
   histograms   run_id, step, layer, kind, bin, left, right, count   (histograms.parquet)
   scalars      run_id, step, name, value                 (scalars.parquet)
 
+A sweep's runs are its grid: its parent run's grid record (grid.json) lists every grid point's
+config_hash, and each point's run is the latest FINISHED job run with that hash, whichever sweep ran
+it (a sweep skips the points already FINISHED). Parents without the record: the runs tagged with
+the sweep.
+
 The runs come from a few ``search_runs`` calls (their latest metrics included);
 the per-step histories come from each run's Parquet artifacts, read straight from
 disk when the artifact store is local. Those reads dominate the load time, so the
@@ -18,6 +23,7 @@ three artifact tables are cached as Parquet in ``cache_dir``, keyed by the run i
 and end times: a finished sweep is read from MLflow once.
 """
 import hashlib
+import json
 import os
 import re
 import tempfile
@@ -214,10 +220,11 @@ def run_record(run):
     return record, missing
 
 
-def latest_attempts(mlflow_runs):
-    """(runs, number dropped): one run per config_hash. A resumed sweep re-runs the jobs a
-    killed one left unfinished, so a configuration can have several attempts; keep the
-    FINISHED one, else the latest started. Runs without a config_hash are all kept."""
+def latest_attempts(mlflow_runs, per_sweep=True):
+    """(runs, number dropped): one run per config_hash (of each sweep with ``per_sweep``, else
+    over all sweeps). A resumed sweep re-runs the jobs a killed one left unfinished, so a
+    configuration can have several attempts; keep the latest FINISHED one, else the latest
+    started. Runs without a config_hash are all kept."""
     best = {}
     kept = []
     for run in mlflow_runs:
@@ -226,17 +233,18 @@ def latest_attempts(mlflow_runs):
             kept.append(run)
             continue
         rank = (run.info.status == "FINISHED", run.info.start_time or 0)
-        key = (run.data.tags.get("sweep", ""), cfg_hash)
+        key = (run.data.tags.get("sweep", "") if per_sweep else "", cfg_hash)
         if key not in best or rank > best[key][0]:
             best[key] = (rank, run)
     kept += [run for _, run in best.values()]
     return kept, len(mlflow_runs) - len(kept)
 
 
-def runs_table(mlflow_runs):
-    """(runs DataFrame, notes) from MLflow Run objects: one attempt per configuration;
-    runs lacking a required field are left out and named in the notes."""
-    attempts, superseded = latest_attempts(mlflow_runs)
+def runs_table(mlflow_runs, per_sweep=True):
+    """(runs DataFrame, notes) from MLflow Run objects: one attempt per configuration (of each
+    sweep with ``per_sweep``, see latest_attempts); runs lacking a required field are left out
+    and named in the notes."""
+    attempts, superseded = latest_attempts(mlflow_runs, per_sweep)
     notes = [f"{superseded} earlier attempt(s) of re-run configurations ignored"] if superseded else []
     records = []
     for run in attempts:
@@ -264,13 +272,13 @@ def local_artifact_dir(artifact_uri):
     return None
 
 
-def read_artifact_table(artifact_uri, filename, tracking_uri):
-    """The run's artifact ``filename`` as a pyarrow Table, or None when it is missing."""
+def read_artifact(artifact_uri, filename, tracking_uri, read):
+    """``read(path)`` of the run's artifact ``filename``, or None when it is missing."""
     from mlflow.exceptions import MlflowException
     local_dir = local_artifact_dir(artifact_uri)
     if local_dir is not None:
         path = local_dir / filename
-        return pq.read_table(path) if path.exists() else None
+        return read(path) if path.exists() else None
     import mlflow.artifacts
     with tempfile.TemporaryDirectory() as tmp:
         try:
@@ -278,7 +286,12 @@ def read_artifact_table(artifact_uri, filename, tracking_uri):
                                                        dst_path=tmp, tracking_uri=tracking_uri)
         except (MlflowException, OSError):
             return None
-        return pq.read_table(path)
+        return read(path)
+
+
+def read_artifact_table(artifact_uri, filename, tracking_uri):
+    """The run's artifact ``filename`` as a pyarrow Table, or None when it is missing."""
+    return read_artifact(artifact_uri, filename, tracking_uri, pq.read_table)
 
 
 PA_TYPES = {"str": pa.string(), "int64": pa.int64(), "float64": pa.float64(),
@@ -387,12 +400,49 @@ def write_cache(cache_dir, key, tables, notes):
     _cache_notes_path(cache_dir, key).write_text("".join(f"{note}\n" for note in notes))
 
 
-def select_runs(client, experiment, sweep=None, all_runs=False, study=None):
-    """(job runs, sweep id, parent run or None, notes) for the requested selection:
-    every job run, one sweep, the latest sweep of a study, or the latest sweep."""
+def sweep_grid(parent, tracking_uri):
+    """(config_hashes of the sweep's grid, note): the parent run's grid record (experiments.sweep
+    writes every grid point's config_hash to its GRID_FILE artifact), or (None, note) when it has
+    none (parents logged before the record existed: note "") or it cannot be read."""
+    def read(path):
+        return Path(path).read_text()
+    text = read_artifact(parent.info.artifact_uri, record.GRID_FILE, tracking_uri, read)
+    if text is None:
+        return None, ""
+    try:
+        hashes = [str(point["config_hash"]) for point in json.loads(text)]
+    except (ValueError, TypeError, KeyError) as error:
+        return None, (f"the {record.GRID_FILE} of parent run {parent.info.run_id} is unreadable ({error}): "
+                      "runs selected by their sweep tag")
+    return list(dict.fromkeys(hashes)), ""
+
+
+def grid_runs(client, experiment_id, own_runs, hashes):
+    """(candidate runs, note) of a sweep's grid: its own job runs and the FINISHED job runs of
+    any sweep (or none) whose config_hash is in ``hashes``. A sweep skips the grid points already
+    FINISHED, whose runs carry the sweep tag of the sweep that ran them; latest_attempts over all
+    sweeps then keeps, per grid point, the latest FINISHED run. The note counts the grid points
+    with no run at all."""
+    wanted = set(hashes)
+    own_ids = {run.info.run_id for run in own_runs}
+    finished = search_all_runs(client, experiment_id, "tags.role = 'job' and attributes.status = 'FINISHED'")
+    others = [run for run in finished
+              if run.info.run_id not in own_ids and run.data.tags.get("config_hash", "") in wanted]
+    candidates = own_runs + others
+    covered = {run.data.tags.get("config_hash", "") for run in candidates}
+    missing = len(wanted - covered)
+    note = f"{missing} of the {len(wanted)} grid points have no job run" if missing else ""
+    return candidates, note
+
+
+def select_runs(client, experiment, sweep=None, all_runs=False, study=None, tracking_uri=None):
+    """(job runs, sweep id, parent run or None, notes, per_sweep) for the requested selection: every
+    job run, one sweep, the latest sweep of a study, or the latest sweep. A sweep's runs are those of
+    its parent's grid record (sweep_grid, grid_runs; ``per_sweep`` False: one run per grid point,
+    whichever sweep ran it), else, for parents without one, the job runs tagged with the sweep."""
     experiment_id = experiment.experiment_id
     if all_runs:
-        return search_all_runs(client, experiment_id, "tags.role = 'job'"), "", None, []
+        return search_all_runs(client, experiment_id, "tags.role = 'job'"), "", None, [], True
     notes = []
     if sweep is None:
         parent = latest_parent_run(client, experiment_id, study=study)
@@ -405,17 +455,22 @@ def select_runs(client, experiment, sweep=None, all_runs=False, study=None):
                 raise NoRunsError(f"no runs of study {study!r} in experiment {experiment.name!r}"
                                   f" (studies: {', '.join(known) if known else 'none'})")
             notes.append(f"no sweep parent run in the experiment: using all {len(runs)} job run(s)")
-            return runs, "", None, notes
+            return runs, "", None, notes, True
         sweep = parent.data.tags.get("sweep", "")
     else:
         parent = latest_parent_run(client, experiment_id, sweep)
     runs = search_all_runs(client, experiment_id,
                            f"tags.role = 'job' and tags.sweep = {quoted(sweep)}")
+    hashes, note = sweep_grid(parent, tracking_uri) if parent is not None else (None, "")
+    notes += [note] if note else []
+    if hashes is not None:
+        runs, note = grid_runs(client, experiment_id, runs, hashes)
+        notes += [note] if note else []
     if not runs:
         known = _known_tag_values(client, experiment_id, "sweep")
         raise NoRunsError(f"no job runs of sweep {sweep!r} in experiment {experiment.name!r}"
                           f" (sweeps: {', '.join(known) if known else 'none'})")
-    return runs, sweep, parent, notes
+    return runs, sweep, parent, notes, hashes is None
 
 
 def load_frames(experiment=DEFAULT_EXPERIMENT, sweep=None, all_runs=False, tracking_uri=None,
@@ -433,10 +488,11 @@ def load_frames(experiment=DEFAULT_EXPERIMENT, sweep=None, all_runs=False, track
     found = client.get_experiment_by_name(experiment)
     if found is None:
         raise NoRunsError(f"no MLflow experiment named {experiment!r} at {tracking_uri}")
-    mlflow_runs, sweep_id, parent, notes = select_runs(client, found, sweep, all_runs, study)
+    mlflow_runs, sweep_id, parent, notes, per_sweep = select_runs(client, found, sweep, all_runs, study,
+                                                                  tracking_uri)
     if not mlflow_runs:
         raise NoRunsError(f"experiment {experiment!r} at {tracking_uri} has no job runs")
-    runs, skipped = runs_table(mlflow_runs)
+    runs, skipped = runs_table(mlflow_runs, per_sweep)
     notes += skipped
     if runs.empty:
         raise NoRunsError(f"experiment {experiment!r}: none of the {len(mlflow_runs)} job runs"

@@ -169,6 +169,20 @@ def source_line(frames):
     return f"Source: {where}; {len(frames.runs)} runs."
 
 
+def _reused_runs(frames):
+    """"; k of the n runs come from other sweeps (...)" when a sweep's grid points were run by other
+    sweeps or single runs (the sweep skipped them: already FINISHED), else ""."""
+    if not frames.sweep:
+        return ""
+    other = frames.runs.loc[frames.runs["sweep"] != frames.sweep, "sweep"]
+    if other.empty:
+        return ""
+    by_sweep = ", ".join(f"`{sweep}`: {count}" for sweep, count in sorted(other.value_counts().items()) if sweep)
+    single = int((other == "").sum())
+    sources = ([f"other sweeps ({by_sweep})"] if by_sweep else []) + ([f"single runs ({single})"] if single else [])
+    return f"; {len(other)} of the {len(frames.runs)} runs come from {' and '.join(sources)}"
+
+
 def at_a_glance(frames):
     """Bullet points: the grid, the verdicts of the diagnosis, the headline numbers."""
     runs = frames.runs
@@ -179,7 +193,7 @@ def at_a_glance(frames):
     bullets = [
         f"- Grid: activations {_values(runs['activation'])}; initializations {_values(runs['init'])}; "
         f"depths {_values(runs['depth'])}; optimizers {_values(runs['optimizer'])}; "
-        f"seeds {_values(runs['seed'])}; dataset {_values(runs['dataset'])}.",
+        f"seeds {_values(runs['seed'])}; dataset {_values(runs['dataset'])}{_reused_runs(frames)}.",
         "- Trainability: " + ", ".join(f"{trainability.get(name, 0)} {name}" for name in diagnosis.core.TRAINABILITY)
         + " (outcome tag: " + ", ".join(f"{count} {outcome}" for outcome, count in outcomes.items()) + ").",
     ]

@@ -55,6 +55,9 @@ STATUS_FILE = "status.json"
 LAYER_STATS_FILE = "layer_stats.parquet"
 HISTOGRAMS_FILE = "histograms.parquet"
 SCALARS_FILE = "scalars.parquet"
+# Artifact of a sweep's parent run: its whole grid, [{"config_hash": ..., "overrides": [...]}, ...]
+# (experiments.sweep writes it, analysis.load selects the sweep's runs by it).
+GRID_FILE = "grid.json"
 # Column -> dtype of each Parquet history, as written (the reader prepends run_id).
 LAYER_STATS_COLUMNS = {"step": "int64", "layer": "int64", "stat": "str", "value": "float64"}
 HISTOGRAM_COLUMNS = {"step": "int64", "layer": "int64", "kind": "str", "bin": "int64",

@@ -219,7 +219,7 @@ def parent_run(client, experiment_id, sweep_id, name, jobs):
                                "n_jobs": str(len(jobs))})
     grid = [{"config_hash": h, "overrides": o} for o, _, h in jobs]
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp, "grid.json")
+        path = Path(tmp, record.GRID_FILE)
         path.write_text(json.dumps(grid, indent=1))
         tracking.retry(client.log_artifact, run.info.run_id, str(path))
     return run.info.run_id

@@ -11,6 +11,7 @@ package does: a parent run, tagged child runs, final metrics and Parquet artifac
 (No __init__.py in this folder: pytest puts it on sys.path, and a package named
 ``analysis`` here would shadow the real one.)
 """
+import json
 import math
 import warnings
 from pathlib import Path
@@ -195,15 +196,23 @@ def _config_params(run):
             **({"activation.alpha": 0.01} if run["activation"] == "leaky_relu" else {})}
 
 
-def write_mlflow_runs(frames, client, experiment_id, workdir, with_parent=True, sweep="sweep-a", study="study"):
+def write_mlflow_runs(frames, client, experiment_id, workdir, with_parent=True, sweep="sweep-a", study="study",
+                      grid=None):
     """Log ``frames`` to MLflow as the experiments package does; returns
-    {synthetic run_id: MLflow run_id} and the parent run id ("" without parent)."""
+    {synthetic run_id: MLflow run_id} and the parent run id ("" without parent). The config_hash
+    of a run is its synthetic run_id; ``grid`` (config hashes) is written as the parent's grid
+    record, as experiments.sweep does (None: no record, as parents logged before it)."""
     from mlflow.entities import Metric, Param, RunTag
     parent_id = ""
     if with_parent:
         parent = client.create_run(experiment_id, run_name=f"sweep-{study}-{sweep}",
                                    tags={"role": "parent", "sweep": sweep, "study": study})
         parent_id = parent.info.run_id
+        if grid is not None:
+            path = Path(workdir) / f"parent-{sweep}" / record.GRID_FILE
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps([{"config_hash": h, "overrides": []} for h in grid]))
+            client.log_artifact(parent_id, str(path))
     mapping = {}
     for _, run in frames.runs.iterrows():
         tags = {"activation": run["activation"], "init": run["init"], "optimizer": run["optimizer"],

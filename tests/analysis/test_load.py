@@ -1,5 +1,6 @@
 """Loading from a real sqlite MLflow store written in the data contract, the cache,
 clear errors, and `python -m analysis.report` end to end (in-process)."""
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -132,6 +133,48 @@ def test_retried_and_incomplete_runs(mlflow_store):
     assert "1 earlier attempt(s) of re-run configurations ignored" in frames.notes
     assert "1 run(s) have no layer_stats.parquet" in frames.notes
     assert any(note.startswith("no sweep parent run") for note in frames.notes)
+
+
+def test_a_sweep_is_its_whole_grid_whichever_sweep_ran_each_point(mlflow_store):
+    """A sweep skips the grid points already FINISHED (their runs carry the sweep tag of the sweep
+    that ran them): its report covers its parent's grid record, with the latest FINISHED run of each
+    point from any sweep; a sweep whose points were all done still has all its runs."""
+    from synthetic_runs import make_frames, write_mlflow_runs
+    client, root = mlflow_store["client"], mlflow_store["root"]
+    experiment_id = client.create_experiment("grids", artifact_location=str(root / "grids"))
+    grid = {"activations": ("relu", "sigmoid"), "inits": ("uniform", "xavier_uniform"), "depths": (2,),
+            "optimizers": ("sgd",), "diverged": (), "nan_run": None}
+    everything = make_frames(**grid)
+    hashes = list(everything.runs["run_id"])   # the synthetic writer's config_hash is the run_id
+    relu = [h for h in hashes if h.startswith("relu")]
+    relu_uniform = "relu-uniform-d2-sgd-s0"
+
+    def part(names):
+        return make_frames(**{**grid, "activations": names})
+
+    def only(frames, run_ids):
+        return replace(frames, runs=frames.runs[frames.runs["run_id"].isin(run_ids)])
+
+    first, _ = write_mlflow_runs(part(("relu",)), client, experiment_id, root / "g1", sweep="g1", grid=relu)
+    # g2 extends the grid by sigmoid and a point never run, and re-runs relu + uniform (forced)
+    second, _ = write_mlflow_runs(only(everything, [relu_uniform] + hashes[2:]), client, experiment_id,
+                                  root / "g2", sweep="g2", grid=hashes + ["never-run"])
+    # g3 is the relu sub-grid again: every point already FINISHED, no job run of its own
+    _, g3_parent = write_mlflow_runs(only(everything, []), client, experiment_id, root / "g3", sweep="g3", grid=relu)
+
+    extended = load_frames("grids", sweep="g2", tracking_uri=mlflow_store["uri"])
+    assert sorted(extended.runs["run_id"]) == sorted([first["relu-xavier_uniform-d2-sgd-s0"], *second.values()])
+    assert sorted(extended.runs["sweep"]) == ["g1", "g2", "g2", "g2"]
+    assert "1 earlier attempt(s) of re-run configurations ignored" in extended.notes   # g1's relu + uniform
+    assert "1 of the 5 grid points have no job run" in extended.notes
+    done = load_frames("grids", tracking_uri=mlflow_store["uri"])                      # the latest sweep: g3
+    assert done.sweep == "g3" and done.parent_run_id == g3_parent
+    assert sorted(done.runs["run_id"]) == sorted([first["relu-xavier_uniform-d2-sgd-s0"], second[relu_uniform]])
+    assert report.at_a_glance(done)[0].endswith(
+        "; 2 of the 2 runs come from other sweeps (`g1`: 1, `g2`: 1).")
+    # A parent without a grid record (logged before it existed): the runs tagged with its sweep.
+    old = load_frames(mlflow_store["experiment"], sweep="sweep-a", tracking_uri=mlflow_store["uri"])
+    assert sorted(old.runs["run_id"]) == sorted(mlflow_store["sweeps"]["sweep-a"][1].values())
 
 
 def test_local_artifact_paths():

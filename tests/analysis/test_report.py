@@ -1,6 +1,7 @@
 """build_report: every file, a GitHub-readable structure, and observations that
 follow the data (no finding is written in advance)."""
 import re
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -212,3 +213,16 @@ def test_with_seeds_numbers_carry_their_spread(frames_factory):
     assert "Lines are the median over 3 seeds, the shaded band their min–max." in markdown
     single = quietly(report.build_markdown, frames_factory())
     assert "over 3 seeds" not in single and "no seed band" in single
+
+
+def test_the_grid_line_counts_the_runs_of_other_sweeps(frames_factory):
+    frames = frames_factory(activations=("relu",), inits=("uniform",), depths=(2,), sweep="now", diverged=())
+    assert report.at_a_glance(frames)[0].endswith("; dataset moons.")
+    runs = frames.runs.copy()
+    runs.loc[0, "sweep"] = ""
+    assert report.at_a_glance(replace(frames, runs=runs))[0].endswith(
+        "; 1 of the 2 runs come from single runs (1).")
+    runs.loc[1, "sweep"] = "before"
+    assert report.at_a_glance(replace(frames, runs=runs))[0].endswith(
+        "; 2 of the 2 runs come from other sweeps (`before`: 1) and single runs (1).")
+    assert "come from" not in report.at_a_glance(replace(frames, runs=runs, sweep=""))[0]   # not one sweep

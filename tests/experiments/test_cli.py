@@ -116,6 +116,14 @@ def test_tiny_multirun_logs_everything_and_resumes(tmp_path):
     assert again.returncode == 0, again.stderr[-2000:]
     assert "4 skipped" in again.stderr
     assert len(job_runs(client)) == 4
+    # A sub-grid whose points the first sweep ran: nothing to train, and its report has both runs
+    # (selected by the grid record of its parent, not by the sweep tag of the runs).
+    sub = run_cli(tmp_path, "-m", "activation=tanh", *GRID[2:])
+    assert sub.returncode == 0 and "2 skipped" in sub.stderr, sub.stderr[-2000:]
+    frames = load_frames(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db")
+    first_sweep = runs[0].data.tags["sweep"]
+    assert frames.sweep not in ("", first_sweep) and set(frames.runs["sweep"]) == {first_sweep}
+    assert sorted(frames.runs["run_name"]) == ["tanh-he_uniform-d3-sgd-s0", "tanh-uniform-d3-sgd-s0"]
 
 
 def test_diverging_run_is_a_result(tmp_path):
