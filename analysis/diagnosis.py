@@ -7,7 +7,9 @@ The job computes the same verdicts from the same numbers and tags its run with t
 report recomputes them here so that every run, including those logged before the tags
 existed, is judged the same way. Each run is diagnosed at step 0 and at its last logged
 probe (for a diverged run, its last finite probe), with the run's step count taken as its
-last logged step (for a run that finished: its number of optimizer steps).
+last logged step (for a run that finished: its number of optimizer steps). A run that did not
+finish, or logged no scalars, has no trainability verdict ("n/a"), as a run without a probe at a
+step has no pathology verdict there.
 """
 from dataclasses import replace
 
@@ -140,15 +142,31 @@ def majority(run):
 
 
 def trainability(runs, scalars):
-    """Series run_id -> trained / stalled / diverged (nncore.diagnosis.trainability)."""
+    """Series run_id -> trained / stalled / diverged (nncore.diagnosis.trainability), or n/a for a
+    run that did not finish or logged no scalars: nncore leaves out each criterion it cannot
+    measure, so a run that crashed before measuring anything would read as trained."""
     initial, final = _probe_losses(scalars)
+    logged = set(scalars["run_id"].astype(str).unique())
     verdicts = {}
     for run in runs.to_dict("records"):
         run_id = run["run_id"]
+        if run["status"] != "FINISHED" or run_id not in logged:
+            verdicts[run_id] = NO_DATA
+            continue
         verdicts[run_id] = core.trainability(
             run["outcome"] == "diverged", float(run["acc/val"]), majority(run),
             float(initial.get(run_id, np.nan)), float(final.get(run_id, np.nan)))
     return pd.Series(verdicts, name="trainability", dtype="str")
+
+
+def no_verdict_reasons(runs):
+    """{reason: count} of the runs whose trainability is n/a: their status when they did not
+    finish (FAILED, KILLED, RUNNING), else "no scalars"."""
+    if "trainability" not in runs:
+        return {}
+    unjudged = runs[runs["trainability"] == NO_DATA]
+    reasons = unjudged["status"].where(unjudged["status"] != "FINISHED", "no scalars")
+    return {reason: int(count) for reason, count in reasons.value_counts().sort_index().items()}
 
 
 def with_verdicts(runs, layer_stats, scalars, flags=None):
@@ -185,6 +203,8 @@ def with_diagnosis(frames):
 
 
 def pathology_counts(runs):
-    """Table pathology_init (rows) x trainability (columns: trained, stalled, diverged): run counts."""
+    """Table pathology_init (rows) x trainability (columns: trained, stalled, diverged, and n/a when
+    a run has no trainability verdict): run counts."""
     table = pd.crosstab(runs["pathology_init"], runs["trainability"])
-    return table.reindex(columns=list(core.TRAINABILITY), fill_value=0)
+    columns = list(core.TRAINABILITY) + ([NO_DATA] if NO_DATA in table.columns else [])
+    return table.reindex(columns=columns, fill_value=0)

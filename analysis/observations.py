@@ -129,27 +129,36 @@ def diagnosis_headline(runs):
         return None
     depth = int(runs["depth"].max())
     deepest = runs[runs["depth"] == depth]
-    flagged = tables.flagged_configs(deepest)
-    healthy, sick = [], {}
+    flagged, judged = tables.flagged_configs(deepest), tables.judged_configs(deepest)
+    healthy, sick, unjudged = [], {}, []
     for (activation, init), group in deepest.groupby(["activation", "init"]):
+        name = f"{activation} + {init}"
         if (activation, init, depth) in flagged:
-            sick.setdefault(_main_pathology(group[group["pathology_init"] != "none"]), []).append(f"{activation} + {init}")
+            judged_group = group[~group["pathology_init"].isin(["none", "n/a"])]
+            sick.setdefault(_main_pathology(judged_group), []).append(name)
+        elif (activation, init, depth) in judged:
+            healthy.append(name)
         else:
-            healthy.append(f"{activation} + {init}")
+            unjudged.append(name)
     total = len(healthy) + sum(len(v) for v in sick.values())
     text = (f"At depth {depth} the diagnosis finds no pathology at initialization for {len(healthy)} of {total} "
             f"activation × init pairs" + (f" ({listing(healthy, 12)})" if healthy else ""))
     if sick:
         text += "; " + "; ".join(f"{name}: {listing(pairs, 12)}" for name, pairs in sorted(sick.items()))
-    return text + " (a pair counts as flagged when at least half of its runs are)."
+    text += " (a pair counts as flagged when at least half of its judged runs are)"
+    if unjudged:
+        text += (f"; no verdict for {listing(unjudged, 12)}: no run of "
+                 + ("this pair" if len(unjudged) == 1 else "these pairs") + " has a probe at initialization")
+    return text + "."
 
 
 def pathology_observations(runs):
     """Sentences on the pathology x trainability table: how often flagged and unflagged runs train."""
     if not _judged(runs) or "trainability" not in runs:
         return []
-    flagged = runs[~runs["pathology_init"].isin(["none", "n/a"])]
-    clean = runs[runs["pathology_init"] == "none"]
+    verdict = runs[runs["trainability"] != "n/a"]  # a run without a verdict did not train or stall
+    flagged = verdict[~verdict["pathology_init"].isin(["none", "n/a"])]
+    clean = verdict[verdict["pathology_init"] == "none"]
     sentences = []
     for label, group in (("flagged at initialization", flagged), ("without a flag at initialization", clean)):
         if group.empty:
@@ -160,6 +169,10 @@ def pathology_observations(runs):
             by_optimizer = trained["optimizer"].value_counts()
             text += " (" + ", ".join(f"{count} with {name}" for name, count in by_optimizer.items()) + ")"
         sentences.append(text + ".")
+    left_out = len(runs) - len(verdict)
+    if left_out and sentences:
+        sentences.append(f"{left_out} run(s) without a trainability verdict (not finished, or no scalars logged) "
+                         "are left out of these counts.")
     return sentences
 
 
@@ -193,6 +206,7 @@ def ratio_vs_depth_observations(layer_stats, runs):
     max_depth = int(ratios["depth"].max())
     judged = _judged(runs)
     flagged = tables.flagged_configs(runs) if judged else set()
+    with_verdict = tables.judged_configs(runs) if judged else set()
     sentences = []
     slopes, blind = [], []
     for activation, per_activation in ratios.groupby("activation"):
@@ -200,7 +214,8 @@ def ratio_vs_depth_observations(layer_stats, runs):
         for init, per_init in per_activation.groupby("init"):
             by_depth = dict(zip(per_init["depth"].astype(int), per_init["value"]))
             parts.append(f"{init} {_up_to(healthy_up_to(by_depth))}"
-                         + (f" / {_up_to(_clean_up_to(flagged, activation, init, by_depth))}" if judged else ""))
+                         + (f" / {_up_to(_clean_up_to(flagged, with_verdict, activation, init, by_depth))}"
+                            if judged else ""))
             slopes.append((_per_layer_slope(per_init["depth"], per_init["value"]), activation, init))
             blind += [(activation, init, depth) for depth, value in by_depth.items()
                       if np.isfinite(value) and abs(value) < HEALTHY_LOG10_RATIO and (activation, init, depth) in flagged]
@@ -211,7 +226,8 @@ def ratio_vs_depth_observations(layer_stats, runs):
         names = []
         for activation, init, depth in blind:
             group = runs[(runs["activation"] == activation) & (runs["init"] == init) & (runs["depth"] == depth)]
-            names.append(f"{activation} + {init} at depth {depth} ({_main_pathology(group[group['pathology_init'] != 'none'])})")
+            raised = group[~group["pathology_init"].isin(["none", "n/a"])]
+            names.append(f"{activation} + {init} at depth {depth} ({_main_pathology(raised)})")
         sentences.append(f"Inside the band but flagged by the diagnosis: {listing(names, 12)}. There the ratio "
                          "is blind: the weight gradient a₍ₗ₋₁₎ᵀ δₗ stays level while "
                          "the forward signal and the back-propagated error shrink together, or it is level and "
@@ -228,11 +244,12 @@ def _up_to(reached):
     return "none" if reached is None else str(reached)
 
 
-def _clean_up_to(flagged, activation, init, by_depth):
-    """The largest depth up to which no tested depth of (activation, init) is flagged at init."""
+def _clean_up_to(flagged, judged, activation, init, by_depth):
+    """The largest depth up to which every tested depth of (activation, init) is judged at init and
+    not flagged."""
     reached = None
     for depth in sorted(by_depth):
-        if (activation, init, depth) in flagged:
+        if (activation, init, depth) in flagged or (activation, init, depth) not in judged:
             break
         reached = depth
     return reached

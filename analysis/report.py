@@ -183,6 +183,15 @@ def _reused_runs(frames):
     return f"; {len(other)} of the {len(frames.runs)} runs come from {' and '.join(sources)}"
 
 
+def _no_verdict(runs):
+    """"; no verdict for k run(s): j FAILED, ..." for the runs whose trainability is n/a, else ""."""
+    reasons = diagnosis.no_verdict_reasons(runs)
+    if not reasons:
+        return ""
+    return (f"; no verdict for {sum(reasons.values())} run(s): "
+            + ", ".join(f"{count} {reason}" for reason, count in reasons.items()))
+
+
 def at_a_glance(frames):
     """Bullet points: the grid, the verdicts of the diagnosis, the headline numbers."""
     runs = frames.runs
@@ -195,7 +204,8 @@ def at_a_glance(frames):
         f"depths {_values(runs['depth'])}; optimizers {_values(runs['optimizer'])}; "
         f"seeds {_values(runs['seed'])}; dataset {_values(runs['dataset'])}{_reused_runs(frames)}.",
         "- Trainability: " + ", ".join(f"{trainability.get(name, 0)} {name}" for name in diagnosis.core.TRAINABILITY)
-        + " (outcome tag: " + ", ".join(f"{count} {outcome}" for outcome, count in outcomes.items()) + ").",
+        + " (outcome tag: " + ", ".join(f"{count} {outcome}" for outcome, count in outcomes.items()) + ")"
+        + _no_verdict(runs) + ".",
     ]
     if "pathology_init" in runs:
         for column, label in (("pathology_init", "at initialization"), ("pathology_final", "at the last probe")):
@@ -232,6 +242,9 @@ def _cell_outcome(group):
     counts = group["trainability"].value_counts()
     verdict = (counts.index[0] if len(counts) == 1 else
                ", ".join(f"{count} {name}" for name, count in counts.items()))
+    unfinished = group.loc[group["status"] != "FINISHED", "status"].value_counts()
+    if not unfinished.empty:
+        verdict += " (" + ", ".join(f"{count} {status}" for status, count in unfinished.items()) + ")"
     return f"{text}, {verdict}"
 
 

@@ -117,6 +117,15 @@ def flagged_configs(runs, column="pathology_init", by=("activation", "init", "de
     return {key for key, value in share.items() if value >= 0.5}
 
 
+def judged_configs(runs, column="pathology_init", by=("activation", "init", "depth")):
+    """The configurations ``by`` with at least one run that has a verdict in ``column`` (not "n/a":
+    a run without a probe there, such as one that crashed first, is neither flagged nor healthy)."""
+    if column not in runs:
+        return set()
+    judged = runs[runs[column] != "n/a"]
+    return set(judged.groupby([judged[name] for name in by]).size().index)
+
+
 def summary_table(runs, layer_stats):
     """One row per run: configuration, outcome, final metrics and the log10 gradient
     ratio at init (layer 1 over layer L), the content of reports/summary.csv."""

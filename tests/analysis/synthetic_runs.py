@@ -128,13 +128,14 @@ def _scalar_rows(run_id, steps, accuracy):
 def make_frames(activations=("relu", "sigmoid"), inits=("he_uniform", "uniform", "xavier_uniform"),
                 depths=(2, 5), optimizers=("adam", "sgd"), seeds=(0,), gains=None, n_probes=10,
                 log_every=10, diverged=(("sigmoid", "uniform", 5, "sgd"),), nan_run=("relu", "uniform", 5, "adam"),
-                missing_layer_run=None, histogram_probes=(0, 5), sweep="synthetic"):
+                missing_layer_run=None, histogram_probes=(0, 5), sweep="synthetic", failed_run=None):
     """Frames of a synthetic sweep.
 
     ``gains`` maps (activation, init) to the per-layer log10 gradient gain at init
     (default VANISHING_GAINS, 0 when absent). ``diverged`` lists the (activation,
     init, depth, optimizer) whose runs diverge halfway, ``nan_run`` one whose
-    histories contain NaN and inf, and ``missing_layer_run`` one missing layer 2.
+    histories contain NaN and inf, ``missing_layer_run`` one missing layer 2, and ``failed_run``
+    one that crashed before its first probe (status FAILED, no outcome, no metrics, no histories).
     Histograms are written at the probe indices ``histogram_probes`` and the end.
     """
     gains = VANISHING_GAINS if gains is None else gains
@@ -178,10 +179,17 @@ def make_frames(activations=("relu", "sigmoid"), inits=("he_uniform", "uniform",
     if missing_layer_run is not None:
         drop = (layer_stats["run_id"] == run_id_of(*missing_layer_run, seeds[0])) & (layer_stats["layer"] == 2)
         layer_stats = layer_stats[~drop].reset_index(drop=True)
-    return Frames(runs=pd.DataFrame(runs, columns=list(RUN_COLUMNS)).astype(RUN_COLUMNS),
-                  layer_stats=layer_stats.astype(LAYER_STATS_COLUMNS),
-                  histograms=pd.concat(hist_rows, ignore_index=True).astype(HISTOGRAM_COLUMNS),
-                  scalars=pd.DataFrame(scalar_rows, columns=list(SCALAR_COLUMNS)).astype(SCALAR_COLUMNS),
+    histograms = pd.concat(hist_rows, ignore_index=True)
+    scalars = pd.DataFrame(scalar_rows, columns=list(SCALAR_COLUMNS))
+    runs = pd.DataFrame(runs, columns=list(RUN_COLUMNS))
+    if failed_run is not None:
+        failed = run_id_of(*failed_run, seeds[0])
+        layer_stats, histograms, scalars = (table[table["run_id"] != failed].reset_index(drop=True)
+                                            for table in (layer_stats, histograms, scalars))
+        runs.loc[runs["run_id"] == failed, ["outcome", "status"]] = ["unknown", "FAILED"]
+        runs.loc[runs["run_id"] == failed, ["loss/train", "loss/val", "acc/train", "acc/val"]] = np.nan
+    return Frames(runs=runs.astype(RUN_COLUMNS), layer_stats=layer_stats.astype(LAYER_STATS_COLUMNS),
+                  histograms=histograms.astype(HISTOGRAM_COLUMNS), scalars=scalars.astype(SCALAR_COLUMNS),
                   experiment="synthetic", sweep=sweep)
 
 

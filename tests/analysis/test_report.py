@@ -226,3 +226,13 @@ def test_the_grid_line_counts_the_runs_of_other_sweeps(frames_factory):
     assert report.at_a_glance(replace(frames, runs=runs))[0].endswith(
         "; 2 of the 2 runs come from other sweeps (`before`: 1) and single runs (1).")
     assert "come from" not in report.at_a_glance(replace(frames, runs=runs, sweep=""))[0]   # not one sweep
+
+
+def test_a_failed_run_without_data_is_counted_apart(frames_factory):
+    frames = frames_factory(activations=("relu", "sigmoid"), inits=("uniform", "he_uniform"), depths=(2, 5),
+                            optimizers=("sgd",), diverged=(), nan_run=None, failed_run=("sigmoid", "he_uniform", 5, "sgd"))
+    markdown = quietly(report.build_markdown, frames)
+    assert ("- Trainability: 5 trained, 2 stalled, 0 diverged (outcome tag: 7 ok, 1 unknown); no verdict for 1 "
+            "run(s): 1 FAILED.") in markdown
+    assert "| sigmoid | he_uniform | n/a | n/a | n/a, n/a (1 FAILED) |" in markdown
+    assert "| n/a | 0 | 0 | 0 | 1 | 1 |" in markdown and "| none | 5 | 1 | 0 | 0 | 6 |" in markdown
