@@ -131,11 +131,14 @@ def empty_frame(columns):
 
 
 def open_client(tracking_uri):
-    """An MlflowClient for ``tracking_uri``; refuses a sqlite file that does not exist,
-    because opening it would silently create an empty store."""
+    """An MlflowClient for ``tracking_uri``; refuses a sqlite file that does not exist (NoRunsError),
+    because opening it would silently create an empty store, and a store that training could not
+    use either (experiments.tracking.check_store: a corrupt sqlite file, an unreachable server;
+    StoreError, one line)."""
     db = record.sqlite_path(tracking_uri)
     if db is not None and not db.exists():
         raise NoRunsError(f"no MLflow store at {db} (tracking URI {tracking_uri})")
+    tracking.check_store(tracking_uri)
     return tracking.client(tracking_uri)
 
 
@@ -480,7 +483,8 @@ def load_frames(experiment=DEFAULT_EXPERIMENT, sweep=None, all_runs=False, track
     ``experiment``.
 
     Raises NoRunsError (a ValueError) for a missing store, an unknown experiment or
-    sweep, or an experiment without job runs. ``cache_dir`` (e.g. reports/.cache)
+    sweep, or an experiment without job runs, and experiments.tracking.StoreError for a store
+    that cannot be used. ``cache_dir`` (e.g. reports/.cache)
     enables the artifact cache.
     """
     tracking_uri = record.resolve_uri(tracking_uri)

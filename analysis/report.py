@@ -467,6 +467,39 @@ def log_report_to_mlflow(frames, out_dir):
     return run_id
 
 
+def positive_int(text):
+    """An argparse type: an integer of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer of at least 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def store_errors():
+    """The exceptions of an unusable store or output directory, which main reports in one line: the
+    store checks' StoreError, MLflow's and sqlalchemy's errors, and OSError (e.g. --out under a file)."""
+    from mlflow.exceptions import MlflowException
+
+    from experiments.tracking import StoreError
+    try:
+        from sqlalchemy.exc import SQLAlchemyError   # MLflow's sqlite store; absent with mlflow-skinny
+    except ImportError:
+        return StoreError, MlflowException, OSError
+    return StoreError, MlflowException, SQLAlchemyError, OSError
+
+
+def error_line(error):
+    """One line naming the problem of ``error`` (one of store_errors)."""
+    if isinstance(error, OSError) and error.filename is not None:
+        return f"{error.filename}: {error.strerror or error}"
+    lines = str(error).strip().splitlines()
+    first = lines[0] if lines else ""
+    return first if type(error).__name__ == "StoreError" else f"{type(error).__name__}: {first}"
+
+
 def parse_args(argv):
     parser = argparse.ArgumentParser(prog="python -m analysis.report", description=__doc__.splitlines()[0])
     parser.add_argument("--experiment", default=DEFAULT_EXPERIMENT, help="MLflow experiment name")
@@ -480,13 +513,14 @@ def parse_args(argv):
                         help="output directory (default: reports/, or reports/<study>/ with --study)")
     parser.add_argument("--no-log", action="store_true", help="do not log the report to MLflow")
     parser.add_argument("--no-cache", action="store_true", help="read every artifact again")
-    parser.add_argument("--jobs", type=int, default=None,
+    parser.add_argument("--jobs", type=positive_int, default=None,
                         help=f"processes drawing figures (default: one per core, at most {MAX_JOBS})")
     return parser.parse_args(argv)
 
 
 def main(argv=None):
-    """Entry point; returns the exit status (2 when there is nothing to report)."""
+    """Entry point; returns the exit status (2 when there is nothing to report, or the store or the
+    output directory cannot be used: one line on stderr)."""
     args = parse_args(argv)
     if args.out is None:
         args.out = DEFAULT_OUT / args.study if args.study else DEFAULT_OUT
@@ -494,13 +528,16 @@ def main(argv=None):
     try:
         frames = load_frames(args.experiment, sweep=args.sweep, all_runs=args.all_runs, study=args.study,
                              tracking_uri=args.tracking_uri, cache_dir=None if args.no_cache else args.out / ".cache")
+        loaded = time.perf_counter()
+        build_report(frames, args.out, jobs=args.jobs, study=args.study)
+        built = time.perf_counter()
+        logged_to = "" if args.no_log else log_report_to_mlflow(frames, args.out)
     except SelectionError as error:  # includes NoRunsError
         print(f"analysis.report: {error}", file=sys.stderr)
         return 2
-    loaded = time.perf_counter()
-    build_report(frames, args.out, jobs=args.jobs, study=args.study)
-    built = time.perf_counter()
-    logged_to = "" if args.no_log else log_report_to_mlflow(frames, args.out)
+    except store_errors() as error:  # evaluated only when something was raised: no import cost otherwise
+        print(f"analysis.report: {error_line(error)}", file=sys.stderr)
+        return 2
     print(f"report of {len(frames.runs)} runs in {args.out}: load {loaded - started:.1f} s, "
           f"figures and report {built - loaded:.1f} s"
           + (f", logged to run {logged_to} ({time.perf_counter() - built:.1f} s)" if logged_to else ""))

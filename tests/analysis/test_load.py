@@ -112,6 +112,24 @@ def test_a_missing_store_is_a_clear_error_and_is_not_created(tmp_path):
     assert not db.exists()
 
 
+def free_port():
+    import socket
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_an_unusable_store_is_one_line_from_the_training_checks(tmp_path):
+    from experiments.tracking import StoreError
+    corrupt = tmp_path / "corrupt.db"
+    corrupt.write_bytes(b"not a database " * 400)
+    with pytest.raises(StoreError, match=r"corrupt\.db is not a usable sqlite database \(file is not a database\)$"):
+        load.open_client(f"sqlite:///{corrupt}")
+    uri = f"http://127.0.0.1:{free_port()}"        # nothing listens there
+    with pytest.raises(StoreError, match=rf"^tracking server {uri} is unreachable \(.*refused.*\)$"):
+        load_frames(tracking_uri=uri)
+
+
 def test_retried_and_incomplete_runs(mlflow_store):
     """A killed attempt superseded by a finished one counts once; a failed run
     without artifacts is kept with its status, and the missing files are noted."""

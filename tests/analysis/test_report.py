@@ -236,3 +236,51 @@ def test_a_failed_run_without_data_is_counted_apart(frames_factory):
             "run(s): 1 FAILED.") in markdown
     assert "| sigmoid | he_uniform | n/a | n/a | n/a, n/a (1 FAILED) |" in markdown
     assert "| n/a | 0 | 0 | 0 | 1 | 1 |" in markdown and "| none | 5 | 1 | 0 | 0 | 6 |" in markdown
+
+
+def run_main(arguments, capsys):
+    """(exit status, stderr) of report.main, which must not print a traceback."""
+    try:
+        status = report.main(arguments)
+    except SystemExit as exit:   # argparse's errors
+        status = exit.code
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    return status, err
+
+
+def test_an_unusable_store_is_one_line_and_exit_2(tmp_path, capsys):
+    import socket
+    corrupt = tmp_path / "corrupt.db"
+    corrupt.write_bytes(b"not a database " * 400)
+    status, err = run_main(["--tracking-uri", f"sqlite:///{corrupt}", "--no-log", "--out", str(tmp_path / "r")],
+                           capsys)
+    assert status == 2 and err == (f"analysis.report: tracking store sqlite:///{corrupt}: {corrupt} is not a usable "
+                                   "sqlite database (file is not a database)\n")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    status, err = run_main(["--tracking-uri", f"http://127.0.0.1:{port}", "--no-log", "--out", str(tmp_path / "r")],
+                           capsys)
+    assert status == 2 and err.count("\n") == 1
+    assert err.startswith(f"analysis.report: tracking server http://127.0.0.1:{port} is unreachable (")
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("no_cache", [False, True])
+def test_an_output_directory_under_a_file_is_one_line_and_exit_2(mlflow_store, tmp_path, capsys, no_cache):
+    (tmp_path / "afile").write_text("x")
+    out = tmp_path / "afile" / "rep"
+    status, err = run_main(["--experiment", mlflow_store["experiment"], "--tracking-uri", mlflow_store["uri"],
+                            "--out", str(out), "--no-log"] + (["--no-cache"] if no_cache else []), capsys)
+    assert status == 2
+    where = out if no_cache else out / ".cache"     # the cache is written first, else the report
+    assert err == f"analysis.report: {where}: Not a directory\n"
+
+
+@pytest.mark.parametrize("jobs, message", [("0", "must be at least 1, got 0"), ("-3", "must be at least 1, got -3"),
+                                           ("two", "must be an integer of at least 1, got 'two'")])
+def test_jobs_below_one_is_refused(jobs, message, tmp_path, capsys):
+    status, err = run_main(["--jobs", jobs, "--tracking-uri", f"sqlite:///{tmp_path}/none.db", "--out", str(tmp_path)],
+                           capsys)
+    assert status == 2 and err.splitlines()[-1] == f"python -m analysis.report: error: argument --jobs: {message}"
