@@ -60,6 +60,9 @@ RUN_COLUMNS = {
     **{name: "float64" for name in FINAL_METRICS},  # diverged_step: NaN unless the run diverged
     # architecture (conf/arch/: experiments.config.arch_label); runs logged before it are plain MLPs
     "arch": "str", "norm": "str", "residual_scale": "float64",
+    # the run's values of the params that vary among runs of the same standard axes ("" when none):
+    # "optimizer.lr=50, init.sigma_w=12" (varying_params)
+    "variant": "str",
 }
 # The job record's Parquet tables (experiments.record), keyed by run_id; the scalars' timestamps are
 # the writer's business. Their string columns hold a few distinct names over millions of rows (a
@@ -95,6 +98,13 @@ INIT_PARAMS = (("sigma_w", "init.sigma_w"), ("sigma_b", "init.sigma_b"), ("gain"
                ("momentum", "optimizer.momentum"))
 REQUIRED_FIELDS = ("activation", "init", "optimizer", "depth", "width", "seed")
 
+# The runs table's columns that name a run (observations.config_name) and the params behind them: runs
+# that agree on these and differ in another param would be merged, so that param is a variant key.
+STANDARD_AXES = ("activation", "init", "optimizer", "depth", "seed", "dataset")
+STANDARD_PARAMS = ("activation.name", "init.name", "optimizer.name", "model.depth", "seed", "data.name")
+# Params that say where a run was recorded, not what it computed.
+NOT_SETTINGS = ("tracking.", "data.cache_dir")
+
 CACHE_FILE = re.compile(r"[0-9a-f]{20}\.(\w+\.parquet|notes\.txt)")
 CACHE_FORMAT = 2          # bump when the cached tables change shape (2: categorical key columns)
 SEARCH_PAGE_SIZE = 1000
@@ -123,6 +133,7 @@ class Frames:
     tracking_uri: str = ""
     notes: list = field(default_factory=list)  # what was skipped or missing, for the report
     flags: object = None         # per-layer diagnosis (analysis.diagnosis.with_diagnosis), None until computed
+    varying: dict = field(default_factory=dict)  # param -> its distinct values, for the params of runs.variant
 
 
 def empty_frame(columns):
@@ -219,6 +230,7 @@ def run_record(run):
     record["residual_scale"] = (1.0 if scale is None else scale) if residual else np.nan
     for name in FINAL_METRICS:
         record[name] = metrics.get(name, np.nan)
+    record["variant"] = ""  # set by with_variants, which compares the runs
     missing = [name for name in REQUIRED_FIELDS if record[name] is None]
     return record, missing
 
@@ -263,6 +275,40 @@ def runs_table(mlflow_runs, per_sweep=True):
     # A stable order (configuration first) makes every table and figure reproducible.
     runs = runs.sort_values(["activation", "init", "optimizer", "depth", "seed", "run_id"])
     return runs.reset_index(drop=True), notes
+
+
+def _value_order(value):
+    """Sort key of param strings: numbers by value, before the other strings."""
+    number = _as_number(value, "float")
+    return (0, number, "") if number is not None else (1, 0.0, value)
+
+
+def varying_params(runs, params):
+    """{param: sorted distinct values} of the params that take several values among runs that agree
+    on every standard axis (STANDARD_AXES): runs that the report would otherwise name, and group,
+    alike (optimizer.lr, init.sigma_w, optimizer.betas, model.width, ...). A param that only follows a
+    standard axis (adam's betas, sgd's momentum) does not vary. ``params`` is {run_id: {param: value}};
+    a param a run does not log counts as the value "-"."""
+    if runs.empty:
+        return {}
+    table = pd.DataFrame.from_dict({run_id: params.get(run_id, {}) for run_id in runs["run_id"]}, orient="index")
+    keys = [key for key in table.columns if key not in STANDARD_PARAMS and not key.startswith(NOT_SETTINGS)]
+    if not keys:
+        return {}
+    table = table[keys].fillna("-").astype(str)
+    axes = runs.set_index("run_id").loc[table.index, list(STANDARD_AXES)]
+    spread = table.groupby([axes[name].to_numpy() for name in STANDARD_AXES]).nunique().max()
+    return {key: sorted(table[key].unique(), key=_value_order) for key in keys if spread[key] > 1}
+
+
+def with_variants(runs, params):
+    """(``runs`` with each run's variant label, varying_params)."""
+    varying = varying_params(runs, params)
+    runs = runs.copy()
+    if varying:
+        runs["variant"] = [", ".join(f"{key}={params.get(run_id, {}).get(key, '-')}" for key in varying)
+                           for run_id in runs["run_id"]]
+    return runs, varying
 
 
 def local_artifact_dir(artifact_uri):
@@ -503,6 +549,7 @@ def load_frames(experiment=DEFAULT_EXPERIMENT, sweep=None, all_runs=False, track
                           " has its configuration tags")
     kept = set(runs["run_id"])
     kept_runs = [run for run in mlflow_runs if run.info.run_id in kept]
+    runs, varying = with_variants(runs, {run.info.run_id: run.data.params for run in kept_runs})
     key = cache_key(kept_runs)
     cached = read_cache(cache_dir, key)
     if cached is None:
@@ -516,4 +563,4 @@ def load_frames(experiment=DEFAULT_EXPERIMENT, sweep=None, all_runs=False, track
                   scalars=tables["scalars"], experiment=experiment,
                   experiment_id=found.experiment_id, sweep=sweep_id,
                   parent_run_id=parent.info.run_id if parent is not None else "",
-                  tracking_uri=tracking_uri, notes=notes)
+                  tracking_uri=tracking_uri, notes=notes, varying=varying)

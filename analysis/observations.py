@@ -27,14 +27,21 @@ def pow10(exponent):
     return "10" + f"{round(float(exponent), 1) + 0.0:.1f}".translate(SUPERSCRIPT)
 
 
+def variant_text(row):
+    """" (optimizer.lr=50, init.sigma_w=12)" for a row with a variant label, else ""."""
+    variant = row.get("variant", "") if hasattr(row, "get") else ""
+    return f" ({variant})" if isinstance(variant, str) and variant else ""
+
+
 def config_name(row, with_optimizer=False, with_seed=False):
-    """"sigmoid + uniform, depth 50" (", sgd", ", seed 0" on request)."""
+    """"sigmoid + uniform, depth 50" (", sgd", ", seed 0" on request), and the row's variant
+    (the values of the params that vary beyond these axes) when it has one."""
     text = f"{row['activation']} + {row['init']}, depth {int(row['depth'])}"
     if with_optimizer:
         text += f", {row['optimizer']}"
     if with_seed:
         text += f", seed {int(row['seed'])}"
-    return text
+    return text + variant_text(row)
 
 
 def listing(items, limit=5):
@@ -52,8 +59,9 @@ def _finite_rows(frame, column="value"):
 
 
 def _config_ratios(layer_stats, runs, stat, when, top, bottom, by=("activation", "init", "depth")):
-    """Median log10 ratio per configuration ``by`` (column value) and, with several seeds,
-    its min and max over the configuration's runs (columns low, high)."""
+    """Median log10 ratio per configuration ``by`` (and variant, tables.with_variant; column value)
+    and, with several seeds, its min and max over the configuration's runs (columns low, high)."""
+    by = tables.with_variant(runs, by)
     ratios = tables.log10_layer_ratio(layer_stats, runs, stat, when, top, bottom)
     medians = tables.config_ratio(ratios, runs, by)
     frame = runs[["run_id", *by]].assign(value=runs["run_id"].map(ratios).to_numpy(np.float64))
@@ -66,7 +74,8 @@ def seeds_of(runs):
     """The number of seeds per configuration (the largest)."""
     if runs.empty:
         return 0
-    return int(runs.groupby(["activation", "init", "depth", "optimizer"])["seed"].nunique().max())
+    return int(runs.groupby(list(tables.with_variant(runs, ("activation", "init", "depth", "optimizer"))))["seed"]
+               .nunique().max())
 
 
 def spread_text(row, runs):
@@ -103,13 +112,15 @@ def grad_init_observations(layer_stats, runs):
     if len(ranked) > 1:
         best = ranked.iloc[-1]
         within = ranked[ranked["value"].abs() < HEALTHY_LOG10_RATIO]
-        sentence = (f"The most balanced ratio at depth {depth} is {best['activation']} + {best['init']} "
-                    f"({pow10(best['value'])}{spread_text(best, runs)}); {len(within)} of {len(ranked)} activation × init "
-                    f"pairs have first and last gradient norms within a factor 10")
+        sentence = (f"The most balanced ratio at depth {depth} is {best['activation']} + {best['init']}"
+                    f"{variant_text(best)} ({pow10(best['value'])}{spread_text(best, runs)}); {len(within)} of "
+                    f"{len(ranked)} activation × init {'settings' if 'variant' in ranked else 'pairs'} have first and "
+                    "last gradient norms within a factor 10")
         if _judged(runs):
-            flagged = tables.flagged_configs(runs)
-            blind = [f"{row['activation']} + {row['init']}" for _, row in within.iterrows()
-                     if (row["activation"], row["init"], depth) in flagged]
+            by = tables.with_variant(runs, ("activation", "init", "depth"))
+            flagged = tables.flagged_configs(runs, by=by)
+            blind = [f"{row['activation']} + {row['init']}{variant_text(row)}" for _, row in within.iterrows()
+                     if tuple(row[name] for name in by) in flagged]
             sentence += (f", but the ratio is no health test: the diagnosis flags {len(blind)} of them at "
                          f"initialization ({listing(blind, 12)})" if blind else
                          ", and the diagnosis flags none of them at initialization")
@@ -129,26 +140,28 @@ def diagnosis_headline(runs):
         return None
     depth = int(runs["depth"].max())
     deepest = runs[runs["depth"] == depth]
-    flagged, judged = tables.flagged_configs(deepest), tables.judged_configs(deepest)
+    by = tables.with_variant(deepest, ("activation", "init", "depth"))
+    flagged, judged = tables.flagged_configs(deepest, by=by), tables.judged_configs(deepest, by=by)
     healthy, sick, unjudged = [], {}, []
-    for (activation, init), group in deepest.groupby(["activation", "init"]):
-        name = f"{activation} + {init}"
-        if (activation, init, depth) in flagged:
+    for key, group in deepest.groupby(list(by)):
+        name = f"{key[0]} + {key[1]}{variant_text(group.iloc[0])}"
+        if key in flagged:
             judged_group = group[~group["pathology_init"].isin(["none", "n/a"])]
             sick.setdefault(_main_pathology(judged_group), []).append(name)
-        elif (activation, init, depth) in judged:
+        elif key in judged:
             healthy.append(name)
         else:
             unjudged.append(name)
     total = len(healthy) + sum(len(v) for v in sick.values())
+    noun = "settings" if "variant" in by else "pairs"   # with variants, a pair has several settings
     text = (f"At depth {depth} the diagnosis finds no pathology at initialization for {len(healthy)} of {total} "
-            f"activation × init pairs" + (f" ({listing(healthy, 12)})" if healthy else ""))
+            f"activation × init {noun}" + (f" ({listing(healthy, 12)})" if healthy else ""))
     if sick:
         text += "; " + "; ".join(f"{name}: {listing(pairs, 12)}" for name, pairs in sorted(sick.items()))
-    text += " (a pair counts as flagged when at least half of its judged runs are)"
+    text += f" (a {noun[:-1]} counts as flagged when at least half of its judged runs are)"
     if unjudged:
         text += (f"; no verdict for {listing(unjudged, 12)}: no run of "
-                 + ("this pair" if len(unjudged) == 1 else "these pairs") + " has a probe at initialization")
+                 + (f"this {noun[:-1]}" if len(unjudged) == 1 else f"these {noun}") + " has a probe at initialization")
     return text + "."
 
 
@@ -197,45 +210,51 @@ def _per_layer_slope(depths, values):
 
 
 def ratio_vs_depth_observations(layer_stats, runs):
-    """Per activation, the depth up to which each init keeps the ratio within a factor 10 and
-    up to which the diagnosis finds no pathology at init; the configurations where the two
+    """Per activation, the depth up to which each init (and variant) keeps the ratio within a factor
+    10 and up to which the diagnosis finds no pathology at init; the configurations where the two
     disagree; and the steepest per-layer change of the ratio."""
-    ratios = tables.config_ratio(tables.grad_ratio(layer_stats, runs, INIT), runs)
+    by = tables.with_variant(runs, ("activation", "init", "depth"))
+    extra = list(by[3:])   # ["variant"] when runs differ in a param beyond the standard axes
+    ratios = tables.config_ratio(tables.grad_ratio(layer_stats, runs, INIT), runs, by)
     if not np.isfinite(ratios["value"]).any():
         return ["No finite gradient ratios at initialization: nothing to compare."]
     max_depth = int(ratios["depth"].max())
     judged = _judged(runs)
-    flagged = tables.flagged_configs(runs) if judged else set()
-    with_verdict = tables.judged_configs(runs) if judged else set()
+    flagged = tables.flagged_configs(runs, by=by) if judged else set()
+    with_verdict = tables.judged_configs(runs, by=by) if judged else set()
     sentences = []
     slopes, blind = [], []
     for activation, per_activation in ratios.groupby("activation"):
         parts = []
-        for init, per_init in per_activation.groupby("init"):
+        for setting, per_init in per_activation.groupby(["init", *extra]):
+            init, rest = setting[0], tuple(setting[1:])
+            label = init + variant_text(per_init.iloc[0])
+
+            def key(depth):
+                return (activation, init, depth, *rest)
             by_depth = dict(zip(per_init["depth"].astype(int), per_init["value"]))
-            parts.append(f"{init} {_up_to(healthy_up_to(by_depth))}"
-                         + (f" / {_up_to(_clean_up_to(flagged, with_verdict, activation, init, by_depth))}"
-                            if judged else ""))
-            slopes.append((_per_layer_slope(per_init["depth"], per_init["value"]), activation, init))
-            blind += [(activation, init, depth) for depth, value in by_depth.items()
-                      if np.isfinite(value) and abs(value) < HEALTHY_LOG10_RATIO and (activation, init, depth) in flagged]
+            parts.append(f"{label} {_up_to(healthy_up_to(by_depth))}"
+                         + (f" / {_up_to(_clean_up_to(flagged, with_verdict, key, by_depth))}" if judged else ""))
+            slopes.append((_per_layer_slope(per_init["depth"], per_init["value"]), activation, label))
+            blind += [(activation, label, depth, key(depth)) for depth, value in by_depth.items()
+                      if np.isfinite(value) and abs(value) < HEALTHY_LOG10_RATIO and key(depth) in flagged]
         heading = (f"{activation}, the largest depth up to which every tested depth has |log10 ratio| < "
                    f"{HEALTHY_LOG10_RATIO:g}" + (" / no pathology at init by the diagnosis" if judged else ""))
         sentences.append(f"{heading} (tested up to {max_depth}): {listing(parts, 10)}.")
     if blind:
         names = []
-        for activation, init, depth in blind:
-            group = runs[(runs["activation"] == activation) & (runs["init"] == init) & (runs["depth"] == depth)]
+        for activation, label, depth, config in blind:
+            group = runs[np.logical_and.reduce([runs[name] == value for name, value in zip(by, config)])]
             raised = group[~group["pathology_init"].isin(["none", "n/a"])]
-            names.append(f"{activation} + {init} at depth {depth} ({_main_pathology(raised)})")
+            names.append(f"{activation} + {label} at depth {depth} ({_main_pathology(raised)})")
         sentences.append(f"Inside the band but flagged by the diagnosis: {listing(names, 12)}. There the ratio "
                          "is blind: the weight gradient a₍ₗ₋₁₎ᵀ δₗ stays level while "
                          "the forward signal and the back-propagated error shrink together, or it is level and "
                          "too small to move the loss in the run's steps.")
     slopes = [entry for entry in slopes if np.isfinite(entry[0])]
     if slopes:
-        slope, activation, init = max(slopes, key=lambda entry: abs(entry[0]))
-        sentences.append(f"The ratio changes fastest with depth for {activation} + {init}: each added layer "
+        slope, activation, label = max(slopes, key=lambda entry: abs(entry[0]))
+        sentences.append(f"The ratio changes fastest with depth for {activation} + {label}: each added layer "
                          f"multiplies it by about {pow10(slope)} (fit over depths up to {max_depth}).")
     return sentences
 
@@ -244,12 +263,12 @@ def _up_to(reached):
     return "none" if reached is None else str(reached)
 
 
-def _clean_up_to(flagged, judged, activation, init, by_depth):
-    """The largest depth up to which every tested depth of (activation, init) is judged at init and
-    not flagged."""
+def _clean_up_to(flagged, judged, key, by_depth):
+    """The largest depth up to which every tested depth of a setting (``key(depth)``: its configuration
+    at that depth) is judged at init and not flagged."""
     reached = None
     for depth in sorted(by_depth):
-        if (activation, init, depth) in flagged or (activation, init, depth) not in judged:
+        if key(depth) in flagged or key(depth) not in judged:
             break
         reached = depth
     return reached
@@ -283,7 +302,7 @@ def _profile_extremes(layer_stats, runs, stat, when, top, bottom, description):
     depth, ranked = _extremes_at_max_depth(ratios)
     worst, best = ranked.iloc[0], ranked.iloc[-1]
     label = (lambda row: f"{row['activation']} + {row['init']}" +
-             (f" with {row['optimizer']}" if "optimizer" in row else ""))
+             (f" with {row['optimizer']}" if "optimizer" in row else "") + variant_text(row))
     sentence = (f"At depth {depth} ({'initialization' if when == INIT else 'last logged step'}), {description} "
                 f"is {pow10(worst['value'])}{spread_text(worst, runs)} for {label(worst)} (the largest departure from 1)")
     if len(ranked) > 1:
@@ -336,9 +355,11 @@ def mean_final_accuracy(group):
 
 
 def _optimizer_scores(group):
-    """({optimizer: mean final acc/val}, [sentence part per optimizer]) for one slice."""
+    """({optimizer: mean final acc/val}, [sentence part per optimizer]) for one slice; with variants
+    (tables.with_variant) one entry per optimizer and variant, "sgd (optimizer.lr=50)"."""
     parts, scores = [], {}
-    for optimizer, per_optimizer in group.groupby("optimizer"):
+    for key, per_optimizer in group.groupby(list(tables.with_variant(group, ("optimizer",)))):
+        optimizer = key[0] + variant_text(per_optimizer.iloc[0])
         accuracy, n_diverged, n_runs = mean_final_accuracy(per_optimizer)
         if n_diverged == n_runs:
             parts.append(f"{optimizer} diverged")

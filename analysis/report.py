@@ -169,6 +169,16 @@ def source_line(frames):
     return f"Source: {where}; {len(frames.runs)} runs."
 
 
+def _varying(frames):
+    """"; also varying: optimizer.lr 0.05, 50; ..." for the params that vary among runs of the same
+    activation, init, depth, optimizer, seed and dataset (analysis.load.varying_params), else ""."""
+    varying = getattr(frames, "varying", None) or {}
+    if not varying:
+        return ""
+    return ("; also varying: " + "; ".join(f"{key} {', '.join(values)}" for key, values in varying.items())
+            + " (the sentences and tables name and group runs by these values too; the figures pool them)")
+
+
 def _reused_runs(frames):
     """"; k of the n runs come from other sweeps (...)" when a sweep's grid points were run by other
     sweeps or single runs (the sweep skipped them: already FINISHED), else ""."""
@@ -202,7 +212,7 @@ def at_a_glance(frames):
     bullets = [
         f"- Grid: activations {_values(runs['activation'])}; initializations {_values(runs['init'])}; "
         f"depths {_values(runs['depth'])}; optimizers {_values(runs['optimizer'])}; "
-        f"seeds {_values(runs['seed'])}; dataset {_values(runs['dataset'])}{_reused_runs(frames)}.",
+        f"seeds {_values(runs['seed'])}; dataset {_values(runs['dataset'])}{_varying(frames)}{_reused_runs(frames)}.",
         "- Trainability: " + ", ".join(f"{trainability.get(name, 0)} {name}" for name in diagnosis.core.TRAINABILITY)
         + " (outcome tag: " + ", ".join(f"{count} {outcome}" for outcome, count in outcomes.items()) + ")"
         + _no_verdict(runs) + ".",
@@ -256,8 +266,8 @@ def key_numbers_table(frames):
         return []
     depth = int(runs["depth"].max())
     deepest = runs[runs["depth"] == depth]
-    ratios = tables.config_ratio(tables.grad_ratio(frames.layer_stats, deepest, INIT), deepest,
-                                 by=("activation", "init"))
+    by = tables.with_variant(deepest, ("activation", "init"))
+    ratios = tables.config_ratio(tables.grad_ratio(frames.layer_stats, deepest, INIT), deepest, by=by)
     optimizers = sorted(deepest["optimizer"].unique())
     seeds = figures.seed_count(runs)
     header = ["activation", "init", "log10 grad ratio at init", "pathology at init",
@@ -268,9 +278,9 @@ def key_numbers_table(frames):
              f"diverge{spread}; \"div\" when all diverged) and the trainability.", "",
              "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for _, row in ratios.iterrows():
-        config = deepest[(deepest["activation"] == row["activation"]) & (deepest["init"] == row["init"])]
-        cells = [row["activation"], row["init"], f"{row['value']:.2f}" if np.isfinite(row["value"]) else "n/a",
-                 _cell_pathology(config)]
+        config = deepest[np.logical_and.reduce([deepest[name] == row[name] for name in by])]
+        cells = [row["activation"], row["init"] + observations.variant_text(row),
+                 f"{row['value']:.2f}" if np.isfinite(row["value"]) else "n/a", _cell_pathology(config)]
         for optimizer in optimizers:
             group = config[config["optimizer"] == optimizer]
             cells.append(_cell_outcome(group) if not group.empty else "")

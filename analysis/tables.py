@@ -117,6 +117,13 @@ def flagged_configs(runs, column="pathology_init", by=("activation", "init", "de
     return {key for key, value in share.items() if value >= 0.5}
 
 
+def with_variant(runs, by):
+    """``by`` plus "variant" when some runs carry a variant label (analysis.load.varying_params: they
+    differ in a param that the standard axes do not name), so that such runs are not grouped together."""
+    has_variants = "variant" in runs and bool((runs["variant"].astype(str) != "").any())
+    return (*by, "variant") if has_variants else tuple(by)
+
+
 def judged_configs(runs, column="pathology_init", by=("activation", "init", "depth")):
     """The configurations ``by`` with at least one run that has a verdict in ``column`` (not "n/a":
     a run without a probe there, such as one that crashed first, is neither flagged nor healthy)."""

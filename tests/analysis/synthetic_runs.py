@@ -173,7 +173,7 @@ def make_frames(activations=("relu", "sigmoid"), inits=("he_uniform", "uniform",
                             "loss/train": final["loss/train"], "loss/val": final["loss/val"],
                             "acc/train": final["acc/train"], "acc/val": final["acc/val"],
                             "diverged_step": float(steps[-1] + 1) if is_diverged else np.nan,
-                            "arch": "plain", "norm": "none", "residual_scale": np.nan,
+                            "arch": "plain", "norm": "none", "residual_scale": np.nan, "variant": "",
                         })
     layer_stats = pd.concat(layer_rows, ignore_index=True)
     if missing_layer_run is not None:
@@ -257,3 +257,24 @@ def write_mlflow_runs(frames, client, experiment_id, workdir, with_parent=True, 
     if parent_id:
         client.set_terminated(parent_id, "FINISHED")
     return mapping, parent_id
+
+
+def with_lr(frames, lr, suffix):
+    """``frames`` with every run at learning rate ``lr`` and its run_id suffixed (``suffix``) in every
+    table; the run names stay: runs that differ only in lr get the same name, as experiments.config.run_name
+    gives them."""
+    def renamed(table):
+        kind = "category" if table["run_id"].dtype.name == "category" else "str"
+        return table.assign(run_id=table["run_id"].astype(str) + suffix).astype({"run_id": kind})
+    runs = renamed(frames.runs).assign(lr=float(lr))
+    return Frames(runs=runs, layer_stats=renamed(frames.layer_stats), histograms=renamed(frames.histograms),
+                  scalars=renamed(frames.scalars), experiment=frames.experiment, sweep=frames.sweep)
+
+
+def concatenated(*parts):
+    """One Frames of the runs of ``parts`` (same sweep)."""
+    tables = {name: pd.concat([getattr(part, name).astype({"run_id": "str"}) for part in parts], ignore_index=True)
+              for name in ("runs", "layer_stats", "histograms", "scalars")}
+    return Frames(runs=tables["runs"].astype(RUN_COLUMNS), layer_stats=tables["layer_stats"].astype(LAYER_STATS_COLUMNS),
+                  histograms=tables["histograms"].astype(HISTOGRAM_COLUMNS),
+                  scalars=tables["scalars"].astype(SCALAR_COLUMNS), experiment=parts[0].experiment, sweep=parts[0].sweep)

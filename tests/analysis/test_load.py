@@ -195,6 +195,39 @@ def test_a_sweep_is_its_whole_grid_whichever_sweep_ran_each_point(mlflow_store):
     assert sorted(old.runs["run_id"]) == sorted(mlflow_store["sweeps"]["sweep-a"][1].values())
 
 
+def test_runs_that_differ_only_in_an_unnamed_param_are_told_apart(mlflow_store):
+    """Runs named alike (lr is not in the run name) get a variant label from the params that vary
+    among runs of the same standard axes; params that follow an axis (sgd's momentum) do not count."""
+    from synthetic_runs import concatenated, make_frames, with_lr, write_mlflow_runs
+    client, root = mlflow_store["client"], mlflow_store["root"]
+    experiment_id = client.create_experiment("lrs", artifact_location=str(root / "lrs"))
+    grid = {"activations": ("relu", "tanh"), "inits": ("he_uniform",), "depths": (2,), "optimizers": ("adam", "sgd"),
+            "diverged": (), "nan_run": None}
+    both = concatenated(with_lr(make_frames(**grid), 0.05, "-a"), with_lr(make_frames(**grid), 50, "-b"))
+    write_mlflow_runs(both, client, experiment_id, root / "lrs-work", sweep="lrs")
+    frames = load_frames("lrs", tracking_uri=mlflow_store["uri"])
+    assert frames.varying == {"optimizer.lr": ["0.05", "50.0"]}
+    assert frames.runs["run_name"].nunique() == 4 and len(frames.runs) == 8
+    assert dict(zip(frames.runs["lr"], frames.runs["variant"])) == {0.05: "optimizer.lr=0.05", 50.0: "optimizer.lr=50.0"}
+    single = load_frames(mlflow_store["experiment"], sweep="sweep-b", tracking_uri=mlflow_store["uri"])
+    assert single.varying == {} and set(single.runs["variant"]) == {""}
+
+
+def test_varying_params_are_those_that_vary_within_the_standard_axes():
+    runs = pd.DataFrame({"run_id": list("abcd"), "activation": "relu", "init": "normal", "optimizer": ["sgd", "sgd", "adam", "adam"],
+                         "depth": 5, "seed": 0, "dataset": "digits"})
+    params = {"a": {"optimizer.lr": "0.1", "optimizer.momentum": "0.9", "init.sigma_w": "2", "tracking.uri": "x"},
+              "b": {"optimizer.lr": "0.1", "optimizer.momentum": "0.9", "init.sigma_w": "12", "tracking.uri": "y"},
+              "c": {"optimizer.lr": "0.001", "init.sigma_w": "2", "optimizer.betas": "[0.9, 0.999]"},
+              "d": {"optimizer.lr": "0.001", "init.sigma_w": "12", "optimizer.betas": "[0.5, 0.999]"}}
+    assert load.varying_params(runs, params) == {"init.sigma_w": ["2", "12"],
+                                                 "optimizer.betas": ["-", "[0.5, 0.999]", "[0.9, 0.999]"]}
+    labelled, _ = load.with_variants(runs, params)
+    assert list(labelled["variant"]) == ["init.sigma_w=2, optimizer.betas=-", "init.sigma_w=12, optimizer.betas=-",
+                                         "init.sigma_w=2, optimizer.betas=[0.9, 0.999]",
+                                         "init.sigma_w=12, optimizer.betas=[0.5, 0.999]"]
+
+
 def test_local_artifact_paths():
     assert load.local_artifact_dir("file:///tmp/a%20b/artifacts") == Path("/tmp/a b/artifacts")
     assert load.local_artifact_dir("/tmp/x/artifacts") == Path("/tmp/x/artifacts")

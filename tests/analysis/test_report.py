@@ -284,3 +284,32 @@ def test_jobs_below_one_is_refused(jobs, message, tmp_path, capsys):
     status, err = run_main(["--jobs", jobs, "--tracking-uri", f"sqlite:///{tmp_path}/none.db", "--out", str(tmp_path)],
                            capsys)
     assert status == 2 and err.splitlines()[-1] == f"python -m analysis.report: error: argument --jobs: {message}"
+
+
+def test_runs_that_differ_only_in_lr_are_named_and_grouped_apart():
+    from analysis import load
+    from synthetic_runs import _config_params, concatenated, make_frames, with_lr
+    grid = {"activations": ("relu", "tanh"), "inits": ("he_uniform",), "depths": (2,), "optimizers": ("sgd",),
+            "nan_run": None}
+    frames = concatenated(with_lr(make_frames(**grid, diverged=()), 0.05, "-a"),
+                          with_lr(make_frames(**grid, diverged=(("relu", "he_uniform", 2, "sgd"),)), 50, "-b"))
+    runs = frames.runs.copy()
+    runs.loc[runs["run_id"] == "tanh-he_uniform-d2-sgd-s0-a", "acc/val"] = 0.9
+    runs.loc[runs["run_id"] == "tanh-he_uniform-d2-sgd-s0-b", "acc/val"] = 0.2
+    runs.loc[runs["run_id"] == "relu-he_uniform-d2-sgd-s0-a", "acc/val"] = 0.5
+    runs, varying = load.with_variants(runs, {row["run_id"]: {k: str(v) for k, v in _config_params(row).items()}
+                                              for _, row in runs.iterrows()})
+    markdown = quietly(report.build_markdown, replace(frames, runs=runs, varying=varying))
+    assert ("; dataset moons; also varying: optimizer.lr 0.05, 50.0 (the sentences and tables name and group runs by "
+            "these values too; the figures pool them).") in markdown
+    assert "1 of 4 runs diverged: relu + he_uniform, depth 2, sgd (optimizer.lr=50.0)." in markdown
+    assert ("Best final validation accuracy: 0.900 (tanh + he_uniform, depth 2, sgd (optimizer.lr=0.05)); worst among "
+            "runs that did not diverge: 0.200 (tanh + he_uniform, depth 2, sgd (optimizer.lr=50.0)).") in markdown
+    # one row per setting: the cells no longer average lr 0.05 with lr 50
+    assert "| relu | he_uniform (optimizer.lr=0.05) | 0.00 | none | 0.50, trained |" in markdown
+    assert "| relu | he_uniform (optimizer.lr=50.0) | 0.00 | none | div, diverged |" in markdown
+    assert "| tanh | he_uniform (optimizer.lr=0.05) | 0.14 | none | 0.90, trained |" in markdown
+    assert "| tanh | he_uniform (optimizer.lr=50.0) | 0.14 | exploding | 0.20, trained |" in markdown
+    assert ("no pathology at initialization for 3 of 4 activation × init settings (relu + he_uniform "
+            "(optimizer.lr=0.05), relu + he_uniform (optimizer.lr=50.0) and tanh + he_uniform (optimizer.lr=0.05)); "
+            "exploding: tanh + he_uniform (optimizer.lr=50.0) (a setting counts") in markdown
