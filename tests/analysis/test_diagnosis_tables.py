@@ -1,5 +1,5 @@
-"""analysis.diagnosis: the verdicts of nncore.diagnosis on the load tables, and no verdict for a
-run that has nothing to judge."""
+"""analysis.diagnosis (the verdicts of nncore.diagnosis on the load tables; nncore's own tests are
+tests/nncore/test_diagnosis.py), and no verdict for a run that has nothing to judge."""
 import pytest
 
 from analysis import diagnosis
