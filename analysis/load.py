@@ -141,15 +141,15 @@ def empty_frame(columns):
     return pd.DataFrame({name: pd.Series(dtype=dtype) for name, dtype in columns.items()})
 
 
-def open_client(tracking_uri):
+def open_client(tracking_uri, writable=False):
     """An MlflowClient for ``tracking_uri``; refuses a sqlite file that does not exist (NoRunsError),
-    because opening it would silently create an empty store, and a store that training could not
-    use either (experiments.tracking.check_store: a corrupt sqlite file, an unreachable server;
-    StoreError, one line)."""
+    because opening it would silently create an empty store, and an unusable store
+    (experiments.tracking.check_store: a corrupt sqlite file, an unreachable server; StoreError,
+    one line). Reading needs no write access; ``writable`` (to log the report) checks it too."""
     db = record.sqlite_path(tracking_uri)
     if db is not None and not db.exists():
         raise NoRunsError(f"no MLflow store at {db} (tracking URI {tracking_uri})")
-    tracking.check_store(tracking_uri)
+    tracking.check_store(tracking_uri, writable=writable)
     return tracking.client(tracking_uri)
 
 

@@ -462,7 +462,7 @@ def log_report_to_mlflow(frames, out_dir):
 
     from experiments.tracking import NOTE_TAG, describe_latest_sweep
     out_dir = Path(out_dir)
-    client = open_client(frames.tracking_uri)
+    client = open_client(frames.tracking_uri, writable=True)
     run_id = report_run_id(client, frames)
     client.log_artifacts(run_id, str(out_dir / FIGURE_DIR), "report/figures")
     for name in ("report.md", "report.html", "summary.csv"):

@@ -41,8 +41,9 @@ def artifact_location(uri, experiment):
     return (db.resolve().parent / "mlartifacts" / experiment).as_uri()
 
 
-def check_store(uri, timeout=3.0):
-    """Fail fast with one clear reason if the store is unusable (before any run is created)."""
+def check_store(uri, timeout=3.0, writable=True):
+    """Fail fast with one clear reason if the store is unusable (before any run is created);
+    ``writable=False`` for a reader (the report without logging), which needs no write access."""
     db = sqlite_path(uri)
     if db is not None:
         parent = db.resolve().parent
@@ -50,7 +51,7 @@ def check_store(uri, timeout=3.0):
             raise StoreError(f"tracking store {uri}: directory {parent} does not exist")
         if not parent.is_dir():
             raise StoreError(f"tracking store {uri}: {parent} is not a directory")
-        if not os.access(parent, os.W_OK) or (db.exists() and not os.access(db, os.W_OK)):
+        if writable and (not os.access(parent, os.W_OK) or (db.exists() and not os.access(db, os.W_OK))):
             raise StoreError(f"tracking store {uri}: {db if db.exists() else parent} is not writable")
         if db.exists() and db.stat().st_size > 0:
             try:

@@ -65,3 +65,20 @@ def test_a_server_that_is_down_fails_after_tracking_retry_alone():
     out = _run(code, f"http://127.0.0.1:{port}", GRADPATH_RETRY_ATTEMPTS="2")
     assert out.returncode != 0
     assert "Connection refused" in out.stderr or "Max retries exceeded" in out.stderr, out.stderr[-2000:]
+
+
+def test_a_read_only_store_is_refused_to_writers_only(tmp_path, monkeypatch):
+    """Training needs to write the sqlite store; the report without logging only reads it. (As
+    root every path is writable, so the test makes os.access say no for the store's directory.)"""
+    import sqlite3
+
+    import pytest
+
+    from experiments import tracking
+    db = tmp_path / "mlflow.db"
+    sqlite3.connect(db).close()
+    real_access = os.access
+    monkeypatch.setattr(tracking.os, "access", lambda path, mode: False if mode == os.W_OK else real_access(path, mode))
+    with pytest.raises(tracking.StoreError, match="is not writable"):
+        tracking.check_store(f"sqlite:///{db}")
+    tracking.check_store(f"sqlite:///{db}", writable=False)
