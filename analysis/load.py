@@ -173,14 +173,16 @@ def search_all_runs(client, experiment_id, filter_string, order_by=None):
 
 
 def latest_parent_run(client, experiment_id, sweep=None, study=None):
-    """The most recently started parent run (of ``sweep`` / ``study`` if given), else None."""
+    """The most recently launched parent run (of ``sweep`` / ``study`` if given), else None: by its
+    experiments.record.LAUNCHED_TAG (a grid run again reuses its parent, started long before), then,
+    for parents logged before that tag, by start time."""
     filter_string = "tags.role = 'parent'"
     if sweep is not None:
         filter_string += f" and tags.sweep = {quoted(sweep)}"
     if study is not None:
         filter_string += f" and tags.study = {quoted(study)}"
     page = client.search_runs([experiment_id], filter_string, max_results=1,
-                              order_by=["attributes.start_time DESC"])
+                              order_by=[f"tags.{record.LAUNCHED_TAG} DESC", "attributes.start_time DESC"])
     return page[0] if page else None
 
 

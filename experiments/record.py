@@ -58,6 +58,9 @@ SCALARS_FILE = "scalars.parquet"
 # Artifact of a sweep's parent run: its whole grid, [{"config_hash": ..., "overrides": [...]}, ...]
 # (experiments.sweep writes it, analysis.load selects the sweep's runs by it).
 GRID_FILE = "grid.json"
+# On a sweep's parent run: when it was last launched (ms since the epoch). A grid run again reuses its
+# parent, whose start time stays that of the first launch; "the latest sweep" is the latest launched.
+LAUNCHED_TAG = "launched_ms"
 # Column -> dtype of each Parquet history, as written (the reader prepends run_id).
 LAYER_STATS_COLUMNS = {"step": "int64", "layer": "int64", "stat": "str", "value": "float64"}
 HISTOGRAM_COLUMNS = {"step": "int64", "layer": "int64", "kind": "str", "bin": "int64",

@@ -210,13 +210,15 @@ def parent_run(client, experiment_id, sweep_id, name, jobs):
     """The sweep's parent run, reused when the same grid runs again."""
     found = tracking.retry(client.search_runs, [experiment_id],
                            filter_string=f"tags.role = 'parent' and tags.sweep = '{sweep_id}'", max_results=1)
+    launched = str(int(time.time() * 1000))
     if found:
         run_id = found[0].info.run_id
         tracking.retry(client.update_run, run_id, status="RUNNING")
+        tracking.retry(client.set_tag, run_id, record.LAUNCHED_TAG, launched)
         return run_id
     run = tracking.retry(client.create_run, experiment_id, run_name=f"sweep-{name}-{sweep_id}",
                          tags={"role": "parent", "sweep": sweep_id, "study": name,
-                               "n_jobs": str(len(jobs))})
+                               "n_jobs": str(len(jobs)), record.LAUNCHED_TAG: launched})
     grid = [{"config_hash": h, "overrides": o} for o, _, h in jobs]
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp, record.GRID_FILE)

@@ -303,3 +303,27 @@ def test_report_command_on_an_empty_experiment_prints_one_line(mlflow_store, tmp
     error = capsys.readouterr().err
     assert error.count("\n") == 1 and "has no job runs" in error
     assert not (tmp_path / "report.md").exists()
+
+
+def test_the_latest_sweep_is_the_latest_launched(tmp_path):
+    """A grid run again reuses its parent run, whose start time is that of its first launch: the
+    latest sweep is the parent launched last (its launched tag), then, for parents logged before
+    that tag, the latest started."""
+    from mlflow.tracking import MlflowClient
+
+    from experiments import record
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    exp = client.create_experiment("e", artifact_location=str(tmp_path / "art"))
+
+    def parent(name, **tags):
+        return client.create_run(exp, run_name=name, tags={"role": "parent", "sweep": name, **tags}).info.run_id
+    untagged = parent("untagged-old")
+    assert load.latest_parent_run(client, exp).info.run_id == untagged
+    newer_untagged = parent("untagged-new")
+    assert load.latest_parent_run(client, exp).info.run_id == newer_untagged
+    first = parent("first", **{record.LAUNCHED_TAG: "1700000000000"})
+    second = parent("second", **{record.LAUNCHED_TAG: "1700000005000"})
+    assert load.latest_parent_run(client, exp).info.run_id == second
+    client.set_tag(first, record.LAUNCHED_TAG, "1700000009000")  # the first grid, launched again
+    assert load.latest_parent_run(client, exp).info.run_id == first
+    assert load.latest_parent_run(client, exp, sweep="second").info.run_id == second

@@ -42,3 +42,20 @@ def test_process_gone():
     assert not sweep.process_gone(f"{host}:{os.getpid()}")
     assert not sweep.process_gone("elsewhere.example:1")
     assert sweep.process_gone("")
+
+
+def test_a_reused_parent_run_records_its_new_launch(tmp_path):
+    """The same grid launched again reuses its parent run (same id) and stamps the launch, so that
+    the report's "latest sweep" is this one and not one started in between."""
+    import time
+
+    from mlflow.tracking import MlflowClient
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    exp = client.create_experiment("e", artifact_location=str(tmp_path / "art"))
+    jobs = [(["seed=0"], None, "h0"), (["seed=1"], None, "h1")]
+    run_id = sweep.parent_run(client, exp, "abc", "study", jobs)
+    first = int(client.get_run(run_id).data.tags[record.LAUNCHED_TAG])
+    time.sleep(0.01)
+    assert sweep.parent_run(client, exp, "abc", "study", jobs) == run_id
+    again = int(client.get_run(run_id).data.tags[record.LAUNCHED_TAG])
+    assert again > first and abs(again / 1000 - time.time()) < 60
