@@ -6,6 +6,7 @@ experiment once (no creation race between workers), marks runs a killed sweep
 left RUNNING, finds the grid points already FINISHED (skipped unless forced),
 and opens the sweep's parent run.
 """
+import functools
 import hashlib
 import json
 import os
@@ -121,6 +122,34 @@ def _split_value_overrides(overrides, parser):
     return base, values
 
 
+def check_batchnorm_batches(cfg):
+    """ConfigError when BatchNorm would meet a training batch of one example (an epoch's last batch
+    holds n_train % batch_size). The training-set size needs the data: loaded here, once per data
+    config and seed, for every dataset but mnist, whose size would need its download (there,
+    nncore.train refuses it when the job starts, before any work)."""
+    if cfg.model.norm != "batch" or cfg.data.name == "mnist" or cfg.train.epochs == 0:
+        return
+    n = training_set_size(cfg.data, cfg.seed)
+    batch = min(cfg.train.batch_size, n)
+    if min(batch, n % batch or batch) == 1:
+        raise ConfigError(f"train.batch_size: BatchNorm needs at least 2 examples in every training batch; "
+                          f"the {n} training examples of data={cfg.data.name} in batches of {batch} leave a batch of 1")
+
+
+def training_set_size(data_cfg, seed):
+    """The number of training examples of ``data_cfg`` for ``seed`` (loads the data, once)."""
+    from omegaconf import OmegaConf
+    return _training_set_size(OmegaConf.to_yaml(data_cfg, resolve=True), seed)
+
+
+@functools.lru_cache(maxsize=32)
+def _training_set_size(data_yaml, seed):
+    from omegaconf import OmegaConf
+
+    from . import datasets
+    return datasets.load(OmegaConf.create(data_yaml), seed).X_train.shape[0]
+
+
 def compose_jobs(job_overrides):
     from hydra import compose, initialize_config_dir
     from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -149,6 +178,7 @@ def compose_jobs(job_overrides):
                 if cfg is None:
                     cfg = compose("config", overrides=overrides)
                 validate(cfg)
+                check_batchnorm_batches(cfg)
             except ConfigError as exc:
                 raise PreflightError(f"{exc} (overrides: {' '.join(overrides) or 'none'})") from None
             except Exception as exc:  # noqa: BLE001

@@ -4,6 +4,8 @@ import socket
 import subprocess
 import sys
 
+import pytest
+
 from experiments import record, sweep, tracking
 
 
@@ -59,3 +61,30 @@ def test_a_reused_parent_run_records_its_new_launch(tmp_path):
     assert sweep.parent_run(client, exp, "abc", "study", jobs) == run_id
     again = int(client.get_run(run_id).data.tags[record.LAUNCHED_TAG])
     assert again > first and abs(again / 1000 - time.time()) < 60
+
+
+@pytest.mark.parametrize("overrides,batch", [
+    (["model.norm=batch", "train.batch_size=3"], 3),                 # digits: 1438 = 3 * 479 + 1
+    (["model.norm=batch", "train.batch_size=1"], 1),
+    (["model.norm=batch", "data=spirals", "data.n_samples=101", "data.val_fraction=0.5", "train.batch_size=10"], 10)])
+def test_a_batchnorm_batch_of_one_fails_the_preflight(overrides, batch):
+    """BatchNorm cannot train on a batch of one example: the pre-flight says so in one line,
+    before any run exists (it used to fail in the job after a full epoch)."""
+    with pytest.raises(sweep.PreflightError, match=r"train\.batch_size: BatchNorm needs at least 2 examples .*"
+                                                    rf"in batches of {batch} leave a batch of 1"):
+        sweep.compose_jobs([overrides])
+
+
+def test_training_set_size_is_that_of_the_loaded_data():
+    from experiments import datasets
+    (job,) = sweep.compose_jobs([["data=spirals", "data.n_samples=101", "data.val_fraction=0.5"]])
+    assert sweep.training_set_size(job[1].data, 0) == datasets.load(job[1].data, 0).X_train.shape[0] == 51
+    (job,) = sweep.compose_jobs([[]])
+    assert sweep.training_set_size(job[1].data, 0) == 1438  # digits: 1797 less a stratified fifth
+
+
+def test_batchnorm_batches_of_two_or_more_pass_the_preflight():
+    (job,) = sweep.compose_jobs([["model.norm=batch", "train.batch_size=64"]])
+    assert job[1].train.batch_size == 64
+    (job,) = sweep.compose_jobs([["train.batch_size=3"]])  # no BatchNorm: any batch size
+    assert job[1].model.norm == "none"
