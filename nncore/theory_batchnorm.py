@@ -67,11 +67,10 @@ Everything here is a prediction for the ensemble over initializations at infinit
 batch), for inputs whose per-example mean square is ``input_ms`` (LayerNorm's layer 1) and whose
 per-feature batch variance averages to ``input_var`` (BatchNorm's layer 1).
 """
-import math
-
 import numpy as np
 
 from . import activations, theory
+from .checks import number
 
 __all__ = ["NORMS", "batchnorm_rate", "layernorm_rate", "predict"]
 
@@ -81,13 +80,6 @@ NORMS = ("batch", "layer")
 def _activation(activation):
     """The instance itself, or the named activation with its default parameters."""
     return activations.get(activation)  # ValueError listing the valid names
-
-
-def _finite(name, value, strict=False):
-    value = float(value)
-    if not (math.isfinite(value) and (value > 0.0 if strict else value >= 0.0)):
-        raise ValueError(f"{name} must be a finite number {'>' if strict else '>='} 0, got {value}")
-    return value
 
 
 def batchnorm_rate(activation):
@@ -135,10 +127,10 @@ def predict(sizes, activation, init, norm, input_ms, input_var=None, sigma_b2=0.
     if len(sizes) < 3 or any(n < 1 for n in sizes):
         raise ValueError(f"sizes must be [n_in, hidden..., n_out] with >= 1 hidden layer, got {sizes}")
     act = _activation(activation)
-    input_ms = _finite("input_ms", input_ms)
-    input_var = input_ms if input_var is None else _finite("input_var", input_var)
-    sigma_b2 = _finite("sigma_b2", sigma_b2)
-    eps = _finite("eps", eps)
+    input_ms = number("input_ms", input_ms, low=0.0)
+    input_var = input_ms if input_var is None else number("input_var", input_var, low=0.0)
+    sigma_b2 = number("sigma_b2", sigma_b2, low=0.0)
+    eps = number("eps", eps, low=0.0)
     init_params = dict(init_params or {})
     L = len(sizes) - 1
     sw2 = np.array([theory.sigma_w2(init, sizes[l - 1], sizes[l], **init_params) for l in range(1, L + 1)])

@@ -76,22 +76,14 @@ inputs of different norms, for the average input norm: exact for the positively 
 relu and leaky_relu without a norm); a network of width n fluctuates around it by O(1/sqrt(n))
 per layer.
 """
-import math
-
 import numpy as np
 
 from . import activations, theory
+from .checks import number
 
 __all__ = ["predict", "branch_gain"]
 
 NORMS = (None, "layer")
-
-
-def _positive(name, value, strict=False):
-    value = float(value)
-    if not (math.isfinite(value) and (value > 0.0 if strict else value >= 0.0)):
-        raise ValueError(f"{name} must be a finite number {'>' if strict else '>='} 0, got {value}")
-    return value
 
 
 def branch_gain(activation, q, sigma_w2, residual_scale=1.0, norm=None, eps=1e-5):
@@ -101,13 +93,13 @@ def branch_gain(activation, q, sigma_w2, residual_scale=1.0, norm=None, eps=1e-5
     1/(q + eps) with ``norm="layer"`` (where u ~ N(0, q/(q+eps))); ``activation`` a name or an
     instance.
     """
-    s = _positive("residual_scale", residual_scale, strict=True)
-    sigma_w2 = _positive("sigma_w2", sigma_w2)
-    q = _positive("q", q)
+    s = number("residual_scale", residual_scale, low=0.0, strict=True)
+    sigma_w2 = number("sigma_w2", sigma_w2, low=0.0)
+    q = number("q", q, low=0.0)
     if norm not in NORMS:
         raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
     if norm == "layer":
-        eps = _positive("eps", eps)
+        eps = number("eps", eps, low=0.0)
         r, nu = q / (q + eps), 1.0 / (q + eps)
     else:
         r, nu = q, 1.0
@@ -142,10 +134,10 @@ def predict(sizes, activation, init, input_ms, residual_scale=1.0, norm=None, si
     if norm not in NORMS:
         raise ValueError(f"norm must be one of {NORMS} (BatchNorm: nncore.theory_batchnorm), got {norm!r}")
     act = activations.get(activation)  # an instance, or the named one with its default parameters
-    s = _positive("residual_scale", residual_scale, strict=True)
-    input_ms = _positive("input_ms", input_ms)
-    sigma_b2 = _positive("sigma_b2", sigma_b2)
-    eps = _positive("eps", eps)
+    s = number("residual_scale", residual_scale, low=0.0, strict=True)
+    input_ms = number("input_ms", input_ms, low=0.0)
+    sigma_b2 = number("sigma_b2", sigma_b2, low=0.0)
+    eps = number("eps", eps, low=0.0)
     init_params = dict(init_params or {})
     L = len(sizes) - 1
     sw2 = np.array([theory.sigma_w2(init, sizes[l - 1], sizes[l], **init_params) for l in range(1, L + 1)])
