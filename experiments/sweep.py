@@ -18,6 +18,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from nncore import training
+
 from . import record, tracking
 from .config import ConfigError, config_hash, register, validate
 
@@ -123,17 +125,17 @@ def _split_value_overrides(overrides, parser):
 
 
 def check_batchnorm_batches(cfg):
-    """ConfigError when BatchNorm would meet a training batch of one example (an epoch's last batch
-    holds n_train % batch_size). The training-set size needs the data: loaded here, once per data
-    config and seed, for every dataset but mnist, whose size would need its download (there,
-    nncore.train refuses it when the job starts, before any work)."""
-    if cfg.model.norm != "batch" or cfg.data.name == "mnist" or cfg.train.epochs == 0:
+    """ConfigError when BatchNorm would meet a training batch of one example (nncore.training's
+    check). The training-set size needs the data: loaded here, once per data config and seed, for
+    every dataset but mnist, whose size would need its download (there, nncore.train refuses it
+    when the job starts, before any work)."""
+    if cfg.model.norm != "batch" or cfg.data.name == "mnist":
         return
-    n = training_set_size(cfg.data, cfg.seed)
-    batch = min(cfg.train.batch_size, n)
-    if min(batch, n % batch or batch) == 1:
-        raise ConfigError(f"train.batch_size: BatchNorm needs at least 2 examples in every training batch; "
-                          f"the {n} training examples of data={cfg.data.name} in batches of {batch} leave a batch of 1")
+    try:
+        training.check_batchnorm_batches(cfg.model.norm, training_set_size(cfg.data, cfg.seed),
+                                         cfg.train.batch_size, cfg.train.epochs)
+    except ValueError as exc:
+        raise ConfigError(f"train.batch_size: {exc} (data={cfg.data.name})") from None
 
 
 def training_set_size(data_cfg, seed):

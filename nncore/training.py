@@ -49,6 +49,15 @@ def n_steps(n_examples, batch_size, epochs):
     return epochs * math.ceil(n_examples / batch_size)
 
 
+def check_batchnorm_batches(norm, n_examples, batch_size, epochs):
+    """ValueError when training with BatchNorm (``norm == "batch"``) would meet a batch of one
+    example: batches of ``batch_size`` (at most ``n_examples``) leave n_examples % batch_size last."""
+    batch_size = min(batch_size, n_examples)
+    if norm == "batch" and epochs > 0 and min(batch_size, n_examples % batch_size or batch_size) == 1:
+        raise ValueError(f"BatchNorm needs at least 2 examples in every training batch: {n_examples} examples in "
+                         f"batches of {batch_size} leave a batch of 1; choose another batch_size")
+
+
 def _steps(name, steps):
     """``steps`` (a collection of step numbers) as a set of ints >= 0; ValueError otherwise."""
     try:
@@ -90,9 +99,7 @@ def train(net, opt, X, y, *, epochs, batch_size, probe_X=None, probe_y=None, log
     rng = generator(net.seed if seed is None else seed, "shuffle")
     n = X.shape[0]
     batch_size = min(batch_size, n)
-    if net.norm == "batch" and epochs > 0 and min(batch_size, n % batch_size or batch_size) == 1:
-        raise ValueError(f"BatchNorm needs at least 2 examples in every training batch: {n} examples in "
-                         f"batches of {batch_size} leave a batch of 1; choose another batch_size")
+    check_batchnorm_batches(net.norm, n, batch_size, epochs)
     total = n_steps(n, batch_size, epochs)
     result = TrainResult(steps=0)
 
