@@ -39,10 +39,14 @@ install-slurm install-ray install-postgres: install-%: $(STAMP)  ## install-slur
 	$(UV) pip sync --quiet --compile-bytecode --python $(PY) requirements-$*.lock
 	$(UV) pip install --quiet --python $(PY) --no-deps -e .
 
-lock:  ## re-resolve every dependency into requirements*.lock (the one way versions change)
+# Without UPGRADE=1, uv keeps every pin already in the lock and resolves only what pyproject.toml
+# added or changed, so adding one dependency does not move the others; UPGRADE=1 re-resolves all.
+UPGRADE ?= 0
+lock:  ## resolve dependencies into requirements*.lock, keeping existing pins (UPGRADE=1: newest of all)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@test -x $(UV) || $(PY) -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
-	$(UV) pip compile --quiet --universal --python-version 3.10 --no-header --upgrade \
+	@cp $(LOCK) $(LOCK).tmp
+	$(UV) pip compile --quiet --universal --python-version 3.10 --no-header $(if $(filter 1,$(UPGRADE)),--upgrade) \
 		pyproject.toml --extra test -o $(LOCK).tmp
 	@{ echo '# pyproject-hash: $(LOCK_HASH)'; \
 	   echo '# make lock: uv pip compile --universal --python-version 3.10 pyproject.toml --extra test'; \
