@@ -86,9 +86,11 @@ def write_status(record, status):
     tmp.replace(Path(record) / STATUS_FILE)
 
 
-# Tag of every job run: host:pid of the process training it, so that a pre-flight closes only the
-# RUNNING runs whose process has ended (experiments.sweep.close_stale_runs).
+# Tags of every job run: host:pid of the process training it (for people), and the path of the job
+# lock it holds while it runs (experiments.liveness), so that a pre-flight closes only the RUNNING
+# runs whose process has ended (experiments.sweep.close_stale_runs).
 PROCESS_TAG = "process"
+PROCESS_LOCK_TAG = "process_lock"
 
 
 # --- metric keys --------------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from omegaconf import OmegaConf
 from nncore import MLP, optimizers, train
 from nncore.training import n_steps
 
-from . import datasets, record, sync, tracking
+from . import datasets, liveness, record, sync, tracking
 from .config import activation_params, arch_kwargs, arch_label, config_hash, optimizer_kwargs, run_name, validate
 from .diagnose import diagnose_job
 
@@ -197,6 +197,11 @@ def run_job(cfg, output_dir, overrides=()):
         return "skipped"
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
+    with liveness.hold(output_dir) as lock:  # held until the record is final: the job's proof of life
+        return _record_job(cfg, cfg_hash, output_dir, overrides, lock)
+
+
+def _record_job(cfg, cfg_hash, output_dir, overrides, lock):
     started = time.time()
 
     data = datasets.load(cfg.data, cfg.seed)
@@ -208,6 +213,7 @@ def run_job(cfg, output_dir, overrides=()):
     (output_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     (output_dir / "overrides.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(list(overrides))))
     tags = {k: str(v) for k, v in tags_for(cfg, cfg_hash, data).items()}
+    tags[record.PROCESS_LOCK_TAG] = str(lock)
     if os.environ.get(ENV_PARENT_RUN):
         tags["mlflow.parentRunId"] = os.environ[ENV_PARENT_RUN]
     status = {"config_hash": cfg_hash, "run_name": run_name(cfg), "status": "RUNNING", "synced": False,

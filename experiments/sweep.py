@@ -20,7 +20,7 @@ from pathlib import Path
 
 from nncore import training
 
-from . import record, tracking
+from . import liveness, record, tracking
 from .config import ConfigError, config_hash, register, validate
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
@@ -203,14 +203,19 @@ def finished_hashes(client, experiment_id, hashes):
     return done & set(hashes)
 
 
-def process_gone(tag, host=None):
-    """Whether the job process named by a run's ``process`` tag (host:pid) has ended. A process on
-    another host cannot be asked: it counts as gone only for runs without the tag (older runs)."""
+def process_gone(tag, host=None, lock=None):
+    """Whether the job process named by a run's ``process`` tag (host:pid) has ended. On this host,
+    a run with a ``process_lock`` tag (``lock``) has ended when its job lock is free
+    (experiments.liveness: zombies and reused pids count as gone); an older run without it is asked
+    by pid. A process on another host cannot be asked: it counts as gone only for runs without the
+    tag (older runs)."""
     if not tag:
         return True
     run_host, _, pid = tag.rpartition(":")
     if run_host != (host or socket.gethostname()):
         return False
+    if lock:
+        return not liveness.held(lock)
     try:
         os.kill(int(pid), 0)
     except ProcessLookupError:
@@ -232,7 +237,8 @@ def close_stale_runs(client, experiment_id, hashes, resume=False):
     for run in stale:
         tag = run.data.tags.get(record.PROCESS_TAG, "")
         other_host = bool(tag) and tag.rpartition(":")[0] != host
-        if run.data.tags.get("config_hash") in hashes and (process_gone(tag, host) or (resume and other_host)):
+        gone = process_gone(tag, host, run.data.tags.get(record.PROCESS_LOCK_TAG))
+        if run.data.tags.get("config_hash") in hashes and (gone or (resume and other_host)):
             tracking.retry(client.set_terminated, run.info.run_id, "KILLED")
             closed += 1
     return closed

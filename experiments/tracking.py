@@ -104,16 +104,70 @@ def retry(fn, *args, attempts=None, base_delay=0.2, **kwargs):
             time.sleep(base_delay * 2 ** attempt)
 
 
-def client(uri):
-    """MlflowClient for ``uri``. Opening a sqlite store creates and migrates its tables, which
-    races when several processes open a new store at once: the store's file lock serializes it."""
+def client(uri, migration_timeout=60.0):
+    """MlflowClient for ``uri``. Opening a sqlite store creates and migrates its tables when they
+    are missing or behind (``sqlite_schema``): our own processes serialize on the store's file
+    lock, and another client's migration (a notebook, `mlflow ui`, a script polling a store that did
+    not exist yet) is never run into."""
     from mlflow.tracking import MlflowClient
     db = sqlite_path(uri)
     if db is None:
         return MlflowClient(tracking_uri=uri)
     from filelock import FileLock
     with FileLock(str(db) + ".lock", timeout=120):
+        sqlite_schema(db, migration_timeout)
         return MlflowClient(tracking_uri=uri)
+
+
+def _schema_version(db):
+    """The alembic revision of the sqlite file ``db``; None while it has none (or no file)."""
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as con:
+            row = con.execute("SELECT version_num FROM alembic_version").fetchone()
+    except sqlite3.Error:
+        return None
+    return row[0] if row else None
+
+
+def sqlite_schema(db, timeout=60.0, quiet=3.0):
+    """Leave the sqlite store ``db`` at MLflow's current schema without racing another client.
+
+    Two clients that create or migrate one new store at once break it (measured: 'duplicate column
+    name', 'table experiments already exists', and once a store left half-migrated for good). So a
+    new store is built in a temporary file beside it and published by a hard link, which fails if
+    the file appeared meanwhile; another client then never sees our tables half-made. A store that
+    exists behind the schema is left alone while it changes (another client is migrating it) until
+    it reaches the schema or stays unchanged for ``quiet`` s (an older store: MLflow says what to
+    do). Call with the store's file lock held."""
+    import os
+
+    from mlflow.store.db.utils import _get_latest_schema_revision
+    head = _get_latest_schema_revision()
+    if _schema_version(db) == head:
+        return
+    if not db.exists():
+        tmp = db.with_name(f".{db.name}.{os.getpid()}.new")
+        tmp.unlink(missing_ok=True)
+        try:
+            from mlflow.tracking import MlflowClient
+            MlflowClient(tracking_uri=f"sqlite:///{tmp}").search_experiments(max_results=1)  # creates the tables
+            os.link(tmp, db)
+            return
+        except FileExistsError:
+            pass  # another client made the file meanwhile: wait for it below
+        finally:
+            tmp.unlink(missing_ok=True)
+    deadline, seen, since = time.monotonic() + timeout, None, time.monotonic()
+    while time.monotonic() < deadline:
+        if _schema_version(db) == head:
+            return
+        journal = db.with_name(db.name + "-journal")
+        state = [(p.stat().st_size, p.stat().st_mtime_ns) if p.exists() else None for p in (db, journal)]
+        if state != seen:
+            seen, since = state, time.monotonic()
+        elif time.monotonic() - since > quiet:
+            return  # nobody is migrating it: MLflow opens it (and migrates an empty file) or says why not
+        time.sleep(0.05)
 
 
 def get_or_create_experiment(mlflow_client, uri, name):

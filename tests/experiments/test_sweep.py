@@ -3,6 +3,7 @@ import os
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -88,3 +89,42 @@ def test_batchnorm_batches_of_two_or_more_pass_the_preflight():
     assert job[1].train.batch_size == 64
     (job,) = sweep.compose_jobs([["train.batch_size=3"]])  # no BatchNorm: any batch size
     assert job[1].model.norm == "none"
+
+
+def test_runs_with_a_job_lock_are_judged_by_the_lock(tmp_path):
+    """The pre-flight closes a run whose job lock is free, even though its pid names a live process
+    (reused), and keeps the run whose lock is held, whatever its pid."""
+    from experiments import liveness
+    argv = ["model.depth=2", f"tracking.uri=sqlite:///{tmp_path}/mlflow.db"]
+    plan = sweep.prepare(argv)
+    (_, _, cfg_hash), = plan.jobs
+    client = tracking.client(plan.uri)
+    here = f"{socket.gethostname()}:{os.getpid()}"  # a live pid in both cases
+    (tmp_path / "ended").mkdir()
+    with liveness.hold(tmp_path / "ended") as free_lock:
+        pass
+    (tmp_path / "live").mkdir()
+    with liveness.hold(tmp_path / "live") as held_lock:
+        runs = {name: client.create_run(plan.experiment_id, run_name=name, tags={
+            "role": "job", "config_hash": cfg_hash, record.PROCESS_TAG: here,
+            record.PROCESS_LOCK_TAG: str(lock)}).info.run_id
+            for name, lock in (("ended", free_lock), ("live", held_lock))}
+        sweep.prepare(argv)
+        state = {name: client.get_run(run_id).info.status for name, run_id in runs.items()}
+    assert state == {"ended": "KILLED", "live": "RUNNING"}
+
+
+def test_a_job_run_carries_its_lock_while_it_trains(tmp_path):
+    """A real job's run names its lock file in process_lock; after the job, the lock is free."""
+    from experiments import liveness
+    argv = ["model.depth=2", "model.width=8", "train.epochs=1", "train.histogram_snapshots=0",
+            f"tracking.uri=sqlite:///{tmp_path}/mlflow.db"]
+    plan = sweep.prepare(argv)
+    (_, cfg, _), = plan.jobs
+    from experiments import runner
+    assert runner.run_job(cfg, tmp_path / "job") == "ok"
+    client = tracking.client(plan.uri)
+    (run,) = client.search_runs([plan.experiment_id], filter_string="tags.role = 'job'")
+    lock = run.data.tags[record.PROCESS_LOCK_TAG]
+    assert Path(lock) == (tmp_path / "job" / liveness.LOCK_FILE).resolve() and Path(lock).exists()
+    assert not liveness.held(lock)

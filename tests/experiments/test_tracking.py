@@ -3,6 +3,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 PROBE = ("import os, sys; from experiments import tracking; "
          "tracking.client('sqlite:///' + sys.argv[1]); "
          "from mlflow.environment_variables import MLFLOW_DISABLE_TELEMETRY; "
@@ -82,3 +84,60 @@ def test_a_read_only_store_is_refused_to_writers_only(tmp_path, monkeypatch):
     with pytest.raises(tracking.StoreError, match="is not writable"):
         tracking.check_store(f"sqlite:///{db}")
     tracking.check_store(f"sqlite:///{db}", writable=False)
+
+
+# ---------------------------------------------- a new sqlite store opened by two clients at once
+# Each side opens 20 new stores, trial by trial, starting each trial together (a file barrier). Side
+# "preflight" is our pre-flight (experiments.sweep.prepare of a single run); side "other" is a client
+# that knows nothing of our lock, as a notebook or a script polling the store.
+RACE = """
+import sys, time
+from pathlib import Path
+role, root, trials = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])
+other = {"preflight": "other", "other": "preflight"}[role]
+if role == "preflight":
+    from experiments import sweep
+else:
+    from mlflow.tracking import MlflowClient
+for i in range(trials):
+    (root / f"{i}.{role}").touch()
+    while not (root / f"{i}.{other}").exists():
+        time.sleep(0.0005)
+    uri = f"sqlite:///{root}/store{i}.db"
+    try:
+        if role == "preflight":
+            sweep.prepare(["model.depth=2", f"tracking.uri={uri}"])
+        else:
+            MlflowClient(tracking_uri=uri).search_experiments()
+        print(i, "ok", flush=True)
+    except Exception as exc:
+        print(i, "failed", type(exc).__name__, str(exc).splitlines()[0][:200], flush=True)
+"""
+
+
+@pytest.mark.slow
+def test_a_new_store_opened_by_another_client_at_the_same_moment(tmp_path):
+    """Measured before the fix: 5 of 10 pre-flights failed ('duplicate column name: step', 'table
+    experiments already exists'), and one store was left half-migrated for good."""
+    trials = 20
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    procs = {role: subprocess.Popen([sys.executable, "-c", RACE, role, str(tmp_path), str(trials)],
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+             for role in ("preflight", "other")}
+    outs = {}
+    try:
+        for role, proc in procs.items():
+            outs[role] = proc.communicate(timeout=400)
+    finally:
+        for proc in procs.values():
+            proc.kill()
+            proc.wait()
+    for role, (out, err) in outs.items():
+        assert procs[role].returncode == 0, err[-2000:]
+        lines = out.strip().splitlines()
+        assert lines == [f"{i} ok" for i in range(trials)], f"{role}: {[x for x in lines if 'ok' not in x]}"
+    from mlflow.tracking import MlflowClient
+    for i in range(trials):  # every store usable afterwards, with the pre-flight's experiment in it
+        names = {e.name for e in MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/store{i}.db").search_experiments()}
+        assert "gradpath" in names
