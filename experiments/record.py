@@ -61,6 +61,11 @@ GRID_FILE = "grid.json"
 # On a sweep's parent run: when it was last launched (ms since the epoch). A grid run again reuses its
 # parent, whose start time stays that of the first launch; "the latest sweep" is the latest launched.
 LAUNCHED_TAG = "launched_ms"
+# In a sweep's directory when its launcher could not close the parent run (the store was down at the
+# end): {"tracking_uri", "run_id", "status", "launched_ms", "synced"}; `make sync` closes the run.
+PARENT_FILE = "parent.json"
+# The sweep's directory (hydra.sweep.dir, resolved), set in the launcher by gradpath's sweeper.
+ENV_SWEEP_DIR = "GRADPATH_SWEEP_DIR"
 # Column -> dtype of each Parquet history, as written (the reader prepends run_id).
 LAYER_STATS_COLUMNS = {"step": "int64", "layer": "int64", "stat": "str", "value": "float64"}
 HISTOGRAM_COLUMNS = {"step": "int64", "layer": "int64", "kind": "str", "bin": "int64",
@@ -80,10 +85,14 @@ def read_status(record):
 
 
 def write_status(record, status):
-    """Atomic: a kill leaves the old or the new status, never half a file."""
-    tmp = Path(record) / (STATUS_FILE + ".tmp")
-    tmp.write_text(json.dumps(status, indent=2, default=str))
-    tmp.replace(Path(record) / STATUS_FILE)
+    write_json(Path(record) / STATUS_FILE, status)
+
+
+def write_json(path, content):
+    """Atomic: a kill leaves the old or the new file, never half a file."""
+    tmp = Path(path).with_name(Path(path).name + ".tmp")
+    tmp.write_text(json.dumps(content, indent=2, default=str))
+    tmp.replace(path)
 
 
 # Tags of every job run: host:pid of the process training it (for people), and the path of the job

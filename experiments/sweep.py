@@ -68,6 +68,7 @@ class Plan:
     done: set = field(default_factory=set)
     sweep_id: str = ""
     parent_run_id: str = ""
+    launched: str = ""            # the parent's launched_ms tag for this launch
 
     @property
     def to_run(self):
@@ -244,11 +245,11 @@ def close_stale_runs(client, experiment_id, hashes, resume=False):
     return closed
 
 
-def parent_run(client, experiment_id, sweep_id, name, jobs):
-    """The sweep's parent run, reused when the same grid runs again."""
+def parent_run(client, experiment_id, sweep_id, name, jobs, launched=None):
+    """The sweep's parent run, reused when the same grid runs again; tagged with ``launched`` (ms)."""
     found = tracking.retry(client.search_runs, [experiment_id],
                            filter_string=f"tags.role = 'parent' and tags.sweep = '{sweep_id}'", max_results=1)
-    launched = str(int(time.time() * 1000))
+    launched = launched or str(int(time.time() * 1000))
     if found:
         run_id = found[0].info.run_id
         tracking.retry(client.update_run, run_id, status="RUNNING")
@@ -286,7 +287,8 @@ def prepare(argv, force=False):
             plan.done = set() if force else finished_hashes(client, plan.experiment_id, hashes)
             plan.sweep_id = hashlib.sha1(" ".join(sorted(hashes)).encode()).hexdigest()[:12]
             study = jobs[0][1].study or "sweep"
-            plan.parent_run_id = parent_run(client, plan.experiment_id, plan.sweep_id, study, jobs)
+            plan.launched = str(int(time.time() * 1000))
+            plan.parent_run_id = parent_run(client, plan.experiment_id, plan.sweep_id, study, jobs, plan.launched)
             tracking.describe_latest_sweep(client, plan.experiment_id, plan.sweep_id, plan.parent_run_id,
                                            f"sweep-{study}-{plan.sweep_id}")
     except tracking.StoreError as exc:
@@ -299,9 +301,22 @@ def prepare(argv, force=False):
 
 
 def finish_parent(plan, status):
-    if plan.parent_run_id:
+    """Close the sweep's parent run as ``status``. With the store unreachable at the end, the closing
+    is written to the sweep directory's parent.json for `make sync` (experiments.sync), with a
+    one-line warning: the jobs' records are safe, and the launcher does not end in a traceback."""
+    if not plan.parent_run_id:
+        return
+    try:
         client = tracking.client(plan.uri)
         tracking.retry(client.set_terminated, plan.parent_run_id, status)
+    except Exception as exc:  # noqa: BLE001 - any store failure: leave it to make sync
+        directory = Path(os.environ.get(record.ENV_SWEEP_DIR) or Path.cwd() / "multirun")
+        directory.mkdir(parents=True, exist_ok=True)
+        pending = {"tracking_uri": plan.uri, "run_id": plan.parent_run_id, "status": status,
+                   record.LAUNCHED_TAG: plan.launched, "synced": False}
+        record.write_json(directory / record.PARENT_FILE, pending)
+        print(f"warning: could not close the sweep's parent run ({tracking.short(exc)}); "
+              f"run `make sync` to close it ({directory / record.PARENT_FILE})", file=sys.stderr)
 
 
 class Progress:

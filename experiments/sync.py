@@ -10,6 +10,7 @@ timestamps, and a synced record is never uploaded again, so running sync twice
 creates no duplicates.
 """
 import argparse
+import json
 import math
 import sys
 import time
@@ -187,6 +188,26 @@ def find_records(roots):
             yield from sorted(p.parent for p in root.rglob(rec.STATUS_FILE))
 
 
+def close_parent(path):
+    """Close the parent run named by a sweep's parent.json (its launcher found the store down at the
+    end); True when done. Only the same launch is closed: a parent that a later launch of the grid
+    reused (another launched_ms) or already closed is left as it is."""
+    pending = json.loads(Path(path).read_text())
+    if pending.get("synced"):
+        return True
+    try:
+        client = tracking.client(pending["tracking_uri"])
+        run = tracking.retry(client.get_run, pending["run_id"])
+        if run.info.status == "RUNNING" and run.data.tags.get(rec.LAUNCHED_TAG) == pending.get(rec.LAUNCHED_TAG):
+            tracking.retry(client.set_terminated, pending["run_id"], pending["status"])
+    except Exception as exc:  # noqa: BLE001 - keep the record; `make sync` retries later
+        print(f"warning: could not close the parent run of {path} ({tracking.short(exc)})", file=sys.stderr)
+        return False
+    pending["synced"] = True
+    rec.write_json(path, pending)
+    return True
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m experiments.sync", description=__doc__.split("\n\n")[0])
     parser.add_argument("roots", nargs="*",
@@ -204,7 +225,11 @@ def main(argv=None):
             counts["superseded" if read_status(record).get("superseded_by") else "uploaded"] += 1
         else:
             counts["failed"] += 1
-    print("sync: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
+    parents = [p for root in args.roots if Path(root).is_dir() for p in sorted(Path(root).rglob(rec.PARENT_FILE))]
+    unclosed = [p for p in parents if not json.loads(p.read_text()).get("synced")]
+    closed = sum(close_parent(p) for p in unclosed)
+    counts["failed"] += len(unclosed) - closed
+    print("sync: " + ", ".join(f"{v} {k}" for k, v in counts.items()) + f", {closed} sweep parent runs closed")
     return 1 if counts["failed"] else 0
 
 

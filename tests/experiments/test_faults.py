@@ -5,11 +5,9 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pandas as pd
@@ -17,8 +15,9 @@ import pytest
 
 from experiments import record as rec
 from experiments import runner, sync
+from processes import (REPO, Server, cli_cmd, cli_env, client_for, free_port, group_alive, kill_group, records,
+                       run_bounded, run_cli, runs_of)
 
-REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 
 TINY = ["model.depth=2", "model.width=8", "train.epochs=1", "train.batch_size=256", "train.log_every=5",
@@ -29,108 +28,6 @@ FAST_FAIL = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOU
              "GRADPATH_RETRY_ATTEMPTS": "2"}
 
 
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def kill_group(proc, grace=0.0):
-    """SIGTERM (with ``grace``) then SIGKILL the process group of ``proc`` (start_new_session=True)."""
-    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 10)):
-        if sig == signal.SIGTERM and not grace:
-            continue
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            pass
-        try:
-            proc.wait(wait)
-        except subprocess.TimeoutExpired:
-            pass
-
-
-def group_alive(pgid):
-    """Whether a live (non-zombie) process is left in process group ``pgid``."""
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            state, _, pgrp = stat.read_text().rsplit(") ", 1)[1].split()[:3]
-        except (OSError, IndexError, ValueError):
-            continue  # the process ended meanwhile
-        if int(pgrp) == pgid and state != "Z":
-            return True
-    return False
-
-
-def cli_env(**extra):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GRADPATH_")}
-    env.pop("MLFLOW_TRACKING_URI", None)
-    env.pop("FORCE", None)
-    return {**env, "OMP_NUM_THREADS": "1", **extra}
-
-
-def cli_cmd(tmp_path, uri, *overrides, sweep_dir="multirun"):
-    return [sys.executable, str(REPO / "experiments" / "train.py"), *overrides, f"tracking.uri={uri}",
-            f"hydra.sweep.dir={tmp_path}/{sweep_dir}", f"hydra.run.dir={tmp_path}/outputs"]
-
-
-def run_bounded(cmd, cwd, env, timeout=240):
-    """subprocess.run in its own process group, killed with its children at the end or on timeout."""
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd, env=env,
-                            start_new_session=True)
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    finally:
-        kill_group(proc)
-    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
-
-
-def run_cli(tmp_path, uri, *overrides, env=None, timeout=240, sweep_dir="multirun"):
-    return run_bounded(cli_cmd(tmp_path, uri, *overrides, sweep_dir=sweep_dir), tmp_path, cli_env(**(env or {})),
-                       timeout)
-
-
-class Server:
-    """`mlflow server` on 127.0.0.1 (sqlite backend, proxied artifacts) that a test can stop and restart."""
-
-    def __init__(self, root, port):
-        self.root, self.port, self.proc = Path(root), port, None
-        self.uri = f"http://127.0.0.1:{port}"
-
-    def up(self, timeout=90):
-        if self.proc is not None:
-            return self.uri
-        cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{self.root}/srv.db",
-               "--artifacts-destination", str(self.root / "art"), "--host", "127.0.0.1", "--port", str(self.port),
-               "--workers", "1"]
-        env = {**cli_env(), "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-        log_path = self.root / "server.log"
-        with open(log_path, "ab") as log:
-            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                         cwd=self.root, env=env, start_new_session=True)
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.down()
-                pytest.fail(f"mlflow server not healthy in {timeout} s: {log_path.read_text()[-2000:]}")
-            try:
-                with urllib.request.urlopen(f"{self.uri}/health", timeout=2) as resp:
-                    if resp.status == 200:
-                        return self.uri
-            except OSError:
-                pass
-            time.sleep(0.5)
-
-    def down(self):
-        if self.proc is not None:
-            kill_group(self.proc, grace=5)
-            self.proc = None
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """One server for the module (it takes 10-50 s to start on 2 cores), started on first use."""
@@ -139,24 +36,6 @@ def server(tmp_path_factory):
         yield srv
     finally:
         srv.down()
-
-
-def client_for(uri):
-    from mlflow.tracking import MlflowClient
-    return MlflowClient(tracking_uri=uri)
-
-
-def runs_of(client, role="job", status=None, experiment="gradpath"):
-    exp = client.get_experiment_by_name(experiment)
-    if exp is None:
-        return []
-    flt = f"tags.role = '{role}'" + (f" and attributes.status = '{status}'" if status else "")
-    return client.search_runs([exp.experiment_id], filter_string=flt, max_results=1000)
-
-
-def records(root):
-    """{config_hash: record dir} of the job records under ``root``."""
-    return {json.loads(p.read_text())["config_hash"]: p.parent for p in Path(root).rglob("status.json")}
 
 
 def assert_run_matches_record(client, run, record):

@@ -90,3 +90,44 @@ def test_an_upload_cut_short_after_the_images_does_not_log_them_twice(tmp_path, 
     assert sorted(a.path for a in client.list_artifacts(status["run_id"], "images")) == sorted(images)
     assert client.get_run(status["run_id"]).info.status == "FINISHED"
     assert record.read_status(out)["synced"] is True
+
+
+def test_a_parent_the_launcher_could_not_close_is_closed_by_sync(tmp_path, monkeypatch, capsys):
+    """The store is down when the sweep ends: the launcher warns in one line and writes parent.json in
+    the sweep directory; sync closes that parent run later, and only for the same launch."""
+    import json
+
+    from mlflow.tracking import MlflowClient
+
+    from experiments import record, sweep, tracking
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    client = MlflowClient(tracking_uri=uri)
+    exp = client.create_experiment("e", artifact_location=str(tmp_path / "art"))
+    sweep_dir = tmp_path / "multirun" / "2026-01-01" / "00-00-00-000000"
+    monkeypatch.setenv(record.ENV_SWEEP_DIR, str(sweep_dir))
+    runs = {}
+    for name in ("closed_by_sync", "relaunched"):
+        runs[name] = sweep.parent_run(client, exp, name, "study", [], launched="1000")
+        plan = sweep.Plan(jobs=[], uri=uri, experiment_id=exp, sweep_id=name, parent_run_id=runs[name],
+                          launched="1000")
+
+        def down(_uri):
+            raise ConnectionError("connection refused")
+        monkeypatch.setattr(tracking, "client", down)
+        sweep.finish_parent(plan, "FINISHED")  # no traceback
+        monkeypatch.undo()
+        monkeypatch.setenv(record.ENV_SWEEP_DIR, str(sweep_dir))
+        pending = json.loads((sweep_dir / record.PARENT_FILE).read_text())
+        assert pending == {"tracking_uri": uri, "run_id": runs[name], "status": "FINISHED", "launched_ms": "1000",
+                           "synced": False}
+        assert "run `make sync` to close it" in capsys.readouterr().err
+        if name == "relaunched":  # the grid was launched again meanwhile: that launch owns the parent now
+            client.set_tag(runs[name], record.LAUNCHED_TAG, "2000")
+        assert client.get_run(runs[name]).info.status == "RUNNING"
+        assert sync.main([str(tmp_path / "multirun")]) == 0
+        assert "1 sweep parent runs closed" in capsys.readouterr().out
+        assert json.loads((sweep_dir / record.PARENT_FILE).read_text())["synced"] is True
+    assert client.get_run(runs["closed_by_sync"]).info.status == "FINISHED"
+    assert client.get_run(runs["relaunched"]).info.status == "RUNNING"
+    assert sync.main([str(tmp_path / "multirun")]) == 0  # a closed record is not closed twice
+    assert "0 sweep parent runs closed" in capsys.readouterr().out
