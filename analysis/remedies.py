@@ -11,6 +11,7 @@ network shows at init, how the same (activation, init) fared under each other ar
 Every number is computed from the runs.
 """
 import math
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -18,7 +19,8 @@ import pandas as pd
 from nncore import theory as mf
 from nncore import theory_batchnorm, theory_residual
 
-from .diagnosis import with_verdicts
+from .diagnosis import NO_DATA
+from .diagnosis import with_diagnosis as diagnosed
 from .figures import THEORY_STYLE, new_figure, no_data_figure, ordered_colors, save_figure, styled, suptitle
 from .theory import activation_of
 
@@ -27,7 +29,6 @@ ARCH_NAMES = {"plain": "plain", "res": "residual (scale 1)", "res0.141": "residu
               "bn": "BatchNorm", "ln": "LayerNorm", "res-ln": "residual + LayerNorm"}
 PROFILE_STATS = ("grad_norm", "delta_ms", "act_ms")
 PROFILE_LABELS = {"grad_norm": "||dL/dW_l||", "delta_ms": "mean (dl_n/dz_l)^2", "act_ms": "E[a_l^2]"}
-DIAGNOSIS_TAGS = ("pathology_init", "pathology_final", "trainability")
 NO_THEORY = ("constant",)
 
 
@@ -197,7 +198,8 @@ def diagnosis_table(runs):
 
 def trainability_table(runs):
     """Final validation accuracy (and outcome or trainability) per (activation, init) x architecture."""
-    verdict = "trainability" if "trainability" in runs.columns else "outcome"
+    judged = "trainability" in runs.columns and not runs["trainability"].isin(["", NO_DATA]).all()
+    verdict = "trainability" if judged else "outcome"
     return _per_architecture(runs, lambda r: f"{r['acc/val']:.2f} ({r[verdict]})")
 
 
@@ -279,12 +281,9 @@ def residual_growth(layer_stats, runs):
 
 
 # ---------------------------------------------------------------------- section
-def with_diagnosis(runs, layer_stats, scalars):
-    """``runs`` with the diagnosis columns: as tagged by the jobs when present, else recomputed by
-    ``analysis.diagnosis`` (which judges every run the same way as its job does)."""
-    if all(tag in runs.columns for tag in DIAGNOSIS_TAGS):
-        return runs
-    return with_verdicts(runs, layer_stats, scalars)
+def with_diagnosis(frames):
+    """The runs with the diagnosis columns (analysis.diagnosis.with_diagnosis: the jobs' tags)."""
+    return diagnosed(frames).runs
 
 
 def _figure_lines(name, title, caption):
@@ -303,8 +302,8 @@ def remedies(frames, figure_dir):
                            f"at initialization (depth {depth}, width {width}), one column per architecture; dashed: "
                            f"mean-field theory at infinite width (nncore.theory, theory_residual, theory_batchnorm; "
                            f"the error anchored at the measured output layer).")
-    runs = with_diagnosis(runs, stats, frames.scalars)
-    has_tags = all(tag in runs.columns for tag in DIAGNOSIS_TAGS) and runs["pathology_init"].notna().any()
+    runs = with_diagnosis(replace(frames, runs=runs))
+    has_tags = not runs["pathology_init"].isin(["", NO_DATA]).all()
 
     lines += ["### Trainability", ""]
     lines += ["Final validation accuracy (and " + ("trainability" if has_tags else "outcome") + ") per "

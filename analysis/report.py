@@ -204,6 +204,7 @@ def _no_verdict(runs):
 
 def at_a_glance(frames):
     """Bullet points: the grid, the verdicts of the diagnosis, the headline numbers."""
+    frames = diagnosis.with_diagnosis(frames)
     runs = frames.runs
     if runs.empty:
         return ["- No runs: nothing to report."]
@@ -222,6 +223,10 @@ def at_a_glance(frames):
             counts = runs[column].value_counts()
             bullets.append(f"- Diagnosis {label}: " + ", ".join(f"{count} {name}" for name, count in counts.items())
                            + " (runs; flags raised in any hidden layer).")
+        counts = runs["budget_init"].value_counts()
+        bullets.append("- Budget (frozen: the run's optimizer steps could not lower the loss by 1% through a layer, "
+                       "judged on the gradients at initialization; n/a: not judged): "
+                       + ", ".join(f"{count} {name}" for name, count in counts.items()) + " (runs).")
     headlines = [observations.grad_init_observations(frames.layer_stats, runs)[0],
                  observations.diagnosis_headline(runs),
                  observations.best_and_worst(runs), observations.optimizer_summary(runs)]

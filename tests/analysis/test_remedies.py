@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from analysis import remedies
-from analysis.load import LAYER_STATS_COLUMNS, RUN_COLUMNS, Frames
+from analysis.load import LAYER_STATS_COLUMNS, RUN_COLUMNS, SCALAR_COLUMNS, Frames, empty_frame
 from analysis.studies import study_section
 from synthetic_runs import quietly
 
@@ -53,12 +53,13 @@ def remedy_frames(with_tags=True):
                                              "exploding" if arch == "bn" and act == "relu" else "none")
                     row["pathology_final"] = "vanishing" if plain_sick else "none"
                     row["trainability"] = "stalled" if plain_sick else "trained"
+                    row["budget_init"] = row["budget_final"] = "none"  # the job's diagnosis
                 runs.append(row)
                 stats += [_run_stats(run_id, arch, 0), _run_stats(run_id, arch, 100)]
     runs = pd.DataFrame(runs)
     runs = runs.astype({k: v for k, v in RUN_COLUMNS.items() if k in runs.columns})
     return Frames(runs=runs, layer_stats=pd.concat(stats, ignore_index=True).astype(LAYER_STATS_COLUMNS),
-                  histograms=pd.DataFrame(), scalars=pd.DataFrame(), experiment="x", sweep="s")
+                  histograms=pd.DataFrame(), scalars=empty_frame(SCALAR_COLUMNS), experiment="x", sweep="s")
 
 
 def test_fitted_rate_recovers_a_geometric_profile():
@@ -126,8 +127,7 @@ def test_section_with_and_without_tags(tmp_path, monkeypatch):
                    f"- relu: measured rate {100 * (BN_RATE / (math.pi / (math.pi - 1)) - 1):+.1f}% from lambda = 1.467 "
                    f"over 2 run(s).", "- The error's growth is within a factor 10 of theory in every run."):
         assert needle in text, needle
-    # runs without the diagnosis columns and no diagnosis to compute them with
-    monkeypatch.setattr(remedies, "with_diagnosis", lambda runs, layer_stats, scalars: runs)
+    # runs logged before the job's diagnosis, whose statistics lack what the diagnosis needs
     text = "\n".join(quietly(study_section, "remedies", remedy_frames(with_tags=False), tmp_path / "f2"))
     assert "carry no diagnosis tags" in text and "Which architecture cured" not in text
     assert "0.10 (ok)" in text

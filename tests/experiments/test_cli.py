@@ -84,10 +84,12 @@ def test_tiny_multirun_logs_everything_and_resumes(tmp_path):
         flags = pd.read_parquet(client.download_artifacts(run.info.run_id, "diagnosis.parquet",
                                                           str(tmp_path / run.info.run_id)))
         assert list(flags.columns) == ["step", "layer", "flag", "raised"]
-        assert len(flags) == 2 * 3 * len(diagnosis.FLAGS)      # steps 0 and 12 x 3 hidden layers x flags
-        for step, tag in ((0, "pathology_init"), (12, "pathology_final")):
-            raised = sorted(set(flags[(flags.step == step) & flags.raised].flag))
-            assert tags[tag] == (",".join(raised) or "none")
+        # steps 0 and 12 x 3 hidden layers x (network and budget) flags
+        assert len(flags) == 2 * 3 * (len(diagnosis.FLAGS) + len(diagnosis.BUDGET_FLAGS))
+        for step, when in ((0, "init"), (12, "final")):
+            for kind, names in (("pathology", diagnosis.FLAGS), ("budget", diagnosis.BUDGET_FLAGS)):
+                raised = sorted(set(flags[(flags.step == step) & flags.raised & flags.flag.isin(names)].flag))
+                assert tags[f"{kind}_{when}"] == (",".join(raised) or "none")
         assert tags["trainability"] in diagnosis.TRAINABILITY
         assert 0.09 < float(tags["majority_rate"]) < 0.11       # digits' stratified validation split
         local = client.download_artifacts(run.info.run_id, "layer_stats.parquet", str(tmp_path / run.info.run_id))
@@ -103,14 +105,20 @@ def test_tiny_multirun_logs_everything_and_resumes(tmp_path):
         assert {0, 12} <= set(hist.step) and set(hist.kind) == {"act", "delta", "weight_grad"}
         assert (hist.groupby(["step", "layer", "kind"]).size() == 64).all()
 
-    # the report's recomputation from the logged statistics gives the job's own verdicts
-    from analysis.diagnosis import with_verdicts
+    # the report reads the job's verdicts; its recomputation for runs logged before them (from the
+    # logged statistics) agrees with the job on the network's flags
+    from analysis.diagnosis import pathologies, recomputed_flags, with_diagnosis
     from analysis.load import load_frames
-    frames = load_frames(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db")
-    judged = with_verdicts(frames.runs, frames.layer_stats, frames.scalars).set_index("run_name")
+    from experiments.record import VERDICT_TAGS
+    frames = with_diagnosis(load_frames(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db"))
+    judged = frames.runs.set_index("run_name")
+    recomputed = pathologies(recomputed_flags(frames.layer_stats, frames.runs["run_id"]))
     for run in runs:
-        for tag in ("pathology_init", "pathology_final", "trainability"):
+        for tag in VERDICT_TAGS:
             assert judged.loc[run.info.run_name, tag] == run.data.tags[tag], (run.info.run_name, tag)
+        for tag in ("pathology_init", "pathology_final"):
+            assert recomputed.loc[run.info.run_id, tag] == run.data.tags[tag], (run.info.run_name, tag)
+    assert not any("logged before" in note for note in frames.notes)
 
     again = run_cli(tmp_path, *GRID)
     assert again.returncode == 0, again.stderr[-2000:]
