@@ -159,3 +159,34 @@ def test_invalid_override_exits_nonzero_with_one_line_and_no_run(tmp_path, overr
     assert lines[0].startswith("error:") and needle in lines[0]
     assert not (tmp_path / "mlflow.db").exists()  # validation happens before the store is opened
     assert not (tmp_path / "multirun").exists()
+
+
+def test_tags_and_summary_agree_on_a_sweep_of_four_rules_and_a_diverging_run(tmp_path):
+    """The job's verdicts are the report's: on a real sweep under sgd, momentum, adagrad and adadelta
+    plus a diverging run, summary.csv carries every run's verdict tags unchanged, and the runs that
+    start from the same weights (same init and seed) share one pathology_init."""
+    from experiments.record import VERDICT_TAGS
+    grid = run_cli(tmp_path, "-m", "activation=relu", "init=uniform,he_uniform", "model.depth=3", "model.width=16",
+                   "optimizer=sgd,momentum,adagrad,adadelta", "train.epochs=1", "train.batch_size=256",
+                   "train.log_every=5", "train.probe_size=64")
+    assert grid.returncode == 0, grid.stderr[-3000:]
+    diverging = run_cli(tmp_path, "activation=relu", "init=normal", "init.sigma_w=10", "model.depth=20",
+                        "optimizer=sgd", "optimizer.lr=1", "train.epochs=1", "train.batch_size=256")
+    assert diverging.returncode == 0, diverging.stderr[-3000:]
+    out = tmp_path / "report"
+    report = subprocess.run([sys.executable, "-m", "analysis.report", "--all-runs", "--no-log", "--out", str(out),
+                             "--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db"], capture_output=True, text=True,
+                            timeout=300, cwd=REPO, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert report.returncode == 0, report.stderr[-3000:]
+    summary = pd.read_csv(out / "summary.csv", dtype=str, keep_default_na=False).set_index("run_id")
+    runs = job_runs(client_for(tmp_path))
+    assert len(runs) == 9 and set(summary.index) == {run.info.run_id for run in runs}
+    for run in runs:
+        for tag in VERDICT_TAGS:
+            assert summary.loc[run.info.run_id, tag] == run.data.tags[tag], (run.info.run_name, tag)
+    by_init = {}
+    for run in runs:
+        by_init.setdefault((run.data.tags["init"], run.data.tags["depth"]), set()).add(run.data.tags["pathology_init"])
+    assert all(len(verdicts) == 1 for verdicts in by_init.values()), by_init
+    assert {run.data.tags["trainability"] for run in runs if run.data.tags["init"] == "normal"} == {"diverged"}
+    assert "logged before" not in (out / "report.md").read_text()
