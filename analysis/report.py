@@ -29,7 +29,7 @@ import pandas as pd
 
 from . import diagnosis, figures, front_page, html, observations, selection, tables
 from .studies import study_section
-from .theory import markdown_section as theory_section, theory_frame
+from .theory import markdown_section as theory_section, no_sizes_note, theory_frame
 from .load import DEFAULT_EXPERIMENT, REPO_ROOT, SelectionError, load_frames, open_client, quoted
 from .tables import FINAL, INIT
 
@@ -338,8 +338,9 @@ def build_markdown(frames, study_lines=()):
             lines += [f"## {section}", ""]
         lines += figure_section(number, spec, frames)
     lines += theory_section(frames.layer_stats, frames.runs)
-    if frames.notes:
-        lines += ["## Data notes", "", *[f"- {note}" for note in frames.notes], ""]
+    notes = [*frames.notes, *[note for note in (no_sizes_note(frames.runs),) if note]]
+    if notes:
+        lines += ["## Data notes", "", *[f"- {note}" for note in notes], ""]
     return "\n".join(lines)
 
 
