@@ -1,15 +1,20 @@
-"""The diagnosis of ``nncore.diagnosis`` on the long-format tables of an analysis.
+"""The jobs' diagnosis (experiments.diagnose), as an analysis reads it.
 
-    flags = layer_flags(layer_stats, runs, scalars)    # run_id, when, step, layer, flag, raised
-    runs = with_verdicts(runs, layer_stats, scalars)   # + pathology_init, pathology_final, trainability
+    frames = with_diagnosis(frames)   # runs with the verdict columns, frames.flags per layer
 
-The job computes the same verdicts from the same numbers and tags its run with them; the
-report recomputes them here so that every run, including those logged before the tags
-existed, is judged the same way. Each run is diagnosed at step 0 and at its last logged
-probe (for a diverged run, its last finite probe), with the run's step count taken as its
-last logged step (for a run that finished: its number of optimizer steps). A run that did not
-finish, or logged no scalars, has no trainability verdict ("n/a"), as a run without a probe at a
-step has no pathology verdict there.
+Each job judges its run once, with nncore.diagnosis, and records the verdicts as run tags
+(experiments.record.VERDICT_TAGS: pathology_init, pathology_final, budget_init, budget_final,
+trainability) and its per-layer flags as diagnosis.parquet; analysis.load puts the tags in the
+runs table and the Parquet tables in ``frames.diagnosis``. Here they are read, not recomputed.
+
+Runs logged before the job recorded budget_init have pathology tags of another meaning (the
+optimizer's step then entered vanishing and exploding), or none. For them alone the network's
+flags are recomputed from their layer_stats with the same nncore.diagnosis.diagnose, which needs
+the statistics and nothing else; their budget is not judged ("n/a"); a note counts them and says
+what to re-run. Their trainability is the tag when they have it, else nncore.diagnosis.trainability
+on their scalars (majority-class rate 1/n_out when the run logged none, noted). A run that did not
+finish, or logged no scalars, has no recomputed trainability verdict ("n/a"), as a run without a
+probe at a step has no pathology verdict there.
 """
 from dataclasses import replace
 
@@ -22,48 +27,56 @@ from nncore import diagnosis as core
 from .tables import FINAL, INIT
 
 FLAG_COLUMNS = {"run_id": "str", "when": "str", "step": "int64", "layer": "int64", "flag": "str", "raised": "bool"}
-VERDICT_COLUMNS = ("pathology_init", "pathology_final", "trainability")
-NO_DATA = "n/a"  # a run without probes at a step: no verdict
+VERDICT_COLUMNS = record.VERDICT_TAGS
+NO_DATA = core.NOT_JUDGED  # a run without probes at a step: no verdict
 
 
-def _fan(run, n_layers):
-    """Entries of each W_l: sizes [n_in, width * depth, n_out] (digits' 64 and 10 when not logged)."""
-    n_in = int(run["n_in"]) if np.isfinite(run.get("n_in", np.nan)) else 64
-    n_out = int(run["n_out"]) if np.isfinite(run.get("n_out", np.nan)) else 10
-    sizes = [n_in] + [int(run["width"])] * (n_layers - 1) + [n_out]
-    return np.array([sizes[i] * sizes[i + 1] for i in range(n_layers)], dtype=np.float64)
+def _budget_tag(value):
+    """True for a value the job writes as budget_init: "none", "n/a" or budget flags."""
+    if not isinstance(value, str) or not value:
+        return False
+    return value in ("none", NO_DATA) or all(part in core.BUDGET_FLAGS for part in value.split(","))
 
 
-def _momentum(run):
-    value = run.get("momentum", np.nan)
-    return float(value) if value is not None and np.isfinite(value) else 0.0
+def diagnosed_by_job(runs):
+    """Boolean Series over ``runs``: the run carries the job's diagnosis (its budget_init tag)."""
+    if "budget_init" not in runs:
+        return pd.Series(False, index=runs.index)
+    return runs["budget_init"].map(_budget_tag).astype(bool)
 
 
-def diagnose_run(run, stats, loss, steps):
-    """nncore.diagnosis.diagnose for one run (a row of the runs table), one probe's
-    {stat: array over layers} and its loss; None when the run's learning rate is unknown."""
-    lr = run.get("lr", np.nan)
-    if not (lr is not None and np.isfinite(lr) and lr > 0):
-        return None
-    n_layers = len(stats["grad_norm"])
-    return core.diagnose(stats, loss, int(steps), float(lr), optimizer=run["optimizer"], momentum=_momentum(run),
-                         fan=_fan(run, n_layers))
+def _empty_flags():
+    return pd.DataFrame({name: pd.Series(dtype=dtype) for name, dtype in FLAG_COLUMNS.items()})
 
 
-def _probes(layer_stats):
-    """({(run_id, when): (step, {stat: array over layers})} at step 0 and each run's last
-    logged step, {run_id: last step})."""
+def job_flags(table, run_ids):
+    """The jobs' diagnosis.parquet rows of ``run_ids`` in FLAG_COLUMNS: ``when`` is init at a run's
+    first step (0) and final at its last (both for a run without optimizer steps)."""
+    if table is None or table.empty:
+        return _empty_flags()
+    rows = table[table["run_id"].astype(str).isin(set(run_ids))].astype({"run_id": "str", "flag": "str"})
+    if rows.empty:
+        return _empty_flags()
+    first = rows.groupby("run_id")["step"].transform("min")
+    last = rows.groupby("run_id")["step"].transform("max")
+    parts = [rows[rows["step"] == first].assign(when=INIT), rows[rows["step"] == last].assign(when=FINAL)]
+    return pd.concat(parts, ignore_index=True)[list(FLAG_COLUMNS)].astype(FLAG_COLUMNS)
+
+
+def _probes(layer_stats, run_ids):
+    """{(run_id, when): (step, {stat: array over layers})} at step 0 and at each run's last
+    logged step, for the runs ``run_ids``."""
     wanted = core.REQUIRED + core.OPTIONAL
-    needed = layer_stats[layer_stats["stat"].isin(wanted)]
+    needed = layer_stats[layer_stats["stat"].isin(wanted) & layer_stats["run_id"].astype(str).isin(set(run_ids))]
     if needed.empty:
-        return {}, {}
-    last_steps = needed.groupby("run_id")["step"].max()
-    last = needed["run_id"].map(last_steps)
+        return {}
+    last_steps = needed.groupby("run_id", observed=True)["step"].max()
+    last = needed["run_id"].map(last_steps).astype("int64")
     picked = needed[(needed["step"] == 0) | (needed["step"] == last)]
     picked = picked.drop_duplicates(["run_id", "step", "layer", "stat"])
     wide = picked.set_index(["run_id", "step", "layer", "stat"])["value"].unstack("stat").sort_index()
     if any(stat not in wide for stat in core.REQUIRED):
-        return {}, last_steps.to_dict()
+        return {}
     present = [stat for stat in wanted if stat in wide]
     values = wide[present].to_numpy(np.float64)
     keys = wide.index.droplevel("layer")
@@ -78,42 +91,34 @@ def _probes(layer_stats):
         stats = {stat: values[lo:hi, i] for i, stat in enumerate(present)}
         whens = ([INIT] if step == 0 else []) + ([FINAL] if step == last_steps[run_id] else [])
         for when in whens:
-            out[(run_id, when)] = (int(step), stats)
-    return out, last_steps.to_dict()
+            out[(str(run_id), when)] = (int(step), stats)
+    return out
 
 
-def layer_flags(layer_stats, runs, scalars):
-    """Long table (run_id, when, step, layer, flag, raised) over hidden layers, at init and final;
-    the probe losses (loss/train) come from ``scalars``."""
-    probes, last_steps = _probes(layer_stats)
-    probe_loss = scalars[scalars["name"] == record.LOSS_TRAIN].drop_duplicates(["run_id", "step"])
-    probe_loss = dict(zip(zip(probe_loss["run_id"], probe_loss["step"]), probe_loss["value"].to_numpy(np.float64)))
+def recomputed_flags(layer_stats, run_ids):
+    """The network's flags (nncore.diagnosis.diagnose) of ``run_ids`` from their layer_stats, in
+    FLAG_COLUMNS, at step 0 and at each run's last logged step: for runs logged before the job's
+    diagnosis."""
     columns = {name: [] for name in FLAG_COLUMNS}
-    for run in runs.to_dict("records"):
-        for when in (INIT, FINAL):
-            found = probes.get((run["run_id"], when))
-            if found is None:
-                continue
-            step, stats = found
-            loss = probe_loss.get((run["run_id"], step), np.nan)
-            flags = diagnose_run(run, stats, loss, last_steps[run["run_id"]])
-            if flags is None:
-                continue
-            n_hidden = len(stats["grad_norm"]) - 1
-            for flag in core.FLAGS:
-                columns["run_id"].append(np.full(n_hidden, run["run_id"], dtype=object))
-                columns["when"].append(np.full(n_hidden, when, dtype=object))
-                columns["step"].append(np.full(n_hidden, step))
-                columns["layer"].append(np.arange(1, n_hidden + 1))
-                columns["flag"].append(np.full(n_hidden, flag, dtype=object))
-                columns["raised"].append(flags[flag])
+    for (run_id, when), (step, stats) in _probes(layer_stats, run_ids).items():
+        flags = core.diagnose(stats)
+        n_hidden = len(stats["grad_norm"]) - 1
+        for flag in core.FLAGS:
+            columns["run_id"].append(np.full(n_hidden, run_id, dtype=object))
+            columns["when"].append(np.full(n_hidden, when, dtype=object))
+            columns["step"].append(np.full(n_hidden, step))
+            columns["layer"].append(np.arange(1, n_hidden + 1))
+            columns["flag"].append(np.full(n_hidden, flag, dtype=object))
+            columns["raised"].append(flags[flag])
     if not columns["run_id"]:
-        return pd.DataFrame({name: pd.Series(dtype=dtype) for name, dtype in FLAG_COLUMNS.items()})
+        return _empty_flags()
     return pd.DataFrame({name: np.concatenate(parts) for name, parts in columns.items()}).astype(FLAG_COLUMNS)
 
 
 def pathologies(flags):
-    """DataFrame run_id -> pathology_init, pathology_final (the flag_set tag of each step)."""
+    """DataFrame run_id -> pathology_init, pathology_final (the flag_set of the network's flags
+    at each step)."""
+    flags = flags[flags["flag"].isin(core.FLAGS)]
     out = {}
     for when, column in ((INIT, "pathology_init"), (FINAL, "pathology_final")):
         at = flags[flags["when"] == when]
@@ -126,8 +131,8 @@ def pathologies(flags):
 def _probe_losses(scalars):
     """(loss/train at step 0, loss/train at the last step) per run_id."""
     loss = scalars[scalars["name"] == record.LOSS_TRAIN].sort_values("step")
-    grouped = loss.groupby("run_id")["value"]
-    first = loss[loss["step"] == 0].groupby("run_id")["value"].first()
+    grouped = loss.groupby("run_id", observed=True)["value"]
+    first = loss[loss["step"] == 0].groupby("run_id", observed=True)["value"].first()
     return first, grouped.last()
 
 
@@ -169,16 +174,41 @@ def no_verdict_reasons(runs):
     return {reason: int(count) for reason, count in reasons.value_counts().sort_index().items()}
 
 
-def with_verdicts(runs, layer_stats, scalars, flags=None):
-    """``runs`` with the columns pathology_init, pathology_final and trainability ("n/a" when
-    a run has no probe at that step)."""
-    flags = layer_flags(layer_stats, runs, scalars) if flags is None else flags
-    table = pathologies(flags)
-    out = runs.copy()
-    for column in ("pathology_init", "pathology_final"):
-        out[column] = out["run_id"].map(table[column]).astype(object).fillna(NO_DATA).astype("str")
-    out["trainability"] = out["run_id"].map(trainability(runs, scalars)).astype(object).fillna(NO_DATA).astype("str")
-    return out
+def with_verdicts(runs, layer_stats, scalars, job_table=None):
+    """(``runs`` with the verdict columns VERDICT_COLUMNS, per-layer flags in FLAG_COLUMNS, notes):
+    the job's tags and diagnosis.parquet (``job_table``) where the run has them, else the
+    recomputation of the module docstring."""
+    runs = runs.copy()
+    for column in VERDICT_COLUMNS:
+        if column not in runs:
+            runs[column] = ""
+    by_job = diagnosed_by_job(runs)
+    old = runs[~by_job]
+    flags = job_flags(job_table, runs.loc[by_job, "run_id"])
+    notes = []
+    if not old.empty:
+        recomputed = recomputed_flags(layer_stats, old["run_id"])
+        flags = pd.concat([flags, recomputed], ignore_index=True) if not flags.empty else recomputed
+        table = pathologies(recomputed)
+        for column in ("pathology_init", "pathology_final"):
+            runs.loc[old.index, column] = old["run_id"].map(table[column]).astype(object).fillna(NO_DATA)
+        runs.loc[old.index, ["budget_init", "budget_final"]] = NO_DATA
+        tagged = old["trainability"].isin(core.TRAINABILITY)
+        if not tagged.all():
+            judged = trainability(old[~tagged], scalars)
+            runs.loc[old[~tagged].index, "trainability"] = old.loc[~tagged, "run_id"].map(judged).fillna(NO_DATA)
+            untagged = old[~tagged]
+            untagged = int(untagged["majority_rate"].isna().sum()) if "majority_rate" in untagged else len(untagged)
+            if untagged:
+                notes.append(f"{untagged} run(s) logged no majority_rate tag: trainability assumes 1/n_out "
+                             "(balanced classes) for them")
+        notes.insert(0, f"{len(old)} run(s) were logged before their job recorded its diagnosis (no budget_init "
+                        "tag): their pathology verdicts are recomputed here from layer_stats (the network's flags, "
+                        "nncore.diagnosis.diagnose) and their budget is not judged; re-run them "
+                        "(make sweep FORCE=1 for the default study) to have every verdict from the job")
+    for column in VERDICT_COLUMNS:
+        runs[column] = runs[column].astype(object).fillna(NO_DATA).astype("str")
+    return runs, flags.astype(FLAG_COLUMNS), notes
 
 
 def flagged_layers(flags, run_id, when, flag):
@@ -188,18 +218,12 @@ def flagged_layers(flags, run_id, when, flag):
 
 
 def with_diagnosis(frames):
-    """``frames`` with the per-layer flags (``frames.flags``) and the runs' verdict columns;
-    a note names the runs whose majority-class rate was not logged (1 / n_out assumed)."""
+    """``frames`` with the verdict columns in ``frames.runs``, the per-layer flags
+    (``frames.flags``) and the notes of with_verdicts; unchanged when already done."""
     if frames.flags is not None:
         return frames
-    flags = layer_flags(frames.layer_stats, frames.runs, frames.scalars)
-    runs = with_verdicts(frames.runs, frames.layer_stats, frames.scalars, flags)
-    notes = list(frames.notes)
-    untagged = int(runs["majority_rate"].isna().sum()) if "majority_rate" in runs else len(runs)
-    if untagged:
-        notes.append(f"{untagged} run(s) logged no majority_rate tag: trainability assumes 1/n_out "
-                     "(balanced classes) for them")
-    return replace(frames, runs=runs, flags=flags, notes=notes)
+    runs, flags, notes = with_verdicts(frames.runs, frames.layer_stats, frames.scalars, frames.diagnosis)
+    return replace(frames, runs=runs, flags=flags, notes=[*frames.notes, *notes])
 
 
 def pathology_counts(runs):

@@ -5,11 +5,12 @@
     frames = load_frames(study="he2015")                    # latest sweep of a named study
     frames = load_frames(all_runs=True)                     # every job run of the experiment
 
-``Frames`` holds four long-format tables keyed by ``run_id``:
-  runs         one row per job run: configuration, outcome and final metrics
+``Frames`` holds five long-format tables keyed by ``run_id``:
+  runs         one row per job run: configuration, outcome, the job's verdict tags and final metrics
   layer_stats  run_id, step, layer, stat, value          (layer_stats.parquet)
   histograms   run_id, step, layer, kind, bin, left, right, count   (histograms.parquet)
   scalars      run_id, step, name, value                 (scalars.parquet)
+  diagnosis    run_id, step, layer, flag, raised         (diagnosis.parquet: the job's per-layer flags)
 
 A sweep's runs are its grid: its parent run's grid record (grid.json) lists every grid point's
 config_hash, and each point's run is the latest FINISHED job run with that hash, whichever sweep ran
@@ -40,6 +41,7 @@ import pyarrow.parquet as pq
 
 from experiments import record, tracking
 from nncore import activations
+from experiments.record import VERDICT_TAGS
 from experiments.record import DEFAULT_EXPERIMENT, REPO_ROOT  # noqa: F401 - re-exported for analysis
 
 # The metrics a run's row carries: the scalars' last values and, when it diverged, diverged_step.
@@ -57,6 +59,8 @@ RUN_COLUMNS = {
     "momentum": "float64",  # NaN when not logged (rules without momentum)
     "majority_rate": "float64",  # of the validation labels (tag), NaN if not logged
     "outcome": "str", "status": "str",
+    # the job's verdicts (experiments.record.VERDICT_TAGS), "" when the run has no such tag
+    **{tag: "str" for tag in record.VERDICT_TAGS},
     **{name: "float64" for name in FINAL_METRICS},  # diverged_step: NaN unless the run diverged
     # architecture (conf/arch/: experiments.config.arch_label); runs logged before it are plain MLPs
     "arch": "str", "norm": "str", "residual_scale": "float64",
@@ -74,13 +78,16 @@ LAYER_STATS_COLUMNS = {**KEY_COLUMNS, **record.LAYER_STATS_COLUMNS, "stat": "cat
 HISTOGRAM_COLUMNS = {**KEY_COLUMNS, **record.HISTOGRAM_COLUMNS, "kind": "category"}
 SCALAR_COLUMNS = {**KEY_COLUMNS, **{k: v for k, v in record.SCALAR_COLUMNS.items() if k != "timestamp"},
                   "name": "category"}
+DIAGNOSIS_COLUMNS = {**KEY_COLUMNS, **record.DIAGNOSIS_COLUMNS, "flag": "category"}
 
 # Artifact file -> (table name, columns).
 ARTIFACTS = {
     record.LAYER_STATS_FILE: ("layer_stats", LAYER_STATS_COLUMNS),
     record.HISTOGRAMS_FILE: ("histograms", HISTOGRAM_COLUMNS),
     record.SCALARS_FILE: ("scalars", SCALAR_COLUMNS),
+    record.DIAGNOSIS_FILE: ("diagnosis", DIAGNOSIS_COLUMNS),
 }
+OPTIONAL_ARTIFACTS = (record.DIAGNOSIS_FILE,)  # not noted when missing
 
 # (column, tag, param): the tags are the contract's short names; the dot-flattened
 # Hydra params are the fallback for runs logged before a tag existed.
@@ -106,7 +113,7 @@ STANDARD_PARAMS = ("activation.name", "init.name", "optimizer.name", "model.dept
 NOT_SETTINGS = ("tracking.", "data.cache_dir")
 
 CACHE_FILE = re.compile(r"[0-9a-f]{20}\.(\w+\.parquet|notes\.txt)")
-CACHE_FORMAT = 2          # bump when the cached tables change shape (2: categorical key columns)
+CACHE_FORMAT = 3          # bump when the cached tables change shape (2: categorical key columns; 3: diagnosis)
 SEARCH_PAGE_SIZE = 1000
 READ_THREADS = 8          # Parquet reads release the GIL; threads overlap file I/O
 
@@ -121,7 +128,7 @@ class NoRunsError(SelectionError):
 
 @dataclass
 class Frames:
-    """The four tables of one analysis, and where they came from."""
+    """The tables of one analysis, and where they came from."""
     runs: pd.DataFrame
     layer_stats: pd.DataFrame
     histograms: pd.DataFrame
@@ -133,6 +140,7 @@ class Frames:
     tracking_uri: str = ""
     notes: list = field(default_factory=list)  # what was skipped or missing, for the report
     flags: object = None         # per-layer diagnosis (analysis.diagnosis.with_diagnosis), None until computed
+    diagnosis: object = None     # the jobs' diagnosis.parquet tables (DIAGNOSIS_COLUMNS), None when not loaded
     varying: dict = field(default_factory=dict)  # param -> its distinct values, for the params of runs.variant
 
 
@@ -224,6 +232,8 @@ def run_record(run):
         record[column] = np.nan if value is None else value
     # A run without the tag has not reported its outcome (crashed or still running).
     record["outcome"] = tags.get("outcome", "unknown")
+    for tag in VERDICT_TAGS:
+        record[tag] = tags.get(tag, "")
     record["status"] = run.info.status
     record["arch"] = tags.get("arch", "plain")
     record["norm"] = tags.get("norm", params.get("model.norm", "none"))
@@ -345,7 +355,7 @@ def read_artifact_table(artifact_uri, filename, tracking_uri):
     return read_artifact(artifact_uri, filename, tracking_uri, pq.read_table)
 
 
-PA_TYPES = {"str": pa.string(), "int64": pa.int64(), "float64": pa.float64(),
+PA_TYPES = {"str": pa.string(), "int64": pa.int64(), "float64": pa.float64(), "bool": pa.bool_(),
             "category": pa.dictionary(pa.int32(), pa.string())}
 
 
@@ -395,7 +405,9 @@ def read_artifact_frames(runs, artifact_uris, tracking_uri):
             malformed[filename] += 1
             continue
         tables[name].append(conformed)
-    notes = [f"{count} run(s) have no {filename}" for filename, count in missing.items() if count]
+    # runs logged before the job's diagnosis have no diagnosis.parquet: analysis.diagnosis notes them
+    notes = [f"{count} run(s) have no {filename}" for filename, count in missing.items()
+             if count and filename not in OPTIONAL_ARTIFACTS]
     notes += [f"{count} run(s) have a {filename} without the expected columns"
               for filename, count in malformed.items() if count]
     frames = {name: _to_frame(tables[name], columns) for name, columns in ARTIFACTS.values()}
@@ -562,7 +574,7 @@ def load_frames(experiment=DEFAULT_EXPERIMENT, sweep=None, all_runs=False, track
         tables, artifact_notes = cached
     notes += artifact_notes
     return Frames(runs=runs, layer_stats=tables["layer_stats"], histograms=tables["histograms"],
-                  scalars=tables["scalars"], experiment=experiment,
+                  scalars=tables["scalars"], diagnosis=tables["diagnosis"], experiment=experiment,
                   experiment_id=found.experiment_id, sweep=sweep_id,
                   parent_run_id=parent.info.run_id if parent is not None else "",
                   tracking_uri=tracking_uri, notes=notes, varying=varying)

@@ -249,8 +249,7 @@ def ratio_vs_depth_observations(layer_stats, runs):
             names.append(f"{activation} + {label} at depth {depth} ({_main_pathology(raised)})")
         sentences.append(f"Inside the band but flagged by the diagnosis: {listing(names, 12)}. There the ratio "
                          "is blind: the weight gradient a₍ₗ₋₁₎ᵀ δₗ stays level while "
-                         "the forward signal and the back-propagated error shrink together, or it is level and "
-                         "too small to move the loss in the run's steps.")
+                         "the forward signal and the back-propagated error shrink together.")
     slopes = [entry for entry in slopes if np.isfinite(entry[0])]
     if slopes:
         slope, activation, label = max(slopes, key=lambda entry: abs(entry[0]))

@@ -11,6 +11,7 @@ network shows at init, how the same (activation, init) fared under each other ar
 Every number is computed from the runs.
 """
 import math
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -18,29 +19,55 @@ import pandas as pd
 from nncore import theory as mf
 from nncore import theory_batchnorm, theory_residual
 
-from .diagnosis import with_verdicts
+from .diagnosis import NO_DATA
+from .diagnosis import with_diagnosis as diagnosed
 from .figures import THEORY_STYLE, new_figure, no_data_figure, ordered_colors, save_figure, styled, suptitle
-from .theory import activation_of
+from .theory import activation_of, network_of
 
-ARCH_ORDER = ("plain", "res", "res0.141", "bn", "ln", "res-ln")
-ARCH_NAMES = {"plain": "plain", "res": "residual (scale 1)", "res0.141": "residual (scale 1/sqrt(50))",
-              "bn": "BatchNorm", "ln": "LayerNorm", "res-ln": "residual + LayerNorm"}
+NORM_NAMES = {"batch": "BatchNorm", "layer": "LayerNorm"}  # tag norm -> its name
 PROFILE_STATS = ("grad_norm", "delta_ms", "act_ms")
 PROFILE_LABELS = {"grad_norm": "||dL/dW_l||", "delta_ms": "mean (dl_n/dz_l)^2", "act_ms": "E[a_l^2]"}
-DIAGNOSIS_TAGS = ("pathology_init", "pathology_final", "trainability")
 NO_THEORY = ("constant",)
 
 
+def _scale_text(scale, depth):
+    if scale == 1.0:
+        return "1"
+    if abs(scale - 1.0 / math.sqrt(depth)) < 5e-4:  # the tag keeps 1/sqrt(depth) to a few digits
+        return f"1/sqrt({depth})"
+    return f"{scale:.3g}"
+
+
+def describe(run):
+    """(display order, name) of a run's architecture from its tags norm, residual and residual_scale
+    (the runs table's residual_scale is NaN for a plain stack): plain, residual (scale 1),
+    residual (scale 1/sqrt(50)), BatchNorm, LayerNorm, residual + LayerNorm, ..."""
+    norm = NORM_NAMES.get(run["norm"])
+    scale = float(run["residual_scale"])
+    residual = math.isfinite(scale)
+    if residual:
+        name = "residual" if norm and scale == 1.0 else f"residual (scale {_scale_text(scale, int(run['depth']))})"
+        name = f"{name} + {norm}" if norm else name
+    else:
+        name = norm or "plain"
+    rank = 3 if residual and norm else 2 if norm else 1 if residual else 0
+    return (rank, list(NORM_NAMES).index(run["norm"]) if norm else -1, -scale if residual else 0.0), name
+
+
+def _architectures(runs):
+    """{arch tag: (display order, name)}, described from each architecture's first run."""
+    return {row["arch"]: describe(row) for row in runs.drop_duplicates("arch").to_dict("records")}
+
+
 def arch_order(runs):
-    """The study's architectures in display order (known ones first, then any other label)."""
-    present = list(dict.fromkeys(runs["arch"]))
-    return [a for a in ARCH_ORDER if a in present] + sorted(a for a in present if a not in ARCH_ORDER)
+    """The study's architectures (their arch tags) in display order."""
+    described = _architectures(runs)
+    return sorted(described, key=lambda arch: (described[arch][0], arch))
 
 
-def arch_name(arch):
-    if arch in ARCH_NAMES:
-        return ARCH_NAMES[arch]
-    return arch.replace("res", "residual ").replace("-ln", " + LayerNorm").replace("-bn", " + BatchNorm")
+def arch_name(runs, arch):
+    """The display name of architecture ``arch`` (its tag) among ``runs``."""
+    return _architectures(runs)[arch][1]
 
 
 # ------------------------------------------------------------------ measurements
@@ -65,15 +92,6 @@ def fitted_rate(delta_ms, lo, hi):
 
 
 # ------------------------------------------------------------------------ theory
-def _number(run, key, default):
-    value = run.get(key)
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        return default
-    return value if math.isfinite(value) else default
-
-
 def prediction(run, measured):
     """{stat: array over layers} of the run's architecture at init, or None where no theory applies.
 
@@ -81,14 +99,11 @@ def prediction(run, measured):
     delta_ms is anchored at the measured output layer (the loss sets its level)."""
     q1 = measured.get("preact_var")
     depth = int(run["depth"])
-    if run["init"] in NO_THEORY or q1 is None or len(q1) != depth + 1 or not np.isfinite(q1[0]):
+    network = network_of(run)
+    if run["init"] in NO_THEORY or q1 is None or len(q1) != depth + 1 or not np.isfinite(q1[0]) or network is None:
         return None
-    sizes = [int(_number(run, "n_in", 64))] + [int(run["width"])] * depth + [int(_number(run, "n_out", 10))]
-    params = {k: _number(run, k, None) for k in ("sigma_w", "gain") if _number(run, k, None) is not None}
-    sigma_b2 = _number(run, "sigma_b", 0.0) ** 2
-    norm = run.get("norm", "none")
-    norm = None if norm in (None, "none", "") else norm
-    scale = _number(run, "residual_scale", math.nan)
+    sizes, params, sigma_b2 = list(network.sizes), network.init_params, network.sigma_b2
+    norm, scale = network.norm, network.residual_scale
     try:
         act = activation_of(run)
         input_ms = max((q1[0] - sigma_b2) / mf.sigma_w2(run["init"], sizes[0], sizes[1], **params), 0.0)
@@ -146,7 +161,7 @@ def fig_profiles(layer_stats, runs):
                     t = theory[stat]
                     good = np.isfinite(t) & (t > 0)
                     axes[i, j].plot(np.arange(1, len(t) + 1)[good], t[good], color=colors[_combo(run)], **THEORY_STYLE)
-        axes[0, j].set_title(arch_name(arch), fontsize=8)
+        axes[0, j].set_title(arch_name(runs, arch), fontsize=8)
         axes[-1, j].set_xlabel("layer")
     for i, stat in enumerate(PROFILE_STATS):
         axes[i, 0].set_ylabel(PROFILE_LABELS[stat])
@@ -184,7 +199,7 @@ def _per_architecture(runs, cell_text):
         row = {"activation": act, "init": init}
         for arch in arch_order(runs):
             cell = grp[grp["arch"] == arch]
-            row[arch_name(arch)] = "-" if cell.empty else cell_text(cell.iloc[0])
+            row[arch_name(runs, arch)] = "-" if cell.empty else cell_text(cell.iloc[0])
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -197,7 +212,8 @@ def diagnosis_table(runs):
 
 def trainability_table(runs):
     """Final validation accuracy (and outcome or trainability) per (activation, init) x architecture."""
-    verdict = "trainability" if "trainability" in runs.columns else "outcome"
+    judged = "trainability" in runs.columns and not runs["trainability"].isin(["", NO_DATA]).all()
+    verdict = "trainability" if judged else "outcome"
     return _per_architecture(runs, lambda r: f"{r['acc/val']:.2f} ({r[verdict]})")
 
 
@@ -215,7 +231,7 @@ def cure_table(runs):
             cases.setdefault(flag, []).append((r["activation"], r["init"]))
     rows = []
     for arch in arch_order(runs):
-        row = {"architecture": arch_name(arch)}
+        row = {"architecture": arch_name(runs, arch)}
         for flag, pairs in sorted(cases.items()):
             sub = [runs[(runs["arch"] == arch) & (runs["activation"] == a) & (runs["init"] == i)] for a, i in pairs]
             sub = [s.iloc[0] for s in sub if not s.empty]
@@ -245,7 +261,7 @@ def batchnorm_rates(layer_stats, runs):
             lam = theory_batchnorm.batchnorm_rate(activation_of(run))
         except ValueError:
             continue
-        rows.append({"architecture": arch_name(run["arch"]), "activation": run["activation"], "init": run["init"],
+        rows.append({"architecture": arch_name(runs, run["arch"]), "activation": run["activation"], "init": run["init"],
                      "_error": rate / lam - 1,
                      "measured rate": f"{rate:.3f}", "lambda (theory)": f"{lam:.3f}",
                      "error": f"{100 * (rate / lam - 1):+.1f}%",
@@ -270,7 +286,7 @@ def residual_growth(layer_stats, runs):
         top = depth - 1  # index of the top hidden layer
         m_fwd, t_fwd = ms[top] / ms[0], theory["act_ms"][top] / theory["act_ms"][0]
         m_bwd, t_bwd = delta[0] / delta[top], theory["delta_ms"][0] / theory["delta_ms"][top]
-        rows.append({"architecture": arch_name(run["arch"]), "scale": f"{run['residual_scale']:.3g}",
+        rows.append({"architecture": arch_name(runs, run["arch"]), "scale": f"{run['residual_scale']:.3g}",
                      "activation": run["activation"], "init": run["init"],
                      "E[a^2] growth, measured": f"{m_fwd:.3g}", "E[a^2] growth, theory": f"{t_fwd:.3g}",
                      "error growth, measured": f"{m_bwd:.3g}", "error growth, theory": f"{t_bwd:.3g}",
@@ -279,12 +295,9 @@ def residual_growth(layer_stats, runs):
 
 
 # ---------------------------------------------------------------------- section
-def with_diagnosis(runs, layer_stats, scalars):
-    """``runs`` with the diagnosis columns: as tagged by the jobs when present, else recomputed by
-    ``analysis.diagnosis`` (which judges every run the same way as its job does)."""
-    if all(tag in runs.columns for tag in DIAGNOSIS_TAGS):
-        return runs
-    return with_verdicts(runs, layer_stats, scalars)
+def with_diagnosis(frames):
+    """The runs with the diagnosis columns (analysis.diagnosis.with_diagnosis: the jobs' tags)."""
+    return diagnosed(frames).runs
 
 
 def _figure_lines(name, title, caption):
@@ -303,8 +316,8 @@ def remedies(frames, figure_dir):
                            f"at initialization (depth {depth}, width {width}), one column per architecture; dashed: "
                            f"mean-field theory at infinite width (nncore.theory, theory_residual, theory_batchnorm; "
                            f"the error anchored at the measured output layer).")
-    runs = with_diagnosis(runs, stats, frames.scalars)
-    has_tags = all(tag in runs.columns for tag in DIAGNOSIS_TAGS) and runs["pathology_init"].notna().any()
+    runs = with_diagnosis(replace(frames, runs=runs))
+    has_tags = not runs["pathology_init"].isin(["", NO_DATA]).all()
 
     lines += ["### Trainability", ""]
     lines += ["Final validation accuracy (and " + ("trainability" if has_tags else "outcome") + ") per "

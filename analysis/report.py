@@ -29,7 +29,7 @@ import pandas as pd
 
 from . import diagnosis, figures, front_page, html, observations, selection, tables
 from .studies import study_section
-from .theory import markdown_section as theory_section, theory_frame
+from .theory import markdown_section as theory_section, no_sizes_note, theory_frame
 from .load import DEFAULT_EXPERIMENT, REPO_ROOT, SelectionError, load_frames, open_client, quoted
 from .tables import FINAL, INIT
 
@@ -204,6 +204,7 @@ def _no_verdict(runs):
 
 def at_a_glance(frames):
     """Bullet points: the grid, the verdicts of the diagnosis, the headline numbers."""
+    frames = diagnosis.with_diagnosis(frames)
     runs = frames.runs
     if runs.empty:
         return ["- No runs: nothing to report."]
@@ -222,6 +223,10 @@ def at_a_glance(frames):
             counts = runs[column].value_counts()
             bullets.append(f"- Diagnosis {label}: " + ", ".join(f"{count} {name}" for name, count in counts.items())
                            + " (runs; flags raised in any hidden layer).")
+        counts = runs["budget_init"].value_counts()
+        bullets.append("- Budget (frozen: the run's optimizer steps could not lower the loss by 1% through a layer, "
+                       "judged on the gradients at initialization; n/a: not judged): "
+                       + ", ".join(f"{count} {name}" for name, count in counts.items()) + " (runs).")
     headlines = [observations.grad_init_observations(frames.layer_stats, runs)[0],
                  observations.diagnosis_headline(runs),
                  observations.best_and_worst(runs), observations.optimizer_summary(runs)]
@@ -333,8 +338,9 @@ def build_markdown(frames, study_lines=()):
             lines += [f"## {section}", ""]
         lines += figure_section(number, spec, frames)
     lines += theory_section(frames.layer_stats, frames.runs)
-    if frames.notes:
-        lines += ["## Data notes", "", *[f"- {note}" for note in frames.notes], ""]
+    notes = [*frames.notes, *[note for note in (no_sizes_note(frames.runs),) if note]]
+    if notes:
+        lines += ["## Data notes", "", *[f"- {note}" for note in notes], ""]
     return "\n".join(lines)
 
 

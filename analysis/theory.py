@@ -26,6 +26,7 @@ as the activation class's ``params``, e.g. leaky_relu's alpha), so the predictio
 the network had.
 """
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -39,18 +40,48 @@ NEEDS_INPUT = ("uniform", "xavier_uniform", "xavier_normal", "he_uniform", "he_n
                "normal", "orthogonal")
 
 
-def _init_params(run):
-    params = {}
-    for key in ("sigma_w", "gain"):
-        value = run.get(key)
-        if value is not None and np.isfinite(value):
-            params[key] = float(value)
-    return params
+def _finite(run, key):
+    """The run's column ``key`` as a float, or None when absent, NaN or not a number."""
+    try:
+        value = float(run.get(key))
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
 
 
-def _sigma_b2(run):
-    value = run.get("sigma_b")
-    return float(value) ** 2 if value is not None and np.isfinite(value) else 0.0
+@dataclass(frozen=True)
+class Network:
+    """What the theory needs of one run, from its row of the runs table (tags and params)."""
+    sizes: tuple          # layer widths [n_in, width x depth, n_out] (tags n_in, n_out, width, depth)
+    init: str
+    init_params: dict     # sigma_w and gain where logged
+    sigma_b2: float       # sigma_b^2 (0 when not logged)
+    norm: object          # None, "batch" or "layer" (tag norm)
+    residual_scale: float  # the residual branch's scale, NaN for a plain stack (tags residual, residual_scale)
+
+
+NO_SIZES_NOTE = ("{count} run(s) logged no n_in / n_out tags (logged before them): no theory for them; "
+                 "re-run them to have it")
+
+
+def network_of(run):
+    """The run's Network, or None when the run logged no n_in / n_out (runs logged before those
+    tags: their sizes are not guessed; ``no_sizes_note`` tells what to re-run)."""
+    n_in, n_out = _finite(run, "n_in"), _finite(run, "n_out")
+    if n_in is None or n_out is None:
+        return None
+    params = {key: _finite(run, key) for key in ("sigma_w", "gain") if _finite(run, key) is not None}
+    norm = run.get("norm", "none")
+    return Network(sizes=(int(n_in), *[int(run["width"])] * int(run["depth"]), int(n_out)), init=run["init"],
+                   init_params=params, sigma_b2=(_finite(run, "sigma_b") or 0.0) ** 2,
+                   norm=None if norm in (None, "none", "") else norm,
+                   residual_scale=math.nan if _finite(run, "residual_scale") is None else _finite(run, "residual_scale"))
+
+
+def no_sizes_note(runs):
+    """The data note for the runs without n_in / n_out tags ("" when every run has them)."""
+    count = sum(network_of(run) is None for run in runs.to_dict("records"))
+    return NO_SIZES_NOTE.format(count=count) if count else ""
 
 
 def activation_of(run):
@@ -80,14 +111,10 @@ def run_prediction(run, measured):
         return None
     L = int(run["depth"]) + 1
     q1 = measured.get("preact_var")
-    if q1 is None or len(q1) != L or not np.isfinite(q1[0]):
+    network = network_of(run)
+    if q1 is None or len(q1) != L or not np.isfinite(q1[0]) or network is None:
         return None
-    n_out = _logged_int(run, "n_out", 10)
-    params = _init_params(run)
-    sigma_b2 = _sigma_b2(run)
-    # Runs logged before the n_in/n_out tags: digits' 64 inputs and 10 classes.
-    n_in = _logged_int(run, "n_in", 64)
-    sizes = [n_in] + [int(run["width"])] * int(run["depth"]) + [n_out]
+    sizes, params, sigma_b2 = list(network.sizes), network.init_params, network.sigma_b2
     try:
         sw2_1 = mf.sigma_w2(run["init"], sizes[0], sizes[1], **params)
         input_ms = max((q1[0] - sigma_b2) / sw2_1, 0.0) if sw2_1 > 0 else 0.0
@@ -140,11 +167,6 @@ def band_activations():
 def mf_activations():
     """The activations the mean-field theory covers, from nncore's registry."""
     return mf.supported()
-
-
-def _logged_int(run, key, default):
-    value = run.get(key)
-    return int(value) if value is not None and np.isfinite(value) else default
 
 
 def _by_stat(rows):

@@ -1,50 +1,61 @@
-"""The diagnosis of one job (nncore.diagnosis): per-layer flags at step 0 and at the last probe,
-written to diagnosis.parquet, and the run's tags pathology_init, pathology_final, trainability.
+"""The diagnosis of one job (nncore.diagnosis), computed once, here: per-layer flags at step 0 and
+at the last probe, written to diagnosis.parquet, and the run's tags (experiments.record.VERDICT_TAGS)
+
+  pathology_init, pathology_final   the network's flags (nncore.diagnosis.FLAGS) raised in any
+                                    hidden layer, "none", or "n/a" without a probe at that step
+  budget_init, budget_final         the budget flags (BUDGET_FLAGS: frozen) over the run's
+                                    optimizer steps at its own rule, "none", or "n/a" when not
+                                    judged (train.epochs=0: no steps; no finite probe loss)
+  trainability, majority_rate
 
 diagnosis.parquet (schema in experiments.record) is long format: step, layer, flag, raised (every
-hidden layer x every flag at both steps, so an absent flag is an explicit False).
+hidden layer x every network flag at both steps, so an absent flag is an explicit False; the
+budget flags at the steps where they were judged).
 """
 import numpy as np
 import pandas as pd
 
-from nncore import diagnosis
+from nncore import diagnosis, optimizers
 
 from . import record
+from .config import optimizer_kwargs
 from .record import DIAGNOSIS_COLUMNS, DIAGNOSIS_FILE
 
 
 def _stats_at(layer_stats, step):
-    wanted = diagnosis.REQUIRED + diagnosis.OPTIONAL
+    wanted = diagnosis.REQUIRED + diagnosis.OPTIONAL + diagnosis.BUDGET_OPTIONAL
     rows = layer_stats[(layer_stats["step"] == step) & layer_stats["stat"].isin(wanted)]
     wide = rows.set_index(["layer", "stat"])["value"].unstack("stat").sort_index()
     return {stat: wide[stat].to_numpy(np.float64) for stat in wanted if stat in wide}
 
 
-def _fan(net):
-    return np.array([w.size for w in net.weights], dtype=np.float64)
+def _rows(step, flags):
+    return [pd.DataFrame({"step": step, "layer": np.arange(1, values.size + 1), "flag": flag, "raised": values})
+            for flag, values in flags.items()]
 
 
 def diagnose_job(cfg, net, layer_stats, scalars, data, result, total, output_dir):
-    """Write ``output_dir``/diagnosis.parquet and return the tags {pathology_init,
-    pathology_final, trainability, majority_rate} of a finished job, from its layer_stats and
-    scalars tables (experiments.record's schemas)."""
-    momentum = float(cfg.optimizer.get("momentum") or 0.0)
+    """Write ``output_dir``/diagnosis.parquet and return the verdict tags (module docstring) of a
+    finished job, from its layer_stats and scalars tables (experiments.record's schemas);
+    ``total`` is the run's number of optimizer steps (0 with train.epochs=0)."""
+    rule = optimizers.get(cfg.optimizer.name, **optimizer_kwargs(cfg))  # fresh: the run's rule, not its state
+    fan = np.array([w.size for w in net.weights], dtype=np.float64)
     frames, tags = [], {}
     steps = sorted(set(layer_stats["step"]))
     losses = scalars[scalars["name"] == record.LOSS_TRAIN].set_index("step")["value"].sort_index()
-    for column, step in (("pathology_init", steps[0] if steps else None), ("pathology_final", steps[-1] if steps else None)):
+    for when, step in (("init", steps[0] if steps else None), ("final", steps[-1] if steps else None)):
         if step is None:
-            tags[column] = "n/a"
+            tags[f"pathology_{when}"] = tags[f"budget_{when}"] = diagnosis.NOT_JUDGED
             continue
-        flags = diagnosis.diagnose(_stats_at(layer_stats, step), float(losses.get(step, np.nan)), int(total),
-                                   float(cfg.optimizer.lr),
-                                   optimizer=cfg.optimizer.name, momentum=momentum, fan=_fan(net))
-        tags[column] = diagnosis.flag_set(flags)
-        for flag in diagnosis.FLAGS:
-            frames.append(pd.DataFrame({"step": step, "layer": np.arange(1, flags[flag].size + 1), "flag": flag,
-                                        "raised": flags[flag]}))
+        stats = _stats_at(layer_stats, step)
+        flags = diagnosis.diagnose(stats)
+        budget = diagnosis.budget(stats, float(losses.get(step, np.nan)), int(total), rule, fan)
+        tags[f"pathology_{when}"] = diagnosis.flag_set(flags)
+        tags[f"budget_{when}"] = diagnosis.flag_set(budget)
+        frames += _rows(step, flags) + (_rows(step, budget) if budget is not None else [])
     table = (pd.concat(frames, ignore_index=True) if frames else
              pd.DataFrame({k: pd.Series(dtype=v) for k, v in DIAGNOSIS_COLUMNS.items()})).astype(DIAGNOSIS_COLUMNS)
+    table = table.drop_duplicates(["step", "layer", "flag"])  # train.epochs=0: step 0 is also the last
     table.to_parquet(output_dir / DIAGNOSIS_FILE, index=False)
     loss = losses.to_numpy()
     acc = scalars[scalars["name"] == record.ACC_VAL].sort_values("step")["value"].to_numpy()

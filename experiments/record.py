@@ -8,7 +8,8 @@ A job writes its record in its output directory first, then uploads it to MLflow
   histograms.parquet            step, layer, kind, bin, left, right, count
   scalars.parquet               step, name, value, timestamp (the SCALARS below)
   diagnosis.parquet             step, layer, flag, raised: nncore.diagnosis's flags of every hidden
-                                layer at step 0 and at the last probe (experiments.diagnose)
+                                layer at step 0 and at the last probe (experiments.diagnose; the
+                                budget flags only where judged)
   status.json                   run identity, state and whether it is synced (read_status / write_status)
 
 In MLflow, a run's metrics are
@@ -77,7 +78,10 @@ DIAGNOSIS_COLUMNS = {"step": "int64", "layer": "int64", "flag": "str", "raised":
 ARTIFACTS = ("config.yaml", "overrides.yaml", LAYER_STATS_FILE, HISTOGRAMS_FILE, SCALARS_FILE, DIAGNOSIS_FILE)
 # Tags known only when the job has finished (the others are set when its run is created): outcome
 # (ok / diverged, kept for compatibility) and the diagnosis's verdicts (experiments.diagnose).
-RESULT_TAGS = ("outcome", "pathology_init", "pathology_final", "trainability", "majority_rate")
+# The verdicts: the network's flags (pathology_*), what the run's optimizer steps can do with its
+# gradients (budget_*: frozen, or n/a when not judged), and the run's trainability.
+VERDICT_TAGS = ("pathology_init", "pathology_final", "budget_init", "budget_final", "trainability")
+RESULT_TAGS = ("outcome", *VERDICT_TAGS, "majority_rate")
 
 
 def read_status(record):

@@ -1,41 +1,56 @@
 """Per-layer diagnosis of one probe: which hidden layers vanish, explode, saturate, die or stay
-symmetric, and whether a run trained. NumPy in, flags out, so that a job can run it on the
-statistics of ``MLP.probe`` ({stat: array over layers 1..L}) and the report on the same numbers.
+symmetric (the network), whether the run's optimizer steps could move them at all (the budget),
+and whether a run trained. NumPy in, flags out, so that a job can run it on the statistics of
+``MLP.probe`` ({stat: array over layers 1..L}).
+
+Two questions, two functions:
+
+  diagnose(stats)                              what the network is at that probe: FLAGS
+  budget(stats, loss, steps, optimizer, fan)   what the run's optimizer steps can do with its
+                                               gradients: BUDGET_FLAGS (None: not judged)
+
+``diagnose`` reads the per-layer profiles and nothing else: no optimizer, learning rate or
+step count enters it, so two runs with the same weights at step 0 get the same flags.
 
 Flags of hidden layer l (1..L-1; L is the linear output layer, n_l its width):
 
   vanishing   the back-propagated error or the relative gradient r_l = ||dL/dW_l|| / ||W_l||
               shrinks toward the input, relative to the top hidden layer L-1 (or, where that
               layer's value is 0, the nearest layer below with a positive one: the dead top
-              branch of a residual net), by more than e^DEPTH_SCALES in mean square; or r_l lies below the floor at which gradient
-              descent through W_l alone, at the run's step size for the run's number of steps,
-              would lower the loss by less than FROZEN of its value (first order: by
-              steps * lr_eff * ||dL/dW_l||^2, i.e. r_l < sqrt(FROZEN loss / (steps lr_eff)) / ||W_l||).
+              branch of a residual net), by more than e^DEPTH_SCALES in mean square.
   exploding   the same error or relative gradient grows toward the input by more than
-              e^DEPTH_SCALES in mean square; or one step would change W_l by more than
-              its own norm; or a statistic of the layer is not finite (overflow).
+              e^DEPTH_SCALES in mean square; or a statistic of the layer is not finite (overflow).
   saturated   more than SATURATED of the layer's unit-examples have phi' below 10% of max phi'.
   dead        more than DEAD of the layer's units are saturated on every probe example:
               the layer (and with it the network) has nearly stopped passing signal.
   symmetric   unit_spread below SYMMETRIC: the units of the layer are identical.
 
+Budget flag of hidden layer l, judged only for a run with optimizer steps and a finite
+positive probe loss:
+
+  frozen      gradient descent through W_l alone, over the run's ``steps`` optimizer steps at
+              its effective step size, would lower the loss by less than FROZEN of its value.
+
 Why relative to the top hidden layer, not the output layer: the output layer's error has
 another width (n_L classes) and no phi', so even a critical network changes delta_ms by a
 constant factor between L and L-1 (He/ReLU, width 64, 10 classes: x0.16).
 
-Why both signals: the first-to-last weight-gradient ratio is blind when the forward signal
+Why both profiles: the first-to-last weight-gradient ratio is blind when the forward signal
 (a_(l-1)) and the backward error (delta_l) vanish together, because dL/dW_l = a_(l-1)^T delta_l
 keeps their product flat (Glorot & Bengio 2010, sec. 4.2.2). The error ratio sees the backward
-half; the floor on the size of the update sees the product, whatever its profile.
+half (ReLU + uniform at depth 50: x6 per layer), whatever the optimizer.
 
-The floor is relative to the loss still to be lost: a network that has learned its training
-set has small gradients because its loss is small, which is not a pathology; gradients that
-cannot move a loss of 2.3 (chance on 10 classes) are. The step size: the update of W_l over the
-run is at most ``steps`` * lr_eff * ||dL/dW_l||, with lr_eff = lr for rules that follow the gradient (sgd; pass lr / (1 - momentum) for
-momentum) and, for the adaptive rules (adam, rmsprop, adagrad, adadelta: ``adaptive_eps``
-= their eps), lr / (rms entry of dL/dW_l + eps): they scale each entry to about lr
-unless the gradient is far below eps. The floor and the ceiling use the gradient of the
-probe as if it stayed that size: a prediction from one probe, not a measurement of the run.
+The effective step (``travel``): each entry of W_l is given the layer's rms gradient entry
+g_l = ||dL/dW_l|| / sqrt(fan_l), held constant (the probe's gradient as if it stayed that size),
+and the run's own rule (its class, hyperparameters and eps, from a fresh state) is stepped
+``steps`` times on it: D_l is how far the entry moved. The loss then falls, to first order, by
+fan_l * g_l * D_l (exact for sgd, where it is steps * lr * ||dL/dW_l||^2); frozen when that is
+below FROZEN * loss. So Adadelta's first steps are sqrt(eps) / sqrt((1 - rho) g^2 + eps) * g
+(about sqrt(10 eps) per entry, whatever lr), Adagrad's shrink as 1/sqrt(t) with its eps 1e-10,
+Adam's are lr g / (g + eps), momentum's grow to lr / (1 - momentum). Global-norm clipping
+(clip_norm) scales the gradient first, with the total norm of the probe's weight and bias
+gradients; weight decay is left out (it pulls toward 0, not down the loss). A prediction from
+one probe, not a measurement of the run.
 
 Trainability of a run (``trainability``): ``diverged`` when the loss or gradients became
 non-finite; else ``stalled`` when the final validation accuracy is within STALL_ACCURACY of
@@ -44,10 +59,10 @@ than STALL_LOSS_FALL of its initial value; else ``trained``.
 """
 import numpy as np
 
-from .checks import number
-
 FLAGS = ("vanishing", "exploding", "saturated", "dead", "symmetric")
+BUDGET_FLAGS = ("frozen",)
 TRAINABILITY = ("trained", "stalled", "diverged")
+NOT_JUDGED = "n/a"  # flag_set of a budget that was not judged (no optimizer steps, no loss)
 
 # ---- thresholds: each with its reason (chi, the depth scale xi, what an update does) ------------
 # A mean-square ratio of e^-6: the layer is more than 6 depth scales xi = -1/ln chi below the top
@@ -55,12 +70,10 @@ TRAINABILITY = ("trained", "stalled", "diverged")
 # standard deviations of finite-width noise for He/ReLU at depth 50, width 64 (var ln ~ 5 L/n).
 DEPTH_SCALES = 6.0
 # Gradient descent through the layer over the whole run would lower the loss by less than 1%
-# (first order, if the gradient stayed this size): the layer cannot take part in learning. The
-# healthy runs of the default study sit at 0.13 or more (converged ones included), ReLU +
-# uniform at depth 50 at 1e-41.
+# (first order, if the gradient stayed this size): the run's steps cannot make the layer take part
+# in learning. Relative to the loss still to lose, so a converged network's small gradients are
+# not frozen; gradients that cannot move a loss of 2.3 (chance on 10 classes) are.
 FROZEN = 0.01
-# One step changing W_l by more than its own norm: the next probe sees a different network.
-EXPLODING_STEP = 1.0
 # With s > 0.9 of unit-examples below 0.1 max phi', E[phi'^2] < (0.1 + 0.01 * 0.9) max phi'^2, so
 # chi < 0.11 sigma_w^2 max phi'^2: even He's sigma_w^2 = 2 loses 4.6x per layer. ReLU's inactive
 # half (He: 0.44-0.62) is far below.
@@ -76,10 +89,13 @@ SYMMETRIC = 1e-6
 # (digits: 0.10 -> below 0.19), or the probe loss fell by less than a tenth.
 STALL_ACCURACY = 0.1
 STALL_LOSS_FALL = 0.1
-ADAPTIVE_OPTIMIZERS = ("adam", "rmsprop", "adagrad", "adadelta")  # scale updates per entry
+# travel: a step within this relative distance of the previous one is the rule's steady step,
+# repeated for the remaining steps (sgd from step 2, adam from about step 2, momentum by ~350).
+STEADY = 1e-12
 
 REQUIRED = ("grad_norm", "weight_norm", "delta_ms", "saturation", "dead_frac")
 OPTIONAL = ("unit_spread",)  # runs logged before it existed get no symmetric flag
+BUDGET_OPTIONAL = ("bias_grad_norm",)  # with clip_norm: part of the total norm
 
 
 def _array(stats, name, n):
@@ -101,69 +117,104 @@ def _relative_to_top(ln_values, top):
     return ln_values - (ln_values[finite[-1]] if finite.size else np.nan)
 
 
-def effective_lr(lr, optimizer="sgd", momentum=0.0, eps=1e-8, grad_rms=None):
-    """The step per unit of gradient of ``optimizer`` (see the module docstring): lr / (1 -
-    momentum) for sgd-like rules; lr / (grad_rms + eps) per layer for the adaptive ones."""
-    lr = number("lr", lr, low=0.0, strict=True)
-    if optimizer in ADAPTIVE_OPTIMIZERS:  # momentum is part of their rule, not a step multiplier
-        if grad_rms is None:
-            raise ValueError("an adaptive optimizer needs grad_rms (rms entry of each layer's gradient)")
-        return lr / (np.asarray(grad_rms, dtype=np.float64) + eps)
-    return lr / (1.0 - momentum)
-
-
-def diagnose(stats, loss, steps, lr, optimizer="sgd", momentum=0.0, eps=1e-8, fan=None):
-    """{flag: bool array over hidden layers 1..L-1} from one probe's ``stats``.
-
-    ``stats`` is ``MLP.probe``'s {stat: array over layers 1..L}; ``loss`` the probe's loss
-    (``net.probe_loss``; NaN leaves the floor of the vanishing flag out); ``steps`` the run's number of
-    optimizer steps; ``lr``, ``optimizer``, ``momentum``, ``eps`` its update rule (see
-    ``effective_lr``); ``fan`` the number of entries of each W_l (fan_in * fan_out), which the
-    adaptive rules need for the rms entry of the gradient.
-    """
+def _layers(stats):
+    """The number of layers L of ``stats``, checked: every required statistic present."""
     missing = [name for name in REQUIRED if name not in stats]
     if missing:
         raise ValueError(f"stats lack {', '.join(missing)} (need {', '.join(REQUIRED)})")
     n = len(np.asarray(stats["grad_norm"]))
     if n < 2:
         raise ValueError(f"need at least one hidden layer and the output layer, got {n} layer(s)")
-    if not (isinstance(steps, (int, np.integer)) and steps >= 0):
-        raise ValueError(f"steps must be an integer >= 0, got {steps!r}")
+    return n
+
+
+def _finite(stats, n):
+    return np.all([np.isfinite(_array(stats, name, n)) for name in REQUIRED], axis=0)
+
+
+def diagnose(stats):
+    """{flag: bool array over hidden layers 1..L-1} (FLAGS) from one probe's ``stats``
+    (``MLP.probe``'s {stat: array over layers 1..L}): the network's own profiles only."""
+    n = _layers(stats)
     grad, weight, delta = (_array(stats, name, n) for name in ("grad_norm", "weight_norm", "delta_ms"))
     saturation, dead_frac = (_array(stats, name, n) for name in ("saturation", "dead_frac"))
     spread = _array(stats, "unit_spread", n) if "unit_spread" in stats else np.full(n, np.nan)
-    grad_rms = None
-    if optimizer in ADAPTIVE_OPTIMIZERS:
-        if fan is None:
-            raise ValueError(f"optimizer {optimizer!r} needs fan (entries of each W_l)")
-        grad_rms = grad / np.sqrt(np.asarray(fan, dtype=np.float64))
-    lr_eff = effective_lr(lr, optimizer, momentum, eps, grad_rms)
-    hidden = slice(0, n - 1)
     top = n - 2  # the top hidden layer
     with np.errstate(divide="ignore", invalid="ignore"):
-        relative = grad / weight
-        step_change = lr_eff * relative            # relative change of W_l in one step
         ln_delta = _relative_to_top(_ln(delta), top)
-        ln_relative2 = 2.0 * _relative_to_top(_ln(relative), top)
-    finite = np.all([np.isfinite(np.asarray(stats[name], dtype=np.float64)) for name in REQUIRED], axis=0)
+        ln_relative2 = 2.0 * _relative_to_top(_ln(grad / weight), top)
+    finite = _finite(stats, n)
     with np.errstate(invalid="ignore"):
         shrinks = (ln_delta < -DEPTH_SCALES) | (ln_relative2 < -DEPTH_SCALES)
         grows = (ln_delta > DEPTH_SCALES) | (ln_relative2 > DEPTH_SCALES)
-        frozen = (max(steps, 1) * lr_eff * grad * grad < FROZEN * loss) if np.isfinite(loss) and loss > 0 \
-            else np.zeros(n, dtype=bool)
-        huge = step_change > EXPLODING_STEP
     flags = {
-        "vanishing": finite & (shrinks | frozen),
-        "exploding": ~finite | (finite & (grows | huge)),
+        "vanishing": finite & shrinks,
+        "exploding": ~finite | (finite & grows),
         "saturated": finite & (saturation > SATURATED),
         "dead": finite & (dead_frac > DEAD),
         "symmetric": finite & (np.nan_to_num(spread, nan=np.inf) < SYMMETRIC),
     }
-    return {flag: np.asarray(values[hidden], dtype=bool) for flag, values in flags.items()}
+    return {flag: np.asarray(values[:n - 1], dtype=bool) for flag, values in flags.items()}
+
+
+def _check_steps(steps):
+    if not (isinstance(steps, (int, np.integer)) and not isinstance(steps, bool) and steps >= 0):
+        raise ValueError(f"steps must be an integer >= 0, got {steps!r}")
+
+
+def travel(optimizer, grad, steps):
+    """How far an entry moves in ``steps`` steps of ``optimizer``'s rule (an nncore.optimizers
+    instance: its class and hyperparameters, eps included, from a fresh state; its own state is
+    not touched) under a constant gradient ``grad`` (an array: one entry per layer)."""
+    _check_steps(steps)
+    rule = type(optimizer)(**optimizer.hyper)  # no clip_norm, no weight decay: see the module docstring
+    g = np.array(grad, dtype=np.float64)
+    p, state, total, previous = np.zeros_like(g), {}, np.zeros_like(g), None
+    for t in range(1, steps + 1):
+        state["step"] = t
+        u = rule._update(p, g, state)
+        total += u
+        if previous is not None and np.all(np.abs(u - previous) <= STEADY * np.abs(u)):
+            total += u * (steps - t)  # the steady step, repeated
+            break
+        previous = u
+    return total
+
+
+def budget(stats, loss, steps, optimizer, fan):
+    """{flag: bool array over hidden layers 1..L-1} (BUDGET_FLAGS), or None when not judged: a
+    run without optimizer steps (``steps`` 0: train.epochs=0) or without a finite positive
+    ``loss`` (the probe's loss at that step). ``optimizer`` is the run's rule (an
+    nncore.optimizers instance, read as ``travel`` does, with its clip_norm); ``fan`` the number
+    of entries of each W_l (fan_in * fan_out), layers 1..L."""
+    n = _layers(stats)
+    _check_steps(steps)
+    fan = np.asarray(fan, dtype=np.float64)
+    if fan.shape != (n,) or not np.all(fan >= 1):
+        raise ValueError(f"fan must give the entries (>= 1) of each of the {n} weight matrices, got {fan!r}")
+    loss = float(loss)
+    if steps == 0 or not np.isfinite(loss) or loss <= 0:
+        return None
+    grad = _array(stats, "grad_norm", n)
+    finite = _finite(stats, n)
+    rms = np.where(finite, grad, 0.0) / np.sqrt(fan)
+    scale = 1.0
+    if optimizer.clip_norm is not None:
+        squares = np.where(finite, grad, 0.0) ** 2
+        if "bias_grad_norm" in stats:
+            squares = squares + np.nan_to_num(_array(stats, "bias_grad_norm", n), nan=0.0, posinf=0.0) ** 2
+        scale = min(optimizer.clip_norm / (np.sqrt(squares.sum()) + 1e-6), 1.0)  # as Optimizer.step
+    moved = travel(optimizer, rms * scale, int(steps))
+    with np.errstate(invalid="ignore"):
+        frozen = finite & (fan * rms * moved < FROZEN * loss)
+    return {"frozen": np.asarray(frozen[:n - 1], dtype=bool)}
 
 
 def flag_set(flags):
-    """The run-level tag: sorted, comma-separated flags raised in any layer, or "none"."""
+    """The run-level tag: sorted, comma-separated flags raised in any layer, "none", or
+    NOT_JUDGED for ``None`` (a budget that was not judged)."""
+    if flags is None:
+        return NOT_JUDGED
     raised = sorted(flag for flag, values in flags.items() if np.any(values))
     return ",".join(raised) if raised else "none"
 

@@ -169,6 +169,7 @@ def make_frames(activations=("relu", "sigmoid"), inits=("he_uniform", "uniform",
                             "run_id": run_id, "run_name": run_id, "sweep": sweep, "activation": activation,
                             "init": init, "optimizer": optimizer, "depth": depth, "width": 32,
                             "dataset": "moons", "seed": seed, "lr": 0.01, "majority_rate": 0.1,
+                            "n_in": 64.0, "n_out": 10.0,
                             "outcome": "diverged" if is_diverged else "ok", "status": "FINISHED",
                             "loss/train": final["loss/train"], "loss/val": final["loss/val"],
                             "acc/train": final["acc/train"], "acc/val": final["acc/val"],
@@ -225,7 +226,8 @@ def write_mlflow_runs(frames, client, experiment_id, workdir, with_parent=True, 
     for _, run in frames.runs.iterrows():
         tags = {"activation": run["activation"], "init": run["init"], "optimizer": run["optimizer"],
                 "depth": run["depth"], "width": run["width"], "dataset": run["dataset"], "seed": run["seed"],
-                "config_hash": run["run_id"], "sweep": sweep if with_parent else "", "role": "job", "study": study}
+                "config_hash": run["run_id"], "sweep": sweep if with_parent else "", "role": "job", "study": study,
+                **{key: int(run[key]) for key in ("n_in", "n_out") if np.isfinite(run[key])}}
         if parent_id:
             tags["mlflow.parentRunId"] = parent_id
         created = client.create_run(experiment_id, run_name=run["run_name"],

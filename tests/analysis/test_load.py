@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from analysis import load, report
-from analysis.load import NoRunsError, load_frames
+from analysis.load import ARTIFACTS, NoRunsError, load_frames
 
 # MLflow's own sqlalchemy models emit this when the store is opened; it is not ours to fix.
 pytestmark = pytest.mark.filterwarnings("ignore:The ``noload`` loader strategy:DeprecationWarning")
@@ -79,7 +79,7 @@ def test_the_latest_sweep_of_a_study(mlflow_store):
 
 def test_the_cache_serves_a_second_load_without_reading_artifacts(mlflow_store, tmp_path, monkeypatch):
     first = load_frames(mlflow_store["experiment"], tracking_uri=mlflow_store["uri"], cache_dir=tmp_path)
-    assert len(list(tmp_path.glob("*.parquet"))) == 3
+    assert len(list(tmp_path.glob("*.parquet"))) == len(ARTIFACTS)
 
     def no_reads(*args):
         raise AssertionError("artifact read despite the cache")
@@ -90,7 +90,7 @@ def test_the_cache_serves_a_second_load_without_reading_artifacts(mlflow_store, 
     # another selection has another key and replaces the entry
     monkeypatch.undo()
     load_frames(mlflow_store["experiment"], sweep="sweep-a", tracking_uri=mlflow_store["uri"], cache_dir=tmp_path)
-    assert len(list(tmp_path.glob("*.parquet"))) == 3
+    assert len(list(tmp_path.glob("*.parquet"))) == len(ARTIFACTS)
 
 
 @pytest.mark.parametrize("kwargs, message", [

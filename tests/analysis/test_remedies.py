@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from analysis import remedies
-from analysis.load import LAYER_STATS_COLUMNS, RUN_COLUMNS, Frames
+from analysis.load import LAYER_STATS_COLUMNS, RUN_COLUMNS, SCALAR_COLUMNS, Frames, empty_frame
 from analysis.studies import study_section
 from synthetic_runs import quietly
 
@@ -53,12 +53,13 @@ def remedy_frames(with_tags=True):
                                              "exploding" if arch == "bn" and act == "relu" else "none")
                     row["pathology_final"] = "vanishing" if plain_sick else "none"
                     row["trainability"] = "stalled" if plain_sick else "trained"
+                    row["budget_init"] = row["budget_final"] = "none"  # the job's diagnosis
                 runs.append(row)
                 stats += [_run_stats(run_id, arch, 0), _run_stats(run_id, arch, 100)]
     runs = pd.DataFrame(runs)
     runs = runs.astype({k: v for k, v in RUN_COLUMNS.items() if k in runs.columns})
     return Frames(runs=runs, layer_stats=pd.concat(stats, ignore_index=True).astype(LAYER_STATS_COLUMNS),
-                  histograms=pd.DataFrame(), scalars=pd.DataFrame(), experiment="x", sweep="s")
+                  histograms=pd.DataFrame(), scalars=empty_frame(SCALAR_COLUMNS), experiment="x", sweep="s")
 
 
 def test_fitted_rate_recovers_a_geometric_profile():
@@ -81,7 +82,8 @@ def test_batchnorm_rates_are_measured_from_the_runs():
 def test_residual_growth_measured_and_predicted():
     frames = remedy_frames()
     table = remedies.residual_growth(frames.layer_stats, frames.runs)
-    assert list(dict.fromkeys(table["architecture"])) == ["residual (scale 1)", "residual (scale 1/sqrt(50))",
+    # named from the tags: 0.1414 is 1/sqrt(50), not 1/sqrt(DEPTH) of these depth-10 runs
+    assert list(dict.fromkeys(table["architecture"])) == ["residual (scale 1)", "residual (scale 0.141)",
                                                           "residual + LayerNorm"]
     assert set(table["E[a^2] growth, measured"]) == {f"{RES_GROWTH ** (DEPTH - 1):.3g}"}
     assert set(table["error growth, measured"]) == {f"{0.9 ** (DEPTH - 1):.3g}"}
@@ -126,8 +128,19 @@ def test_section_with_and_without_tags(tmp_path, monkeypatch):
                    f"- relu: measured rate {100 * (BN_RATE / (math.pi / (math.pi - 1)) - 1):+.1f}% from lambda = 1.467 "
                    f"over 2 run(s).", "- The error's growth is within a factor 10 of theory in every run."):
         assert needle in text, needle
-    # runs without the diagnosis columns and no diagnosis to compute them with
-    monkeypatch.setattr(remedies, "with_diagnosis", lambda runs, layer_stats, scalars: runs)
+    # runs logged before the job's diagnosis, whose statistics lack what the diagnosis needs
     text = "\n".join(quietly(study_section, "remedies", remedy_frames(with_tags=False), tmp_path / "f2"))
     assert "carry no diagnosis tags" in text and "Which architecture cured" not in text
     assert "0.10 (ok)" in text
+
+
+def test_architectures_are_named_and_ordered_from_the_tags_not_the_label():
+    """norm, residual_scale (NaN for a plain stack) and depth name an architecture, whatever its
+    arch label says; 1/sqrt(depth) is recognised at the run's depth."""
+    rows = [("x1", "layer", 1.0, 50), ("x2", "none", np.nan, 50), ("x3", "batch", np.nan, 50),
+            ("x4", "none", 1 / math.sqrt(50), 50), ("x5", "none", 1.0, 50), ("x6", "layer", np.nan, 50),
+            ("x7", "none", 0.5, 50)]
+    runs = pd.DataFrame(rows, columns=["arch", "norm", "residual_scale", "depth"])
+    names = [remedies.arch_name(runs, arch) for arch in remedies.arch_order(runs)]
+    assert names == ["plain", "residual (scale 1)", "residual (scale 0.5)", "residual (scale 1/sqrt(50))",
+                     "BatchNorm", "LayerNorm", "residual + LayerNorm"]

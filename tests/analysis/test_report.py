@@ -199,11 +199,12 @@ def test_the_trap_case_reads_as_vanishing(frames_factory):
     assert np.allclose(ratio[trap_runs], 0.0)                      # the ratio is flat: 10^0
     markdown = quietly(report.build_markdown, frames)
     assert "| relu | uniform | 0.00 | vanishing | 0.10, stalled | 0.10, stalled |" in markdown
-    assert "Inside the band but flagged by the diagnosis: relu + uniform at depth 2 (vanishing) and " \
-           "relu + uniform at depth 5 (vanishing)." in markdown
+    # at depth 5 the error falls 6^4 > e^6 below the top hidden layer; at depth 2 only 6x: the
+    # network's profiles are not vanishing there (its tiny gradients are the budget's question)
+    assert "Inside the band but flagged by the diagnosis: relu + uniform at depth 5 (vanishing)." in markdown
     assert "the diagnosis flags 1 of them at initialization (relu + uniform)" in markdown
     assert "vanishing: relu + uniform (a pair counts as flagged" in markdown
-    assert "| vanishing | 0 | 4 | 0 | 4 |" in markdown                # all four trap runs stall
+    assert "| vanishing | 0 | 2 | 0 | 2 |" in markdown                # both deep trap runs stall
 
 
 def test_with_seeds_numbers_carry_their_spread(frames_factory):
@@ -309,7 +310,8 @@ def test_runs_that_differ_only_in_lr_are_named_and_grouped_apart():
     assert "| relu | he_uniform (optimizer.lr=0.05) | 0.00 | none | 0.50, trained |" in markdown
     assert "| relu | he_uniform (optimizer.lr=50.0) | 0.00 | none | div, diverged |" in markdown
     assert "| tanh | he_uniform (optimizer.lr=0.05) | 0.14 | none | 0.90, trained |" in markdown
-    assert "| tanh | he_uniform (optimizer.lr=50.0) | 0.14 | exploding | 0.20, trained |" in markdown
-    assert ("no pathology at initialization for 3 of 4 activation × init settings (relu + he_uniform "
-            "(optimizer.lr=0.05), relu + he_uniform (optimizer.lr=50.0) and tanh + he_uniform (optimizer.lr=0.05)); "
-            "exploding: tanh + he_uniform (optimizer.lr=50.0) (a setting counts") in markdown
+    # the network at init does not depend on the learning rate: lr 50 is not "exploding" at step 0
+    assert "| tanh | he_uniform (optimizer.lr=50.0) | 0.14 | none | 0.20, trained |" in markdown
+    assert ("no pathology at initialization for 4 of 4 activation × init settings (relu + he_uniform "
+            "(optimizer.lr=0.05), relu + he_uniform (optimizer.lr=50.0), tanh + he_uniform (optimizer.lr=0.05) and "
+            "tanh + he_uniform (optimizer.lr=50.0)) (a setting counts") in markdown

@@ -86,3 +86,17 @@ def test_bands_for_the_nonlinear_piecewise_linear_activations_only():
     identity runs get none, though nncore computes the band for it."""
     assert set(theory.band_activations()) == {"relu", "leaky_relu"}
     assert "identity" in fw.supported()
+
+
+def test_a_run_without_its_sizes_gets_no_theory_and_a_note_not_a_guess():
+    """Runs logged before the n_in / n_out tags: their input and output widths are not guessed
+    (digits' 64 and 10 were); no prediction, and one note saying what to re-run."""
+    layer_stats, runs, _ = _frames("tanh", "xavier_uniform", depth=4, width=32)
+    network = theory.network_of(runs.iloc[0])
+    assert network.sizes == (32, 32, 32, 32, 32, 10) and network.norm is None and np.isnan(network.residual_scale)
+    assert not theory.theory_frame(layer_stats, runs).empty and theory.no_sizes_note(runs) == ""
+    old = runs.assign(n_in=np.nan)
+    assert theory.network_of(old.iloc[0]) is None
+    assert theory.theory_frame(layer_stats, old).empty
+    assert theory.no_sizes_note(old) == ("1 run(s) logged no n_in / n_out tags (logged before them): no theory "
+                                         "for them; re-run them to have it")

@@ -84,10 +84,12 @@ def test_tiny_multirun_logs_everything_and_resumes(tmp_path):
         flags = pd.read_parquet(client.download_artifacts(run.info.run_id, "diagnosis.parquet",
                                                           str(tmp_path / run.info.run_id)))
         assert list(flags.columns) == ["step", "layer", "flag", "raised"]
-        assert len(flags) == 2 * 3 * len(diagnosis.FLAGS)      # steps 0 and 12 x 3 hidden layers x flags
-        for step, tag in ((0, "pathology_init"), (12, "pathology_final")):
-            raised = sorted(set(flags[(flags.step == step) & flags.raised].flag))
-            assert tags[tag] == (",".join(raised) or "none")
+        # steps 0 and 12 x 3 hidden layers x (network and budget) flags
+        assert len(flags) == 2 * 3 * (len(diagnosis.FLAGS) + len(diagnosis.BUDGET_FLAGS))
+        for step, when in ((0, "init"), (12, "final")):
+            for kind, names in (("pathology", diagnosis.FLAGS), ("budget", diagnosis.BUDGET_FLAGS)):
+                raised = sorted(set(flags[(flags.step == step) & flags.raised & flags.flag.isin(names)].flag))
+                assert tags[f"{kind}_{when}"] == (",".join(raised) or "none")
         assert tags["trainability"] in diagnosis.TRAINABILITY
         assert 0.09 < float(tags["majority_rate"]) < 0.11       # digits' stratified validation split
         local = client.download_artifacts(run.info.run_id, "layer_stats.parquet", str(tmp_path / run.info.run_id))
@@ -103,14 +105,20 @@ def test_tiny_multirun_logs_everything_and_resumes(tmp_path):
         assert {0, 12} <= set(hist.step) and set(hist.kind) == {"act", "delta", "weight_grad"}
         assert (hist.groupby(["step", "layer", "kind"]).size() == 64).all()
 
-    # the report's recomputation from the logged statistics gives the job's own verdicts
-    from analysis.diagnosis import with_verdicts
+    # the report reads the job's verdicts; its recomputation for runs logged before them (from the
+    # logged statistics) agrees with the job on the network's flags
+    from analysis.diagnosis import pathologies, recomputed_flags, with_diagnosis
     from analysis.load import load_frames
-    frames = load_frames(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db")
-    judged = with_verdicts(frames.runs, frames.layer_stats, frames.scalars).set_index("run_name")
+    from experiments.record import VERDICT_TAGS
+    frames = with_diagnosis(load_frames(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db"))
+    judged = frames.runs.set_index("run_name")
+    recomputed = pathologies(recomputed_flags(frames.layer_stats, frames.runs["run_id"]))
     for run in runs:
-        for tag in ("pathology_init", "pathology_final", "trainability"):
+        for tag in VERDICT_TAGS:
             assert judged.loc[run.info.run_name, tag] == run.data.tags[tag], (run.info.run_name, tag)
+        for tag in ("pathology_init", "pathology_final"):
+            assert recomputed.loc[run.info.run_id, tag] == run.data.tags[tag], (run.info.run_name, tag)
+    assert not any("logged before" in note for note in frames.notes)
 
     again = run_cli(tmp_path, *GRID)
     assert again.returncode == 0, again.stderr[-2000:]
@@ -151,3 +159,34 @@ def test_invalid_override_exits_nonzero_with_one_line_and_no_run(tmp_path, overr
     assert lines[0].startswith("error:") and needle in lines[0]
     assert not (tmp_path / "mlflow.db").exists()  # validation happens before the store is opened
     assert not (tmp_path / "multirun").exists()
+
+
+def test_tags_and_summary_agree_on_a_sweep_of_four_rules_and_a_diverging_run(tmp_path):
+    """The job's verdicts are the report's: on a real sweep under sgd, momentum, adagrad and adadelta
+    plus a diverging run, summary.csv carries every run's verdict tags unchanged, and the runs that
+    start from the same weights (same init and seed) share one pathology_init."""
+    from experiments.record import VERDICT_TAGS
+    grid = run_cli(tmp_path, "-m", "activation=relu", "init=uniform,he_uniform", "model.depth=3", "model.width=16",
+                   "optimizer=sgd,momentum,adagrad,adadelta", "train.epochs=1", "train.batch_size=256",
+                   "train.log_every=5", "train.probe_size=64")
+    assert grid.returncode == 0, grid.stderr[-3000:]
+    diverging = run_cli(tmp_path, "activation=relu", "init=normal", "init.sigma_w=10", "model.depth=20",
+                        "optimizer=sgd", "optimizer.lr=1", "train.epochs=1", "train.batch_size=256")
+    assert diverging.returncode == 0, diverging.stderr[-3000:]
+    out = tmp_path / "report"
+    report = subprocess.run([sys.executable, "-m", "analysis.report", "--all-runs", "--no-log", "--out", str(out),
+                             "--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db"], capture_output=True, text=True,
+                            timeout=300, cwd=REPO, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert report.returncode == 0, report.stderr[-3000:]
+    summary = pd.read_csv(out / "summary.csv", dtype=str, keep_default_na=False).set_index("run_id")
+    runs = job_runs(client_for(tmp_path))
+    assert len(runs) == 9 and set(summary.index) == {run.info.run_id for run in runs}
+    for run in runs:
+        for tag in VERDICT_TAGS:
+            assert summary.loc[run.info.run_id, tag] == run.data.tags[tag], (run.info.run_name, tag)
+    by_init = {}
+    for run in runs:
+        by_init.setdefault((run.data.tags["init"], run.data.tags["depth"]), set()).add(run.data.tags["pathology_init"])
+    assert all(len(verdicts) == 1 for verdicts in by_init.values()), by_init
+    assert {run.data.tags["trainability"] for run in runs if run.data.tags["init"] == "normal"} == {"diverged"}
+    assert "logged before" not in (out / "report.md").read_text()

@@ -1,9 +1,13 @@
-"""nncore.diagnosis on constructed statistics: every flag firing and not firing, the textbook
-healthy cases, the trap case (flat first-to-last gradient ratio while both signals vanish),
-and the trainability margins on both sides."""
+"""nncore.diagnosis on constructed statistics and real networks at init: every flag firing and
+not firing, the textbook healthy cases, the trap case (flat first-to-last gradient ratio while
+both signals vanish), the budget's effective steps against each rule's textbook formula, and the
+trainability margins on both sides."""
+import math
+
 import numpy as np
 import pytest
 
+from nncore import MLP, optimizers
 from nncore import diagnosis as dg
 
 DEPTH = 10           # hidden layers; L = 11 layers with the output
@@ -19,16 +23,25 @@ def healthy(depth=DEPTH):
     return stats
 
 
-def raised(stats, flag, loss=LOSS, steps=STEPS, lr=LR, **kwargs):
-    """The hidden layers (1-based) that carry ``flag``."""
-    return [int(l) + 1 for l in np.flatnonzero(dg.diagnose(stats, loss, steps, lr, **kwargs)[flag])]
+def raised(stats, flag):
+    """The hidden layers (1-based) that carry network ``flag``."""
+    return [int(l) + 1 for l in np.flatnonzero(dg.diagnose(stats)[flag])]
+
+
+def frozen(stats, loss=LOSS, steps=STEPS, rule=None, fan=None):
+    """The hidden layers (1-based) that the budget flags frozen (None: not judged)."""
+    rule = optimizers.get("sgd", lr=LR) if rule is None else rule
+    fan = np.full(len(stats["grad_norm"]), 4096.0) if fan is None else fan
+    flags = dg.budget(stats, loss, steps, rule, fan)
+    return None if flags is None else [int(l) + 1 for l in np.flatnonzero(flags["frozen"])]
 
 
 def test_healthy_statistics_raise_no_flag():
-    flags = dg.diagnose(healthy(), LOSS, STEPS, LR)
+    flags = dg.diagnose(healthy())
     assert set(flags) == set(dg.FLAGS)
     assert all(values.shape == (DEPTH,) and not values.any() for values in flags.values())
     assert dg.flag_set(flags) == "none"
+    assert frozen(healthy()) == []
 
 
 def test_he_relu_half_inactive_and_45_percent_dead_units_is_healthy():
@@ -38,7 +51,7 @@ def test_he_relu_half_inactive_and_45_percent_dead_units_is_healthy():
     stats["saturation"][:-1] = rng.uniform(0.44, 0.62, 20)
     stats["dead_frac"][:-1] = np.linspace(0.0, 0.45, 20)
     stats["delta_ms"][:-1] = 0.013 * np.exp(rng.normal(0.0, 0.5, 20))   # finite-width scatter
-    assert dg.flag_set(dg.diagnose(stats, LOSS, STEPS, LR)) == "none"
+    assert dg.flag_set(dg.diagnose(stats)) == "none"
 
 
 @pytest.mark.parametrize("ln_ratio, fires", [(-6.5, True), (-5.5, False)])
@@ -66,32 +79,130 @@ def test_the_trap_flat_ratio_while_both_signals_vanish_is_vanishing():
     stats["grad_norm"][:] = 3e-21
     stats["delta_ms"] = 0.09 * 6.0 ** -np.arange(depth, -1, -1.0)     # x6 smaller per layer
     assert stats["grad_norm"][0] / stats["grad_norm"][-1] == 1.0
-    assert raised(stats, "vanishing") == list(range(1, depth + 1))
-    # only the floor sees it when the error profile is flat as well
-    stats["delta_ms"][:] = 0.01
-    assert raised(stats, "vanishing") == list(range(1, depth + 1))
-    assert raised(stats, "vanishing", optimizer="adam", lr=1e-3, fan=np.full(depth + 1, 4096.0)) == \
-        list(range(1, depth + 1))
+    assert raised(stats, "vanishing") == list(range(1, depth - 3))    # 4+ layers below the top: 6^4 > e^6
+    # the budget sees every layer: no rule moves a gradient of 1e-21 by 1% of the loss
+    fan = np.full(depth + 1, 4096.0)
+    for rule in (optimizers.get("sgd", lr=LR), optimizers.get("adam", lr=1e-3), optimizers.get("adadelta"),
+                 optimizers.get("adagrad", lr=0.01)):
+        assert frozen(stats, rule=rule, fan=fan) == list(range(1, depth + 1)), rule
+
+
+def test_the_trap_in_a_real_network_is_vanishing_whatever_the_optimizer():
+    """ReLU + uniform at depth 50 (chi = 1/6 per layer) at init: vanishing from its profiles alone."""
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(128, 64)), rng.integers(0, 10, 128)
+    stats = MLP(64, [64] * 50, 10, activation="relu", init="uniform", seed=0).probe(X, y)
+    assert "vanishing" in dg.flag_set(dg.diagnose(stats)).split(",")
+
+
+@pytest.mark.parametrize("activation, depth", [("relu", 20), ("leaky_relu", 10)])
+def test_he_initialized_networks_at_init_are_healthy_without_a_budget(activation, depth):
+    """train.epochs=0: the profiles say healthy, and with no optimizer step the budget is not
+    judged (before, 0 steps counted as 1 and every layer read as vanishing)."""
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(256, 64)), rng.integers(0, 10, 256)
+    net = MLP(64, [64] * depth, 10, activation=activation, init="he_uniform", seed=0)
+    stats = net.probe(X, y)
+    assert dg.flag_set(dg.diagnose(stats)) == "none"
+    fan = np.array([w.size for w in net.weights], dtype=float)
+    assert dg.budget(stats, net.probe_loss, 0, optimizers.get("sgd", lr=0.05), fan) is None
+    assert dg.flag_set(None) == dg.NOT_JUDGED == "n/a"
+
+
+@pytest.mark.parametrize("share, fires", [(0.009, True), (0.011, False)])
+def test_frozen_when_the_run_would_lower_the_loss_by_less_than_one_percent(share, fires):
+    # sgd: the loss falls by steps * lr * ||dL/dW_l||^2 (first order); this share of the loss
+    stats = healthy()
+    stats["grad_norm"][:] = math.sqrt(share * LOSS / (STEPS * LR))
+    assert frozen(stats) == (list(range(1, DEPTH + 1)) if fires else [])
+    assert raised(stats, "vanishing") == []          # flat profiles: the network itself is healthy
 
 
 def test_the_floor_is_relative_to_the_loss_left():
     stats = healthy()
     stats["grad_norm"][:] = 0.01          # 345 * 0.05 * 1e-4 = 1.7e-3 of loss reduction
-    assert raised(stats, "vanishing", loss=2.3) == list(range(1, DEPTH + 1))   # < 1% of 2.3
-    assert raised(stats, "vanishing", loss=1e-3) == []                       # converged: > 1% of 1e-3
-    assert raised(stats, "vanishing", loss=np.nan) == []                     # no loss: no floor
-    assert raised(stats, "vanishing", loss=2.3, steps=40000) == []          # a longer run moves it
+    assert frozen(stats, loss=2.3) == list(range(1, DEPTH + 1))   # < 1% of 2.3
+    assert frozen(stats, loss=1e-3) == []                       # converged: > 1% of 1e-3
+    assert frozen(stats, steps=40000) == []                     # a longer run moves it
+    assert frozen(stats, loss=np.nan) is None                   # no loss: not judged
+    assert frozen(stats, steps=0) is None                       # no step: not judged
 
 
 def test_adaptive_rules_scale_small_gradients_up():
     stats = healthy()
     stats["grad_norm"][:] = 0.01
-    fan = np.full(DEPTH + 1, 4096.0)
-    assert raised(stats, "vanishing", optimizer="adam", lr=1e-3, fan=fan) == []
+    adam = optimizers.get("adam", lr=1e-3)
+    assert frozen(stats, rule=adam) == []
     stats["grad_norm"][:] = 1e-9 * 64       # rms entry 1e-9, below adam's eps
-    assert raised(stats, "vanishing", optimizer="adam", lr=1e-3, fan=fan) == list(range(1, DEPTH + 1))
+    assert frozen(stats, rule=adam) == list(range(1, DEPTH + 1))
     with pytest.raises(ValueError, match="fan"):
-        dg.diagnose(stats, LOSS, STEPS, 1e-3, optimizer="adam")
+        dg.budget(stats, LOSS, STEPS, adam, None)
+
+
+def test_clipping_shrinks_the_step():
+    stats = healthy()
+    stats["grad_norm"][:] = 0.05   # sgd moves the loss by 345 * 0.05 * 0.0025 = 0.043 > 0.023
+    assert frozen(stats) == []
+    # clip_norm 0.01 of a total norm sqrt(11) * 0.05 = 0.166: a 17x smaller step
+    assert frozen(stats, rule=optimizers.get("sgd", lr=LR, clip_norm=0.01)) == list(range(1, DEPTH + 1))
+
+
+# ---- travel: each rule's distance under a constant gradient, against its textbook formula -----------
+T = 300
+
+
+def test_travel_sgd_and_momentum():
+    g = np.array([0.5, 2e-3])
+    assert dg.travel(optimizers.get("sgd", lr=0.05), g, T) == pytest.approx(T * 0.05 * g, rel=1e-12)
+    # torch: buf_1 = g, buf_t = mu buf + g, so buf_t = g (1 - mu^t) / (1 - mu)
+    mu = 0.9
+    want = sum(0.01 * g * (1 - mu ** t) / (1 - mu) for t in range(1, T + 1))
+    assert dg.travel(optimizers.get("momentum", lr=0.01), g, T) == pytest.approx(want, rel=1e-9)
+    assert dg.travel(optimizers.get("momentum", lr=0.01), g, 20000) == pytest.approx(
+        sum(0.01 * g * (1 - mu ** t) / (1 - mu) for t in range(1, 20001)), rel=1e-9)
+
+
+def test_travel_adam():
+    # bias-corrected moments of a constant gradient are exactly g and g^2: every step lr g / (|g| + eps)
+    g = np.array([1.0, 1e-8, 1e-12])
+    assert dg.travel(optimizers.get("adam", lr=1e-3), g, T) == pytest.approx(T * 1e-3 * g / (g + 1e-8), rel=1e-6)
+
+
+def test_travel_adagrad_uses_its_own_eps():
+    """torch.optim.Adagrad: sum_t = t g^2, step lr g / (sqrt(sum_t) + eps) with eps = 1e-10."""
+    g = np.array([1.0, 1e-10])
+    def textbook(eps):
+        return sum(0.01 * g / (math.sqrt(t) * g + eps) for t in range(1, T + 1))
+    got = dg.travel(optimizers.get("adagrad", lr=0.01), g, T)
+    assert got == pytest.approx(textbook(1e-10), rel=1e-9)
+    assert got[1] > 10 * textbook(1e-8)[1]       # the adaptive rules' 1e-8 would be 26x too small here
+    assert dg.travel(optimizers.get("adagrad", lr=0.01, eps=1e-8), g, T) == pytest.approx(textbook(1e-8), rel=1e-9)
+
+
+def test_travel_adadelta_has_no_lr_over_rms_form():
+    """torch.optim.Adadelta (lr 1, rho 0.9, eps 1e-6): v = rho v + (1 - rho) g^2,
+    d = sqrt(s + eps) / sqrt(v + eps) g, s = rho s + (1 - rho) d^2. Its first step is about
+    sqrt(eps / (1 - rho)) = 3.2e-3 per entry whatever g, not lr / (|g| + eps) * g = 1."""
+    g = np.array([1.0, 0.01])
+    rho, eps = 0.9, 1e-6
+    v, s, total, first = np.zeros(2), np.zeros(2), np.zeros(2), None
+    for _ in range(T):
+        v = rho * v + (1 - rho) * g * g
+        d = np.sqrt(s + eps) / np.sqrt(v + eps) * g
+        s = rho * s + (1 - rho) * d * d
+        total += d
+        first = d if first is None else first
+    assert first[0] == pytest.approx(math.sqrt(eps / (1 - rho)), rel=1e-5)
+    assert dg.travel(optimizers.get("adadelta"), g, 1) == pytest.approx(first, rel=1e-12)
+    assert dg.travel(optimizers.get("adadelta"), g, T) == pytest.approx(total, rel=1e-9)
+    assert np.all(total < 0.1 * T)                  # far from the lr / (rms + eps) model's T
+
+
+def test_travel_with_no_steps_is_zero_and_bad_steps_are_refused():
+    assert dg.travel(optimizers.get("sgd", lr=0.1), np.ones(3), 0).tolist() == [0.0, 0.0, 0.0]
+    for steps in (-1, 2.5, True):
+        with pytest.raises(ValueError, match="steps"):
+            dg.travel(optimizers.get("sgd", lr=0.1), np.ones(3), steps)
 
 
 @pytest.mark.parametrize("ln_ratio, fires", [(6.5, True), (5.5, False)])
@@ -102,11 +213,10 @@ def test_exploding_error_toward_the_input(ln_ratio, fires):
     assert raised(stats, "vanishing") == []
 
 
-@pytest.mark.parametrize("step_change, fires", [(1.1, True), (0.9, False)])
-def test_exploding_step(step_change, fires):
+def test_a_large_step_is_not_a_property_of_the_network():
     stats = healthy()
-    stats["grad_norm"][:] = stats["weight_norm"] * step_change / LR   # one step moves W_l by this share
-    assert raised(stats, "exploding") == (list(range(1, DEPTH + 1)) if fires else [])
+    stats["grad_norm"][:] = stats["weight_norm"] * 2.0 / LR   # one sgd step would move W_l by twice its norm
+    assert raised(stats, "exploding") == []
 
 
 def test_non_finite_statistics_are_exploding():
@@ -114,6 +224,7 @@ def test_non_finite_statistics_are_exploding():
     stats["delta_ms"][2] = np.inf
     assert raised(stats, "exploding") == [3]
     assert raised(stats, "vanishing") == []
+    assert 3 not in frozen(stats)
     stats["delta_ms"][2] = np.nan
     assert raised(stats, "exploding") == [3]
 
@@ -141,14 +252,16 @@ def test_symmetric_units():
 def test_without_unit_spread_no_symmetric_flag():
     stats = healthy()
     del stats["unit_spread"]
-    assert dg.flag_set(dg.diagnose(stats, LOSS, STEPS, LR)) == "none"
+    assert dg.flag_set(dg.diagnose(stats)) == "none"
 
 
 def test_only_hidden_layers_are_flagged():
     stats = healthy()
     stats["dead_frac"][-1] = 1.0
     stats["saturation"][-1] = 1.0
-    assert dg.flag_set(dg.diagnose(stats, LOSS, STEPS, LR)) == "none"
+    stats["grad_norm"][-1] = 0.0
+    assert dg.flag_set(dg.diagnose(stats)) == "none"
+    assert frozen(stats) == []
 
 
 def test_flag_set_is_sorted_and_comma_separated():
@@ -161,15 +274,15 @@ def test_bad_input_names_the_problem():
     stats = healthy()
     del stats["dead_frac"]
     with pytest.raises(ValueError, match="dead_frac"):
-        dg.diagnose(stats, LOSS, STEPS, LR)
+        dg.diagnose(stats)
     stats = healthy()
     stats["saturation"] = stats["saturation"][:-1]
     with pytest.raises(ValueError, match="saturation"):
-        dg.diagnose(stats, LOSS, STEPS, LR)
-    with pytest.raises(ValueError, match="lr"):
-        dg.diagnose(healthy(), LOSS, STEPS, 0.0)
+        dg.diagnose(stats)
     with pytest.raises(ValueError, match="steps"):
-        dg.diagnose(healthy(), LOSS, -1, LR)
+        dg.budget(healthy(), LOSS, -1, optimizers.get("sgd", lr=LR), np.full(DEPTH + 1, 64.0))
+    with pytest.raises(ValueError, match="fan"):
+        dg.budget(healthy(), LOSS, STEPS, optimizers.get("sgd", lr=LR), np.full(DEPTH, 64.0))
 
 
 MAJORITY = 0.1
@@ -220,12 +333,6 @@ def test_zero_reference_in_a_residual_net():
     net.biases[5][:] = -1e3  # every unit of the top hidden layer inactive on every example
     stats = net.probe(X, y)
     assert stats["delta_ms"][5] == 0.0 and np.all(stats["delta_ms"][:5] > 1e-3)
-    flags = dg.diagnose(stats, net.probe_loss, steps=1000, lr=0.01)
+    flags = dg.diagnose(stats)
     assert not flags["exploding"].any()
     assert flags["dead"][5] and not flags["dead"][:5].any()
-
-
-@pytest.mark.parametrize("lr", [None, "0.1", [0.1], 0.0, -1.0, float("nan")])
-def test_effective_lr_rejects_bad_lr(lr):
-    with pytest.raises(ValueError, match="lr must be"):
-        dg.effective_lr(lr)
