@@ -21,7 +21,8 @@ from nncore import MLP, optimizers, train
 from nncore.training import n_steps
 
 from . import datasets, record, sync, tracking
-from .config import activation_params, arch_kwargs, arch_label, config_hash, optimizer_kwargs, run_name, validate
+from .config import (activation_params, arch_kwargs, arch_label, config_hash, is_recurrent, optimizer_kwargs,
+                     run_name, seq_len, validate)
 from .diagnose import diagnose_job
 
 # Set by the launcher process (experiments/train.py) for the jobs of a sweep.
@@ -169,7 +170,8 @@ def tags_for(cfg, cfg_hash, data=None):
             "depth": cfg.model.depth, "width": cfg.model.width, "dataset": cfg.data.name, "seed": cfg.seed,
             "config_hash": cfg_hash, "sweep": os.environ.get(ENV_SWEEP, ""), "role": "job",
             "study": cfg.study or "", "arch": arch_label(cfg), "norm": cfg.model.norm,
-            "residual": cfg.model.residual, "residual_scale": cfg.model.residual_scale,
+            "residual": cfg.model.residual, "residual_scale": cfg.model.residual_scale, "cell": cfg.model.cell,
+            **({"seq_len": seq_len(cfg), "recurrent_init": cfg.model.recurrent_init} if is_recurrent(cfg) else {}),
             record.PROCESS_TAG: f"{socket.gethostname()}:{os.getpid()}", **git_commit_tag()}
 
 
