@@ -269,6 +269,11 @@ def _validate_recurrent(cfg):
     _check(sequences, "model.cell", f"arch={m.cell} reads sequences, but data={d.name} gives vectors: choose "
            f"data={' | '.join(n for n, kind in datasets.KINDS.items() if kind == 'sequences')}")
     _check(m.norm == "none", "model.norm", f"a recurrent net (cell {m.cell}) takes no normalization, got {m.norm!r}")
+    _check(m.cell in GATED_CELLS or m.forget_bias == 0.0, "model.forget_bias",
+           f"applies to {' and '.join(GATED_CELLS)} only (their forget or update gate), not cell {m.cell}")
+    _check(m.cell == "rnn" or cfg.activation.name == "tanh", "activation.name",
+           f"applies to cell rnn only: cell {m.cell} has its own nonlinearities (leave activation=tanh), "
+           f"got {cfg.activation.name!r}")
     _check(not m.residual, "model.residual", f"a recurrent net (cell {m.cell}) takes no residual connections")
     _check(m.dropout == 0.0, "model.dropout", f"a recurrent net (cell {m.cell}) takes no dropout, got {m.dropout}")
 

@@ -403,6 +403,8 @@ def test_seq_digits_lengths(compose_cfg):
     (_recurrent("model.norm=layer"), r"^model\.norm: a recurrent net \(cell rnn\) takes no normalization"),
     (_recurrent("model.residual=true"), r"^model\.residual: a recurrent net"),
     (_recurrent("model.dropout=0.1"), r"^model\.dropout: a recurrent net"),
+    (_recurrent("model.forget_bias=1"), r"^model\.forget_bias: applies to lstm and gru only .* not cell rnn"),
+    (("arch=lstm", "data=adding", "activation=relu"), r"^activation\.name: applies to cell rnn only"),
     (("init=pytorch",), r"^init\.name: unknown initializer 'pytorch' for an MLP \(pytorch: recurrent nets only\)"),
 ])
 def test_recurrent_config_errors_are_one_line_naming_the_key(overrides, message, compose_cfg):
@@ -425,8 +427,7 @@ def test_recurrent_keys_enter_the_hash_only_where_they_change_the_network(compos
                _recurrent("model.width=32"), _recurrent("model.depth=2")]
     hashes = {config_hash(compose_cfg(*o)) for o in changed}
     assert base not in hashes and len(hashes) == len(changed)
-    # an Elman RNN has no forget gate; the gain scales only an orthogonal or identity W_hh
-    assert config_hash(compose_cfg(*_recurrent("model.forget_bias=1"))) == base
+    # the gain scales only an orthogonal or identity W_hh
     assert config_hash(compose_cfg(*_recurrent("model.recurrent_gain=2"))) == base
     identity_init = config_hash(compose_cfg(*_recurrent("model.recurrent_init=identity")))
     assert config_hash(compose_cfg(*_recurrent("model.recurrent_init=identity", "model.recurrent_gain=0.5"))) \
@@ -464,14 +465,13 @@ def test_recurrent_run_names_tags_and_params(compose_cfg):
 
 def test_recurrent_keys_are_sweepable(compose_cfg):
     from experiments import sweep
-    jobs = sweep.compose_jobs(sweep.expand(["arch=rnn,lstm", "data=adding", "data.length=10,25",
+    jobs = sweep.compose_jobs(sweep.expand(["arch=gru,lstm", "data=adding", "data.length=10,25",
                                             "model.forget_bias=0,1"], True))
     assert len(jobs) == 8
     for overrides, cfg, cfg_hash in jobs:
         reference = compose_cfg(*overrides)
         assert cfg == reference and cfg_hash == config_hash(reference)
-    # forget_bias does not change an Elman RNN: its two values are one grid point
-    assert len({h for _, _, h in jobs}) == 6
+    assert len({h for _, _, h in jobs}) == 8
 
 
 def test_preflight_refuses_a_recurrent_arch_on_vectors():
