@@ -75,9 +75,10 @@ def delta_ms(dh):
 
 
 def step_grad_norms(h_prev, da_hh):
-    """Per step: ||h_(t-1)^T da_t||_F, from h_0..h_(T-1) (T, B, H) and da (T, B, G H)."""
-    terms = np.matmul(_f64(h_prev).transpose(0, 2, 1), _f64(da_hh))
-    return np.sqrt(np.einsum("tij,tij->t", terms, terms))
+    """Per step: ||h_(t-1)^T da_t||_F, from h_0..h_(T-1) (T, B, H) and the recurrent side's
+    pre-activation errors gate by gate, (G, T, B, H)."""
+    terms = np.matmul(_f64(h_prev).transpose(0, 2, 1), _f64(da_hh))  # (G, T, H, H)
+    return np.sqrt(np.einsum("gtij,gtij->t", terms, terms))
 
 
 def _fraction_below(d, threshold):
@@ -88,18 +89,16 @@ def _fraction_below(d, threshold):
 def gate_saturation(cell, gates):
     """Per step: fraction of gate units (every gate, every example) whose slope is below 0.1 of its
     nonlinearity's maximum: sigmoid' = s (1 - s) (max 1/4), tanh' = 1 - g^2 (max 1)."""
-    H = cell.hidden
     tanh_gate = {"lstm": 2, "gru": 2}[cell.name]  # g (i, f, g, o) and n (r, z, n)
-    g = gates.reshape(*gates.shape[:2], cell.gates, H)
-    slope = g * (1.0 - g)
-    slope[:, :, tanh_gate] = 1.0 - g[:, :, tanh_gate] ** 2
-    slope[:, :, tanh_gate] *= SIGMOID_MAX_SLOPE  # both now against the sigmoid's maximum
-    return _fraction_below(slope, SATURATION_THRESHOLD * SIGMOID_MAX_SLOPE)
+    slope = gates * (1.0 - gates)
+    slope[tanh_gate] = 1.0 - gates[tanh_gate] ** 2
+    slope[tanh_gate] *= SIGMOID_MAX_SLOPE  # every gate now against the sigmoid's maximum
+    return _fraction_below(slope.transpose(1, 0, 2, 3), SATURATION_THRESHOLD * SIGMOID_MAX_SLOPE)
 
 
 def cell_stats(cell):
     """{stat: array over t = 1..T} of one cell's last forward and backward pass."""
-    c, H = cell.cache, cell.hidden
+    c = cell.cache
     h = c["h"]
     out = {"delta_ms": delta_ms(c["dh"]), "grad_norm": step_grad_norms(h[:-1], c["da_hh"])}
     out["act_mean"], out["act_var"] = _mean_var(h[1:])
@@ -112,10 +111,10 @@ def cell_stats(cell):
     gates = c["gates"]
     out["saturation"] = gate_saturation(cell, gates)
     if cell.name == "lstm":
-        out["forget_mean"] = _f64(gates[:, :, H:2 * H]).mean(axis=(1, 2))
+        out["forget_mean"] = _f64(gates[1]).mean(axis=(1, 2))
         out["cell_rms"] = np.sqrt(_mean_square(c["c"][1:]))
     else:
-        out["update_mean"] = _f64(gates[:, :, H:2 * H]).mean(axis=(1, 2))
+        out["update_mean"] = _f64(gates[1]).mean(axis=(1, 2))
     return out
 
 
