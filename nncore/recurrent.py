@@ -96,10 +96,11 @@ class Cell(Layer):
         G, H = self.gates, self.hidden
         flat = da.reshape(G, T * B, H)
         h_prev = self.cache["h"][1:-1].reshape((T - 1) * B, H)  # h_0 = 0 adds nothing
+        b_ih = flat.sum(axis=1).reshape(G * H)
         self.grads = {"W_ih": _unblock(np.matmul(x.reshape(T * B, n_in).T, flat)),
                       "W_hh": _unblock(np.matmul(h_prev.T, da_hh[:, 1:].reshape(G, (T - 1) * B, H))),
-                      "b_ih": flat.sum(axis=1).reshape(G * H),
-                      "b_hh": da_hh.reshape(G, T * B, H).sum(axis=1).reshape(G * H)}
+                      "b_ih": b_ih,
+                      "b_hh": b_ih.copy() if da_hh is da else da_hh.reshape(G, T * B, H).sum(axis=1).reshape(G * H)}
         self.cache.update(dh=dh, da=da, da_hh=da_hh)
         if not self.input_grad:
             return None
