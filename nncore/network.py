@@ -467,7 +467,7 @@ class RNN:
                            recurrent_params=recurrent_params, sigma_b=sigma_b)
         self._build(init, recurrent_init, init_params, recurrent_params, sigma_b, forget_bias)
         self.weight_updates = None
-        self.probe_loss = self.probe_accuracy = float("nan")
+        self.probe_loss = self.probe_accuracy = self.probe_grad_norm = float("nan")
 
     def _build(self, init, recurrent_init, init_params, recurrent_params, sigma_b, forget_bias):
         rng, H, dt = generator(self.seed, "init"), self.hidden, self.dtype
@@ -596,11 +596,13 @@ class RNN:
             self._backward(dz)
         finally:
             self.readout.keep_for_probes = False
+        self.probe_grad_norm = math.sqrt(probes.sum_squares(self._grads(False).parameters()).sum())
 
     def probe(self, X, y):
         """Statistics through time on (X, y): {stat: array of shape (num_layers, T)}, layer k at
         row k-1 and step t at column t-1 (see ``nncore.probes_recurrent``). The parameters are
-        unchanged; the probe batch's loss and accuracy are left in ``probe_loss`` and ``probe_accuracy``."""
+        unchanged; the probe batch's loss, accuracy and global gradient norm (every parameter's
+        gradient) are left in ``probe_loss``, ``probe_accuracy`` and ``probe_grad_norm``."""
         self._probe_pass(X, y)
         return probes_recurrent.step_stats(self)
 

@@ -56,6 +56,8 @@ def test_statistics_through_time_follow_their_definitions(ref, cell, activation)
     assert all(v.shape == (2, T) for v in stats.values())
     _, grads = net.loss_and_grads(X, y, deltas=True)
     assert net.probe_loss == pytest.approx(net.loss(X, y), rel=1e-14)
+    flat = np.concatenate([g.ravel() for g in grads.parameters()])
+    assert net.probe_grad_norm == pytest.approx(np.linalg.norm(flat), rel=1e-12)
     for k, rec in enumerate(_forward(net, X, ref)):
         hs, dh = np.array(rec["h"]), grads.hidden_deltas[k]          # (T+1, B, H), (B, T, H)
         np.testing.assert_allclose(stats["delta_ms"][k], ((B * dh) ** 2).mean(axis=(0, 2)), rtol=1e-12)
