@@ -14,6 +14,8 @@ Definitions, for layer k at step t, over the batch's B examples and the layer's 
   saturation    rnn: fraction of (example, unit) pairs with phi'(a_t) < 0.1 max phi';
                 lstm, gru: the same over every gate unit, each gate against its own nonlinearity's
                 maximum slope (sigmoid 1/4, tanh 1), from the gates' cached values
+  dead_frac     the units (of phi, or gate units) whose slope is below that threshold for every
+                example of the batch at step t, as a fraction of all of them
   preact_mean, preact_var   rnn only: of the pre-activation a_t
   forget_mean   lstm only: mean forget gate f_t
   cell_rms      lstm only: sqrt(mean(c_t^2)), the cell state's RMS
@@ -31,7 +33,7 @@ from . import probes
 from .activations import Sigmoid
 from .probes import SATURATION_THRESHOLD
 
-COMMON = ("delta_ms", "act_mean", "act_var", "grad_norm", "saturation")
+COMMON = ("delta_ms", "act_mean", "act_var", "grad_norm", "saturation", "dead_frac")
 STATS = {"rnn": COMMON + ("preact_mean", "preact_var"),
          "lstm": COMMON + ("forget_mean", "cell_rms"),
          "gru": COMMON + ("update_mean",)}
@@ -82,18 +84,21 @@ def step_grad_norms(h_prev, da_hh):
 
 
 def _fraction_below(d, threshold):
-    """Per step: fraction of entries of d (T, B, n) below ``threshold``."""
-    return np.count_nonzero((d < threshold).reshape(d.shape[0], -1), axis=1) / (d[0].size)
+    """Per step: (fraction of entries of d (T, B, ...) below ``threshold``, fraction of units
+    below it for every example of the batch)."""
+    below = (d < threshold).reshape(d.shape[0], d.shape[1], -1)
+    return (np.count_nonzero(below, axis=(1, 2)) / below[0].size,
+            np.count_nonzero(np.logical_and.reduce(below, axis=1), axis=1) / below.shape[2])
 
 
 def gate_saturation(cell, gates):
-    """Per step: fraction of gate units (every gate, every example) whose slope is below 0.1 of its
-    nonlinearity's maximum: sigmoid' = s (1 - s) (max 1/4), tanh' = 1 - g^2 (max 1)."""
+    """Per step: (saturation, dead_frac) of the gate units (every gate; slope below 0.1 of its
+    nonlinearity's maximum: sigmoid' = s (1 - s) (max 1/4), tanh' = 1 - g^2 (max 1))."""
     tanh_gate = {"lstm": 2, "gru": 2}[cell.name]  # g (i, f, g, o) and n (r, z, n)
     slope = gates * (1.0 - gates)
     slope[tanh_gate] = 1.0 - gates[tanh_gate] ** 2
     slope[tanh_gate] *= SIGMOID_MAX_SLOPE  # every gate now against the sigmoid's maximum
-    return _fraction_below(slope.transpose(1, 0, 2, 3), SATURATION_THRESHOLD * SIGMOID_MAX_SLOPE)
+    return _fraction_below(slope.transpose(1, 2, 0, 3), SATURATION_THRESHOLD * SIGMOID_MAX_SLOPE)  # (T, B, G, H)
 
 
 def cell_stats(cell):
@@ -105,11 +110,11 @@ def cell_stats(cell):
     if cell.name == "rnn":
         phi = cell.phi
         slope = phi.derivative(c["a"], h[1:])
-        out["saturation"] = _fraction_below(slope, SATURATION_THRESHOLD * phi.max_derivative)
+        out["saturation"], out["dead_frac"] = _fraction_below(slope, SATURATION_THRESHOLD * phi.max_derivative)
         out["preact_mean"], out["preact_var"] = _mean_var(c["a"])
         return out
     gates = c["gates"]
-    out["saturation"] = gate_saturation(cell, gates)
+    out["saturation"], out["dead_frac"] = gate_saturation(cell, gates)
     if cell.name == "lstm":
         out["forget_mean"] = _f64(gates[1]).mean(axis=(1, 2))
         out["cell_rms"] = np.sqrt(_mean_square(c["c"][1:]))

@@ -72,11 +72,13 @@ def test_statistics_through_time_follow_their_definitions(ref, cell, activation)
             np.testing.assert_allclose(terms.sum(axis=0), grads.cells[k]["W_hh"], rtol=1e-10, atol=1e-15)
             slope = ref.dphi(activation, a) / ref.MAX_DERIVATIVE[activation]
             np.testing.assert_array_equal(stats["saturation"][k], (slope < 0.1).mean(axis=(1, 2)))
+            np.testing.assert_array_equal(stats["dead_frac"][k], (slope < 0.1).all(axis=1).mean(axis=1))
             np.testing.assert_allclose(stats["preact_var"][k], a.var(axis=(1, 2)), rtol=1e-10)
         else:
             assert stats["grad_norm"][k][0] == 0.0  # h_0 = 0
-            np.testing.assert_array_equal(stats["saturation"][k],
-                                          (np.array(rec["gate_slopes"]) < 0.1).mean(axis=(1, 2)))
+            slopes = np.array(rec["gate_slopes"])  # (T, B, G H)
+            np.testing.assert_array_equal(stats["saturation"][k], (slopes < 0.1).mean(axis=(1, 2)))
+            np.testing.assert_array_equal(stats["dead_frac"][k], (slopes < 0.1).all(axis=1).mean(axis=1))
         if cell == "lstm":
             np.testing.assert_allclose(stats["forget_mean"][k], np.array(rec["f"]).mean(axis=(1, 2)), rtol=1e-12)
             np.testing.assert_allclose(stats["cell_rms"][k], np.sqrt((np.array(rec["c"]) ** 2).mean(axis=(1, 2))),
