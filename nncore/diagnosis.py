@@ -192,7 +192,8 @@ def trainability(diverged, final_accuracy, majority, initial_loss, final_loss):
 
 # ---- through time: the flags of a recurrent network's time steps (RNN.probe's (K, T) statistics) ----
 TIME_FLAGS = ("vanishing", "exploding", "saturated", "dead")
-TIME_REQUIRED = ("delta_ms", "saturation", "dead_frac")
+TIME_REQUIRED = ("delta_ms", "saturation")
+TIME_OPTIONAL = ("dead_frac",)  # without it (runs logged before it existed) no step is flagged dead
 
 
 def diagnose_through_time(stats):
@@ -215,7 +216,8 @@ def diagnose_through_time(stats):
     delta = np.asarray(stats["delta_ms"], dtype=np.float64)
     if delta.ndim != 2 or delta.shape[1] < 1:
         raise ValueError(f"stats['delta_ms'] must have shape (layers, steps), got {delta.shape}")
-    saturation, dead_frac = (np.asarray(stats[name], dtype=np.float64) for name in ("saturation", "dead_frac"))
+    saturation = np.asarray(stats["saturation"], dtype=np.float64)
+    dead_frac = np.asarray(stats["dead_frac"], dtype=np.float64) if "dead_frac" in stats else np.zeros_like(delta)
     for name, values in (("saturation", saturation), ("dead_frac", dead_frac)):
         if values.shape != delta.shape:
             raise ValueError(f"stats[{name!r}] must have shape {delta.shape} like delta_ms, got {values.shape}")

@@ -271,7 +271,9 @@ def test_a_vanishing_tanh_rnn_at_init_is_flagged_far_from_the_last_step():
 
 
 def test_bad_time_stats():
-    with pytest.raises(ValueError, match="stats lack dead_frac"):
-        dg.diagnose_through_time({"delta_ms": np.ones((1, 3)), "saturation": np.ones((1, 3))})
+    with pytest.raises(ValueError, match="stats lack saturation"):
+        dg.diagnose_through_time({"delta_ms": np.ones((1, 3)), "dead_frac": np.ones((1, 3))})
+    # dead_frac is optional (runs logged before it existed): no step is dead without it
+    assert not dg.diagnose_through_time({"delta_ms": np.ones((1, 3)), "saturation": np.ones((1, 3))})["dead"].any()
     with pytest.raises(ValueError, match=r"must have shape \(1, 3\) like delta_ms"):
         dg.diagnose_through_time({"delta_ms": np.ones((1, 3)), "saturation": np.ones(3), "dead_frac": np.ones((1, 3))})
