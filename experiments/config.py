@@ -438,8 +438,8 @@ def logged_params(container):
 def run_name(cfg):
     """e.g. tanh-xavier_uniform-d20-adam-s0; tanh-xavier_uniform-d20-adam-res0.141-ln-s0 when the
     architecture is not a plain MLP (plain runs keep their names); recurrent runs name the cell first,
-    then the activation (rnn only), the inits, forget bias, stacked layers and T, e.g.
-    rnn-relu-normal-identity-T100-sgd-s0, lstm-uniform-fb1-T50-adam-s1, gru-uniform-L2-T64-adam-s0."""
+    then the activation (rnn only), the inits (with normal's sigma_w), forget bias, stacked layers, T, the
+    optimizer and clip_norm, e.g. rnn-relu-normal0.01-identity-T100-sgd-clip1-s0, lstm-pytorch-fb1-T50-adam-s1."""
     if is_recurrent(cfg):
         return recurrent_run_name(cfg)
     arch = arch_label(cfg)
@@ -450,12 +450,16 @@ def run_name(cfg):
 
 def recurrent_run_name(cfg):
     m = cfg.model
-    parts = [m.cell] + ([cfg.activation.name] if m.cell == "rnn" else []) + [cfg.init.name]
+    init = cfg.init.name + (f"{cfg.init.sigma_w:g}" if "sigma_w" in initializers.PARAMS.get(cfg.init.name, ()) else "")
+    parts = [m.cell] + ([cfg.activation.name] if m.cell == "rnn" else []) + [init]
     if m.recurrent_init != "same":
         parts.append(m.recurrent_init + (f"{m.recurrent_gain:g}" if m.recurrent_gain != 1.0 else ""))
     if m.cell in GATED_CELLS and m.forget_bias != 0.0:
         parts.append(f"fb{m.forget_bias:g}")
     if m.depth != 1:
         parts.append(f"L{m.depth}")
-    parts += [f"T{seq_len(cfg)}", cfg.optimizer.name, f"s{cfg.seed}"]
+    parts += [f"T{seq_len(cfg)}", cfg.optimizer.name]
+    if cfg.train.clip_norm is not None:
+        parts.append(f"clip{cfg.train.clip_norm:g}")
+    parts.append(f"s{cfg.seed}")
     return "-".join(parts)

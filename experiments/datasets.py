@@ -197,3 +197,9 @@ def sequence_length(data_cfg):
     if data_cfg.name == "seq_digits":
         return SEQ_DIGITS_SHAPES[data_cfg.order][0]
     raise ValueError(f"data={data_cfg.name} gives vectors, not sequences")
+
+
+def adding_input_ms(length):
+    """The adding problem's mean square input over examples, steps and both channels, in expectation:
+    (E[U^2] + the marker channel's 2/length) / 2 = (1/3 + 2/length) / 2 (one marker per half)."""
+    return (1.0 / 3.0 + 2.0 / length) / 2.0

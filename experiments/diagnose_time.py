@@ -23,7 +23,8 @@ gradients became non-finite; ``trained`` when the final validation MSE is below 
 of the data's baseline MSE (the constant prediction's: adding, always 1, 1/6 in expectation,
 so trained below 0.01); else ``stalled``: a network that explains less than 94% of the
 baseline's error has not solved the task, however far its loss fell. A classification on
-sequences (seq_digits) is judged as an MLP's (nncore.diagnosis.trainability).
+sequences (seq_digits) is judged as an MLP's (nncore.diagnosis.trainability). A run of no update
+(train.epochs=0, the initialization only) has no verdict: "n/a".
 """
 import numpy as np
 import pandas as pd
@@ -101,16 +102,21 @@ def diagnose_recurrent_job(net, layer_stats, scalars, data, result, output_dir):
              pd.DataFrame({k: pd.Series(dtype=v) for k, v in DIAGNOSIS_COLUMNS.items()})).astype(DIAGNOSIS_COLUMNS)
     table.to_parquet(output_dir / DIAGNOSIS_FILE, index=False)
     val = scalars[scalars["name"] == record.LOSS_VAL].sort_values("step")["value"].to_numpy()
-    if data.task == "regression":
+    if result.steps == 0 and not result.diverged:  # train.epochs=0: the initialization only, nothing to judge
+        tags["trainability"] = "n/a"
+    elif data.task == "regression":
         tags["trainability"] = regression_trainability(result.diverged, float(val[-1]) if val.size else np.nan,
                                                        data.baseline_mse)
+    if data.task == "regression":
         tags["baseline_mse"] = f"{data.baseline_mse:.6g}"
         return tags
     loss = scalars[scalars["name"] == record.LOSS_TRAIN].sort_values("step")["value"].to_numpy()
     acc = scalars[scalars["name"] == record.ACC_VAL].sort_values("step")["value"].to_numpy()
     majority = diagnosis.majority_rate(data.y_val)
-    tags["trainability"] = diagnosis.trainability(result.diverged, float(acc[-1]) if acc.size else np.nan, majority,
-                                                  float(loss[0]) if loss.size else np.nan,
-                                                  float(loss[-1]) if loss.size else np.nan)
+    if "trainability" not in tags:
+        tags["trainability"] = diagnosis.trainability(result.diverged, float(acc[-1]) if acc.size else np.nan,
+                                                      majority,
+                                                      float(loss[0]) if loss.size else np.nan,
+                                                      float(loss[-1]) if loss.size else np.nan)
     tags["majority_rate"] = f"{majority:.6g}"
     return tags

@@ -174,7 +174,7 @@ def test_tiny_recurrent_sweep_end_to_end(tmp_path):
                    "train.batch_size=16", "train.log_every=1", "train.probe_size=8")
     assert proc.returncode == 0, proc.stderr[-3000:]
     runs = job_runs(client_for(tmp_path))
-    assert sorted(r.info.run_name for r in runs) == ["gru-pytorch-T5-adam-s0", "rnn-tanh-pytorch-T5-adam-s0"]
+    assert sorted(r.info.run_name for r in runs) == ["gru-pytorch-T5-adam-clip1-s0", "rnn-tanh-pytorch-T5-adam-clip1-s0"]
     for run in runs:
         assert run.info.status == "FINISHED"
         tags, metrics = run.data.tags, run.data.metrics

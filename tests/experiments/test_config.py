@@ -445,7 +445,7 @@ def test_recurrent_run_names_tags_and_params(compose_cfg):
     from experiments.runner import tags_for
     cfg = compose_cfg("arch=rnn", "data=adding", "activation=relu", "init=normal", "model.recurrent_init=identity",
                       "data.length=100", "optimizer=sgd")
-    assert run_name(cfg) == "rnn-relu-normal-identity-T100-sgd-s0"
+    assert run_name(cfg) == "rnn-relu-normal1-identity-T100-sgd-s0"
     tags = tags_for(cfg, "abc")
     assert (tags["cell"], tags["seq_len"], tags["recurrent_init"], tags["arch"]) == ("rnn", 100, "identity", "rnn")
     lstm = compose_cfg("arch=lstm", "data=adding", "init=pytorch", "model.forget_bias=1", "optimizer=adam", "seed=1")

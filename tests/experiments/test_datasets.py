@@ -147,3 +147,10 @@ def test_seq_digits_reads_the_digits_row_by_row_or_pixel_by_pixel(order, shape):
 def test_sequence_length_of_a_vector_dataset_is_an_error():
     with pytest.raises(ValueError, match="data=digits gives vectors"):
         datasets.sequence_length(OmegaConf.create({"name": "digits"}))
+
+
+@pytest.mark.parametrize("length", [10, 100])
+def test_adding_input_mean_square_against_its_sample(length):
+    X, _ = datasets.adding_examples(20000, length, np.random.default_rng(0))
+    # sd of x^2 per entry is below 0.3: the mean of 20000 * length * 2 entries is within 1e-3
+    assert np.mean(X ** 2) == pytest.approx(datasets.adding_input_ms(length), abs=1e-3)
