@@ -83,22 +83,28 @@ def step_grad_norms(h_prev, da_hh):
     return np.sqrt(np.einsum("gtij,gtij->t", terms, terms))
 
 
-def _fraction_below(d, threshold):
-    """Per step: (fraction of entries of d (T, B, ...) below ``threshold``, fraction of units
-    below it for every example of the batch)."""
-    below = (d < threshold).reshape(d.shape[0], d.shape[1], -1)
-    return (np.count_nonzero(below, axis=(1, 2)) / below[0].size,
-            np.count_nonzero(np.logical_and.reduce(below, axis=1), axis=1) / below.shape[2])
+def _fraction_below(d, threshold, batch_axis=1):
+    """Per step (axis 0 of ``d``, the other axes the batch's ``batch_axis`` and the units'): the
+    fraction of entries below ``threshold``, and the fraction of units below it for every example."""
+    below = d < threshold
+    rest = tuple(range(1, below.ndim))
+    units = below[0].size // below.shape[batch_axis]
+    every = np.logical_and.reduce(below, axis=batch_axis)
+    return (np.count_nonzero(below, axis=rest) / below[0].size,
+            np.count_nonzero(every, axis=tuple(range(1, every.ndim))) / units)
 
 
 def gate_saturation(cell, gates):
     """Per step: (saturation, dead_frac) of the gate units (every gate; slope below 0.1 of its
     nonlinearity's maximum: sigmoid' = s (1 - s) (max 1/4), tanh' = 1 - g^2 (max 1))."""
     tanh_gate = {"lstm": 2, "gru": 2}[cell.name]  # g (i, f, g, o) and n (r, z, n)
-    slope = gates * (1.0 - gates)
-    slope[tanh_gate] = 1.0 - gates[tanh_gate] ** 2
+    slope = np.subtract(1.0, gates)
+    slope *= gates
+    np.multiply(gates[tanh_gate], gates[tanh_gate], out=slope[tanh_gate])
+    np.subtract(1.0, slope[tanh_gate], out=slope[tanh_gate])
     slope[tanh_gate] *= SIGMOID_MAX_SLOPE  # every gate now against the sigmoid's maximum
-    return _fraction_below(slope.transpose(1, 2, 0, 3), SATURATION_THRESHOLD * SIGMOID_MAX_SLOPE)  # (T, B, G, H)
+    # a step-major view (T, G, B, H), no copy: the batch is axis 2, the units G x H
+    return _fraction_below(slope.transpose(1, 0, 2, 3), SATURATION_THRESHOLD * SIGMOID_MAX_SLOPE, batch_axis=2)
 
 
 def cell_stats(cell):
