@@ -121,3 +121,21 @@ def test_time_layer_encoding_round_trips():
     for bad in ((0, 1), (1, 0), (1, TIME_BASE)):
         with pytest.raises(ValueError, match="step t in"):
             time_layer(*bad)
+
+
+@pytest.mark.parametrize("sigma_w", [0.5, 2.0])
+def test_delta_ms_at_init_falls_by_sqrt_chi_per_step(single_thread_blas, sigma_w):
+    # the table (tanh, width 256, unit-variance inputs): measured 0.339 and 1.047 per step
+    # for sigma_w 0.5 and 2, against sqrt(chi) = 0.334 and 1.047; here 3 seeds, T = 60
+    from nncore import theory_recurrent
+    T_, width = 60, 256
+    chi = theory_recurrent.predict("rnn", "tanh", sigma_w, 1.0, 0.0, 1.0, T_)["chi"][-1]
+    logs = []
+    for seed in range(3):
+        rng = np.random.default_rng(seed)
+        X, y = rng.normal(size=(32, T_, 16)), rng.integers(0, 2, size=32)
+        net = RNN(16, width, 2, init="normal", init_params={"sigma_w": 1.0},
+                  recurrent_params={"sigma_w": sigma_w}, seed=seed)
+        d = net.probe(X, y)["delta_ms"][0]
+        logs.append(np.log(d[-11] / d[-41]) / 30)  # 30 steps past the transient, away from t = T
+    assert np.exp(np.mean(logs) / 2) ** -1 == pytest.approx(np.sqrt(chi), rel=0.03)
