@@ -1,22 +1,10 @@
-"""The diagnosis of one recurrent job through time: the MLP's flags over time steps instead of
-layers, and the trainability verdict of a regression.
+"""The diagnosis of one recurrent job through time, and the trainability verdict of a regression.
 
-Flags of stacked layer k at time step t = 1..T (from ``nncore.probes_recurrent``'s statistics of
-one probe), with nncore.diagnosis's thresholds and for its reasons, the last step T playing the
-part of the top hidden layer (the readout sees h_T: the error enters there and flows back in time):
-
-  vanishing   delta_ms_t, the mean square of the per-example dL/dh_t, is below delta_ms_T by more
-              than e^DEPTH_SCALES: step t lies more than DEPTH_SCALES time scales -1/ln chi before
-              the last step (the depth scale of Schoenholz et al. 2017, counted in steps).
-  exploding   it is above delta_ms_T by more than e^DEPTH_SCALES, or a statistic of the step is not
-              finite (overflow).
-  saturated   more than SATURATED of the step's unit-examples (rnn: of phi', gated cells: of their
-              gates' slopes) are below 10% of the maximum slope.
-
-Where delta_ms_T is 0 or not finite, the reference is the nearest earlier step with a positive
-value (all NaN without one), as nncore.diagnosis does for a dead top layer. The MLP's other flags
-need statistics that are properties of weights, not of steps (dead units over the whole probe,
-symmetric units, the update's size against W): they are not raised through time.
+The flags through time are nncore.diagnosis.diagnose_through_time's (the MLP's flags over the time
+steps t = 1..T of each stacked layer, relative to the last step T, with the MLP's thresholds),
+computed at step 0 and at the last probe from the job's layer_stats and written to
+diagnosis.parquet with the layer_stats' layer code k * 100000 + t; the tags pathology_init and
+pathology_final are their flag_set, as for an MLP.
 
 Trainability of a regression (``regression_trainability``): ``diverged`` when the loss or
 gradients became non-finite; ``trained`` when the final validation MSE is below TRAINED_FRACTION
@@ -35,32 +23,9 @@ from nncore.probes_recurrent import layer_and_time, time_layer
 from . import record
 from .record import DIAGNOSIS_COLUMNS, DIAGNOSIS_FILE
 
-TIME_FLAGS = ("vanishing", "exploding", "saturated")
 # Trained below 6% of the baseline MSE: 0.01 on the adding problem (baseline 1/6), the threshold
 # at which Arjovsky et al. 2016 and Le et al. 2015 call it solved.
 TRAINED_FRACTION = 0.06
-REQUIRED = ("delta_ms", "saturation")
-
-
-def flags_through_time(delta_ms, saturation):
-    """{flag: bool array (K, T)} from the (K, T) arrays of one probe (see the module docstring)."""
-    delta_ms = np.asarray(delta_ms, dtype=np.float64)
-    saturation = np.asarray(saturation, dtype=np.float64)
-    if delta_ms.ndim != 2 or saturation.shape != delta_ms.shape:
-        raise ValueError(f"delta_ms and saturation must be (layers, T) arrays of one shape, got {delta_ms.shape} "
-                         f"and {saturation.shape}")
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ln_delta = np.log(delta_ms)
-    relative = np.full_like(ln_delta, np.nan)
-    for k, row in enumerate(ln_delta):
-        finite = np.flatnonzero(np.isfinite(row))
-        if finite.size:
-            relative[k] = row - row[finite[-1]]
-    finite = np.isfinite(delta_ms) & np.isfinite(saturation)
-    with np.errstate(invalid="ignore"):
-        return {"vanishing": finite & (relative < -diagnosis.DEPTH_SCALES),
-                "exploding": ~finite | (finite & (relative > diagnosis.DEPTH_SCALES)),
-                "saturated": finite & (saturation > diagnosis.SATURATED)}
 
 
 def regression_trainability(diverged, final_mse, baseline_mse):
@@ -92,11 +57,13 @@ def diagnose_recurrent_job(net, layer_stats, scalars, data, result, output_dir):
         if step is None:
             tags[column] = "n/a"
             continue
-        flags = flags_through_time(*(_arrays_at(layer_stats, step, stat) for stat in REQUIRED))
+        present = set(layer_stats["stat"].unique())
+        wanted = [stat for stat in diagnosis.TIME_REQUIRED + diagnosis.TIME_OPTIONAL if stat in present]
+        flags = diagnosis.diagnose_through_time({stat: _arrays_at(layer_stats, step, stat) for stat in wanted})
         tags[column] = diagnosis.flag_set(flags)
         K, T = flags["vanishing"].shape
         codes = time_layer(np.repeat(np.arange(1, K + 1), T), np.tile(np.arange(1, T + 1), K))
-        for flag in TIME_FLAGS:
+        for flag in diagnosis.TIME_FLAGS:
             frames.append(pd.DataFrame({"step": step, "layer": codes, "flag": flag, "raised": flags[flag].ravel()}))
     table = (pd.concat(frames, ignore_index=True) if frames else
              pd.DataFrame({k: pd.Series(dtype=v) for k, v in DIAGNOSIS_COLUMNS.items()})).astype(DIAGNOSIS_COLUMNS)

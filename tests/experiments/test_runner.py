@@ -62,7 +62,17 @@ def test_recurrent_job_records_time_axis_grad_norms_and_flags_through_time(tmp_p
     assert norms["value"].iloc[0] == pytest.approx(global_norm(grads), rel=1e-12)
     assert status[record.CLIPPED_FRACTION] == np.mean(norms["value"] > 0.05)
     flags = pd.read_parquet(tmp_path / "job" / record.DIAGNOSIS_FILE)
-    assert set(flags["flag"]) == {"vanishing", "exploding", "saturated"} and len(flags) == 2 * 3 * 12
+    assert set(flags["flag"]) == {"vanishing", "exploding", "saturated", "dead"} and len(flags) == 2 * 4 * 12
+    # the flags at init are nncore's, from the probe's arrays as the job stored them
+    from nncore import diagnosis
+    at_init = stats[stats["step"] == 0]
+    arrays = {stat: at_init[at_init["stat"] == stat].sort_values("layer")["value"].to_numpy().reshape(2, 6)
+              for stat in ("delta_ms", "saturation", "dead_frac")}
+    expected = diagnosis.diagnose_through_time(arrays)
+    for flag, raised in expected.items():
+        rows = flags[(flags["step"] == 0) & (flags["flag"] == flag)].sort_values("layer")
+        assert list(rows["raised"]) == list(raised.ravel()), flag
+    assert status["pathology_init"] == diagnosis.flag_set(expected)
     assert status["trainability"] in ("trained", "stalled") and float(status["baseline_mse"]) > 0
     client = MlflowClient(uri)
     run = client.get_run(status["run_id"])
