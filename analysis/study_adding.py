@@ -51,7 +51,7 @@ def fig_map(table):
         for j in range(table.shape[1]):
             if np.isfinite(values[i, j]):
                 ax.text(j, i, f"{values[i, j]:.3g}", ha="center", va="center", fontsize=7,
-                        color="white" if values[i, j] < 0.01 else "black")
+                        color="black" if values[i, j] < 0.01 else "white")  # viridis_r: light below 0.01
     ax.set(xlabel="sequence length T", title="baseline (always 1): 0.167; trained below 0.01")
     suptitle(fig, title)
     return fig

@@ -49,7 +49,10 @@ def fig_rnn_init(frames, rows):
     if not rows:
         return no_data_figure(title, "no recurrent runs")
     fig, axes = new_figure(1, len(PANELS), sharey=True, extra_width=0.6)
-    colors = ordered_colors([row[0] for row in rows])
+    # one palette per panel: few lines each, told apart
+    colors = {}
+    for index in range(len(PANELS)):
+        colors.update(ordered_colors([row[0] for row in rows if panel_of(row[1]) == index]))
     for ax, (name, _) in zip(axes[0], PANELS):
         ax.set(yscale="log", xlabel="time step t", title=name)
     for net, run, _, _, _ in rows:
