@@ -449,6 +449,9 @@ class RNN:
         if cell == "rnn" and forget_bias != 0.0:
             raise ValueError(f"forget_bias applies to cells 'lstm' and 'gru' only, got {forget_bias} for cell 'rnn'")
         sigma_b = number("sigma_b", sigma_b, low=0.0)
+        if sigma_b and init == recurrent.PYTORCH_INIT:
+            raise ValueError(f"sigma_b applies to nncore's initializers; init='pytorch' draws every bias "
+                             f"U(+-1/sqrt(H)), got sigma_b={sigma_b}")
         init_params = dict(init_params or {})
         recurrent_params = dict(init_params if recurrent_params is None else recurrent_params)
         initializers.check_params(init_params)

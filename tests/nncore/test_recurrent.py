@@ -225,6 +225,7 @@ def test_mse_takes_real_targets_and_one_hot():
     (dict(dtype="float16"), "unknown dtype 'float16'"),
     (dict(seed=-1), "seed must be a non-negative integer"),
     (dict(init_params={"sigmaw": 1.0}), "unknown initializer parameter"),
+    (dict(sigma_b=0.1), "sigma_b applies to nncore's initializers; init='pytorch' draws every bias"),
 ])
 def test_constructor_errors(kwargs, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
