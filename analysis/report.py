@@ -329,7 +329,7 @@ def build_markdown(frames, study_lines=(), recurrent_frames=None, recurrent_line
              "Every number in this report is computed from the logged runs by `python -m analysis.report`; "
              "[summary.csv](summary.csv) has one row per run.", "", *study_lines,
              "## At a glance", "", *glance, ""]
-    if frames.runs.empty:
+    if frames.runs.empty and not recurrent_frames.runs.empty:  # recurrent runs only: no MLP section
         lines += list(recurrent_lines)
         if frames.notes:
             lines += ["## Data notes", "", *[f"- {note}" for note in frames.notes], ""]
@@ -392,10 +392,10 @@ class FigureDrawer:
     then lists the written files. With ``jobs`` = 1 everything happens in-process.
     """
 
-    def __init__(self, frames, figure_dir, theory=None, jobs=1):
+    def __init__(self, frames, figure_dir, theory=None, jobs=1, draw=True):
         self.frames, self.figure_dir, self.theory = frames, figure_dir, theory
         self.jobs = default_jobs() if jobs is None else max(1, int(jobs))
-        self.names = [spec.name for spec in FIGURES] if not frames.runs.empty else []
+        self.names = [spec.name for spec in FIGURES] if draw else []
         self.pool, self.pending, self.paths = None, [], []
 
     def __enter__(self):
@@ -447,8 +447,10 @@ def build_report(frames, out_dir, theory=None, jobs=1, study=None):
     frames = diagnosis.with_diagnosis(frames)
     if theory is None:
         theory = theory_frame(frames.layer_stats, frames.runs)
-    with FigureDrawer(frames, out_dir / FIGURE_DIR, theory, jobs):
-        summary = tables.summary_table(frames.runs, frames.layer_stats) if not frames.runs.empty else pd.DataFrame()
+    # recurrent runs only: the MLP figures are left out (an empty selection still draws them, saying so)
+    mlp_figures = not frames.runs.empty or recurrent_frames.runs.empty
+    with FigureDrawer(frames, out_dir / FIGURE_DIR, theory, jobs, draw=mlp_figures):
+        summary = tables.summary_table(frames.runs, frames.layer_stats)
         if not recurrent_frames.runs.empty:
             summary = pd.concat([summary, recurrent.summary(recurrent_frames)], ignore_index=True)
         summary.to_csv(out_dir / "summary.csv", index=False)
