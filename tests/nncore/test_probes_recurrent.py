@@ -1,6 +1,6 @@
 """nncore.probes_recurrent: every statistic through time against its definition, computed here
 from a forward pass written in the test and from the total dL/dh_t (checked against finite
-differences in test_recurrent.py)."""
+differences in test_recurrent_cells.py)."""
 import numpy as np
 import pytest
 

@@ -1,4 +1,4 @@
-"""nncore.recurrent and network.RNN: gradients against finite differences of a reference forward
+"""nncore.recurrent (the cells) and network.RNN: gradients against finite differences of a reference forward
 written here from torch's equations (float64), the total dL/dh_t, initializers, and the API."""
 import pickle
 
