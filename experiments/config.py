@@ -420,9 +420,10 @@ def logged_params(container):
         "init.": {"name", "sigma_b", *initializers.PARAMS.get(init, ())},
         "activation.": {"name", *getattr(activations.REGISTRY.get(container.get("activation", {}).get("name")),
                                          "params", {})},
-        "model.": {"depth", "width", "dropout", "norm", "residual",
-                   *(("residual_scale",) if container.get("model", {}).get("residual") else ()),
-                   *(set(RECURRENT_KEYS) - set(recurrent_keys_unused(container.get("model", {}))))},
+        "model.": ({"depth", "width", *(set(RECURRENT_KEYS) - set(recurrent_keys_unused(container.get("model", {}))))}
+                   if container.get("model", {}).get("cell", "none") != "none" else  # no dropout, norm, residual
+                   {"depth", "width", "dropout", "norm", "residual",
+                    *(("residual_scale",) if container.get("model", {}).get("residual") else ())}),
     }
 
     def shown(key, value):

@@ -457,6 +457,7 @@ def test_recurrent_run_names_tags_and_params(compose_cfg):
     assert {"model.cell", "model.recurrent_init", "model.forget_bias", "data.length", "data.n_train",
             "data.n_val"} <= set(params)
     assert "model.recurrent_gain" not in params and "data.order" not in params and "data.n_samples" not in params
+    assert not {"model.dropout", "model.norm", "model.residual"} & set(params)  # a recurrent net has none
     mlp = logged_params(OmegaConf.to_container(compose_cfg(), resolve=True))
     assert not {"model.cell", "model.forget_bias", "data.length", "data.order"} & set(mlp)
     # an MLP's tags say it has no cell
