@@ -269,6 +269,8 @@ def _validate_recurrent(cfg):
     _check(sequences, "model.cell", f"arch={m.cell} reads sequences, but data={d.name} gives vectors: choose "
            f"data={' | '.join(n for n, kind in datasets.KINDS.items() if kind == 'sequences')}")
     _check(m.norm == "none", "model.norm", f"a recurrent net (cell {m.cell}) takes no normalization, got {m.norm!r}")
+    _check(cfg.init.name != recurrent.PYTORCH_INIT or cfg.init.sigma_b == 0.0, "init.sigma_b",
+           f"init=pytorch draws every bias U(+-1/sqrt(H)); sigma_b applies to nncore's initializers, got {cfg.init.sigma_b}")
     _check(m.cell in GATED_CELLS or m.forget_bias == 0.0, "model.forget_bias",
            f"applies to {' and '.join(GATED_CELLS)} only (their forget or update gate), not cell {m.cell}")
     _check(m.cell == "rnn" or cfg.activation.name == "tanh", "activation.name",

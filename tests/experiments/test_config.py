@@ -404,6 +404,7 @@ def test_seq_digits_lengths(compose_cfg):
     (_recurrent("model.residual=true"), r"^model\.residual: a recurrent net"),
     (_recurrent("model.dropout=0.1"), r"^model\.dropout: a recurrent net"),
     (_recurrent("model.forget_bias=1"), r"^model\.forget_bias: applies to lstm and gru only .* not cell rnn"),
+    (_recurrent("init=pytorch", "init.sigma_b=0.1"), r"^init\.sigma_b: init=pytorch draws every bias"),
     (("arch=lstm", "data=adding", "activation=relu"), r"^activation\.name: applies to cell rnn only"),
     (("init=pytorch",), r"^init\.name: unknown initializer 'pytorch' for an MLP \(pytorch: recurrent nets only\)"),
 ])
