@@ -66,8 +66,9 @@ lock:  ## resolve dependencies into requirements*.lock, keeping existing pins (U
 test: $(STAMP)  ## run the test suite
 	$(PY) -m pytest -q -n auto --dist loadfile
 
-bench: $(STAMP)  ## step and probe time at the study's shapes vs a plain NumPy MLP (and PyTorch if installed); a single run's start-up
+bench: $(STAMP)  ## step and probe time at the study's shapes vs a plain NumPy MLP (and PyTorch if installed); the recurrent step vs torch; a single run's start-up
 	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-$$(nproc)} $(PY) -m benchmarks.bench_step
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-$$(nproc)} $(PY) -m benchmarks.bench_recurrent
 	$(PY) -m benchmarks.bench_startup
 
 bench-report: $(STAMP)  ## time the report on a synthetic 1,000-run sweep (target <= 60 s)

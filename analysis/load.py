@@ -47,6 +47,12 @@ from experiments.record import DEFAULT_EXPERIMENT, REPO_ROOT  # noqa: F401 - re-
 # The metrics a run's row carries: the scalars' last values and, when it diverged, diverged_step.
 FINAL_METRICS = (record.LOSS_TRAIN, record.LOSS_VAL, record.ACC_TRAIN, record.ACC_VAL, record.DIVERGED_STEP)
 
+RECURRENT_COLUMNS = {"cell": "str", "recurrent_init": "str", "seq_len": "float64", "forget_bias": "float64",
+                     "recurrent_gain": "float64", "baseline_mse": "float64", "clip_norm": "float64",
+                     "clipped_fraction": "float64",
+                     # the job's verdicts as tagged: the report recomputes an MLP's (analysis.diagnosis) but
+                     # reads a recurrent run's (analysis.recurrent.split names them as the MLPs' columns)
+                     "tag_pathology_init": "str", "tag_pathology_final": "str", "tag_trainability": "str"}
 # Column -> dtype of each table. Empty tables are built from these too, so that
 # downstream code never meets a frame without the expected columns.
 RUN_COLUMNS = {
@@ -64,6 +70,9 @@ RUN_COLUMNS = {
     **{name: "float64" for name in FINAL_METRICS},  # diverged_step: NaN unless the run diverged
     # architecture (conf/arch/: experiments.config.arch_label); runs logged before it are plain MLPs
     "arch": "str", "norm": "str", "residual_scale": "float64",
+    # recurrent nets (conf/arch/rnn|lstm|gru): cell "none" for an MLP; seq_len T, the regression's
+    # baseline MSE (tag), clip_norm (param) and the fraction of updates clipped (metric), NaN when absent
+    **RECURRENT_COLUMNS,
     # the run's values of the params that vary among runs of the same standard axes ("" when none):
     # "optimizer.lr=50, init.sigma_w=12" (varying_params)
     "variant": "str",
@@ -242,9 +251,24 @@ def run_record(run):
     record["residual_scale"] = (1.0 if scale is None else scale) if residual else np.nan
     for name in FINAL_METRICS:
         record[name] = metrics.get(name, np.nan)
+    record.update(recurrent_fields(tags, params, metrics))
     record["variant"] = ""  # set by with_variants, which compares the runs
     missing = [name for name in REQUIRED_FIELDS if record[name] is None]
     return record, missing
+
+
+def recurrent_fields(tags, params, metrics):
+    """The RECURRENT_COLUMNS of a run (an MLP's: cell "none", NaN elsewhere)."""
+    def number(text):
+        value = _as_number(text, "float")
+        return np.nan if value is None else value
+    return {"cell": tags.get("cell", params.get("model.cell", "none")),
+            "recurrent_init": tags.get("recurrent_init", params.get("model.recurrent_init", "")),
+            "seq_len": number(tags.get("seq_len")), "forget_bias": number(params.get("model.forget_bias")),
+            "recurrent_gain": number(params.get("model.recurrent_gain")),
+            "baseline_mse": number(tags.get("baseline_mse")), "clip_norm": number(params.get("train.clip_norm")),
+            "clipped_fraction": metrics.get(record.CLIPPED_FRACTION, np.nan),
+            **{f"tag_{name}": tags.get(name, "n/a") for name in ("pathology_init", "pathology_final", "trainability")}}
 
 
 def latest_attempts(mlflow_runs, per_sweep=True):

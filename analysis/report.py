@@ -27,7 +27,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from . import diagnosis, figures, front_page, html, observations, selection, tables
+from . import diagnosis, figures, front_page, html, observations, recurrent, selection, tables
 from .studies import study_section
 from .theory import markdown_section as theory_section, no_sizes_note, theory_frame
 from .load import DEFAULT_EXPERIMENT, REPO_ROOT, SelectionError, load_frames, open_client, quoted
@@ -317,14 +317,28 @@ def figure_section(number, spec, frames):
             *[f"- {sentence}" for sentence in sentences], ""]
 
 
-def build_markdown(frames, study_lines=()):
+def build_markdown(frames, study_lines=(), recurrent_frames=None, recurrent_lines=()):
     """The text of report.md (the figures are expected in figures/); ``study_lines`` is a
-    named experiment's own section, placed first."""
+    named experiment's own section, placed first. Recurrent runs (``recurrent_frames``, else split
+    from ``frames``) get their at-a-glance lines and ``recurrent_lines`` (analysis.recurrent.section);
+    the MLP sections cover the MLP runs, and are left out when there are none."""
+    if recurrent_frames is None:
+        frames, recurrent_frames = recurrent.split(frames)
     frames = diagnosis.with_diagnosis(frames)
-    lines = ["# Vanishing and exploding gradients: sweep report", "", source_line(frames),
+    everything = len(frames.runs) + len(recurrent_frames.runs)
+    glance = recurrent.at_a_glance(recurrent_frames)
+    if not frames.runs.empty or not glance:
+        glance = at_a_glance(frames) + glance
+    lines = ["# Vanishing and exploding gradients: sweep report", "",
+             source_line(frames).replace(f"; {len(frames.runs)} runs.", f"; {everything} runs."),
              "Every number in this report is computed from the logged runs by `python -m analysis.report`; "
              "[summary.csv](summary.csv) has one row per run.", "", *study_lines,
-             "## At a glance", "", *at_a_glance(frames), ""]
+             "## At a glance", "", *glance, ""]
+    if frames.runs.empty and not recurrent_frames.runs.empty:  # recurrent runs only: no MLP section
+        lines += list(recurrent_lines)
+        if frames.notes:
+            lines += ["## Data notes", "", *[f"- {note}" for note in frames.notes], ""]
+        return "\n".join(lines)
     table = key_numbers_table(frames)
     if table:
         lines += [*table, ""]
@@ -338,6 +352,7 @@ def build_markdown(frames, study_lines=()):
             lines += [f"## {section}", ""]
         lines += figure_section(number, spec, frames)
     lines += theory_section(frames.layer_stats, frames.runs)
+    lines += list(recurrent_lines)
     notes = [*frames.notes, *[note for note in (no_sizes_note(frames.runs),) if note]]
     if notes:
         lines += ["## Data notes", "", *[f"- {note}" for note in notes], ""]
@@ -383,14 +398,14 @@ class FigureDrawer:
     then lists the written files. With ``jobs`` = 1 everything happens in-process.
     """
 
-    def __init__(self, frames, figure_dir, theory=None, jobs=1):
+    def __init__(self, frames, figure_dir, theory=None, jobs=1, draw=True):
         self.frames, self.figure_dir, self.theory = frames, figure_dir, theory
         self.jobs = default_jobs() if jobs is None else max(1, int(jobs))
-        self.names = [spec.name for spec in FIGURES]
+        self.names = [spec.name for spec in FIGURES] if draw else []
         self.pool, self.pending, self.paths = None, [], []
 
     def __enter__(self):
-        if self.jobs > 1:
+        if self.jobs > 1 and self.names:
             if "forkserver" in multiprocessing.get_all_start_methods():
                 context = multiprocessing.get_context("forkserver")
                 # The server imports the plotting stack once; every worker forks from it ready.
@@ -433,12 +448,21 @@ def build_report(frames, out_dir, theory=None, jobs=1, study=None):
     core) draws the figures in parallel."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    everything = frames
+    frames, recurrent_frames = recurrent.split(frames)
     frames = diagnosis.with_diagnosis(frames)
     if theory is None:
         theory = theory_frame(frames.layer_stats, frames.runs)
-    with FigureDrawer(frames, out_dir / FIGURE_DIR, theory, jobs):
-        tables.summary_table(frames.runs, frames.layer_stats).to_csv(out_dir / "summary.csv", index=False)
-        markdown = build_markdown(frames, study_section(study, frames, out_dir / FIGURE_DIR) if study else ())
+    # recurrent runs only: the MLP figures are left out (an empty selection still draws them, saying so)
+    mlp_figures = not frames.runs.empty or recurrent_frames.runs.empty
+    with FigureDrawer(frames, out_dir / FIGURE_DIR, theory, jobs, draw=mlp_figures):
+        summary = tables.summary_table(frames.runs, frames.layer_stats)
+        if not recurrent_frames.runs.empty:
+            summary = pd.concat([summary, recurrent.summary(recurrent_frames)], ignore_index=True)
+        summary.to_csv(out_dir / "summary.csv", index=False)
+        (out_dir / FIGURE_DIR).mkdir(parents=True, exist_ok=True)
+        markdown = build_markdown(frames, study_section(study, everything, out_dir / FIGURE_DIR) if study else (),
+                                  recurrent_frames, recurrent.section(recurrent_frames, out_dir / FIGURE_DIR))
     (out_dir / "report.md").write_text(markdown)
     html.write_html(out_dir / "report.md")
     return markdown
@@ -475,7 +499,10 @@ def log_report_to_mlflow(frames, out_dir):
         client.log_artifact(run_id, str(out_dir / name), "report")
     note = front_page.note_content((out_dir / "report.md").read_text(), frames.experiment_id, run_id, frames.sweep)
     now = int(time.time() * 1000)
-    headline = [Metric(name, float(value), now, 0) for name, value in front_page.headline_metrics(frames).items()]
+    # the first-to-last layer gradient ratio is an MLP's: a recurrent run's layer column is (layer, time)
+    mlp_stats = recurrent.split(frames)[0].layer_stats
+    headline = [Metric(name, float(value), now, 0)
+                for name, value in front_page.headline_metrics(replace(frames, layer_stats=mlp_stats)).items()]
     client.log_batch(run_id, metrics=headline, tags=[RunTag(NOTE_TAG, note)])
     if frames.sweep:
         name = client.get_run(run_id).info.run_name

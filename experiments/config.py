@@ -12,7 +12,9 @@ from typing import Any, List, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 
-from nncore import activations, initializers, losses, optimizers
+from nncore import activations, initializers, losses, optimizers, recurrent
+
+from . import datasets
 
 
 class ConfigError(ValueError):
@@ -27,12 +29,25 @@ class ModelConf:
     norm: str = "none"        # none | batch | layer: BatchNorm1d or LayerNorm between Dense and phi
     residual: bool = False    # a_l = a_(l-1) + residual_scale * h_l for hidden layers l >= 2
     residual_scale: float = 1.0
+    # Recurrent nets (arch=rnn | lstm | gru): depth is then the number of stacked layers, width H.
+    cell: str = "none"           # none (an MLP) | rnn | lstm | gru
+    recurrent_init: str = "same"  # W_hh: same (as init) | identity | orthogonal | any init name
+    recurrent_gain: float = 1.0  # orthogonal's gain, identity's scale (W_hh = gain * I)
+    forget_bias: float = 0.0     # added to the LSTM's forget-gate bias, the GRU's update-gate bias
 
 
 # The architecture keys at their defaults (a plain MLP): left out of a run's identity, so
 # that configs which do not set them keep the hashes they had before the keys existed.
 ARCH_DEFAULTS = {"norm": "none", "residual": False, "residual_scale": 1.0}
 NORMS = ("none", "batch", "layer")
+# The recurrent keys: in a run's identity only when model.cell is a recurrent cell (and then only
+# those that change its network: forget_bias for lstm and gru, recurrent_gain for orthogonal and
+# identity), so that every MLP keeps the hash it had before they existed.
+RECURRENT_KEYS = ("cell", "recurrent_init", "recurrent_gain", "forget_bias")
+CELLS = tuple(recurrent.REGISTRY)
+SAME_INIT = "same"   # model.recurrent_init: W_hh drawn as init.name draws W_ih
+GATED_CELLS = ("lstm", "gru")          # take forget_bias
+SCALED_RECURRENT_INITS = ("orthogonal", "identity")   # take recurrent_gain
 
 
 def _activation_conf():
@@ -99,6 +114,10 @@ class DataConf:
     noise: float = 0.2        # spirals
     teacher_depth: int = 2    # gaussian: hidden layers of the random teacher
     cache_dir: Optional[str] = None   # mnist: scikit-learn data_home
+    length: int = 50          # adding: sequence length T
+    n_train: int = 10000      # adding: training examples
+    n_val: int = 1000         # adding: validation examples
+    order: str = "rows"       # seq_digits: rows (T = 8) | pixels (T = 64)
 
 
 @dataclass
@@ -138,7 +157,7 @@ def register():
     cs.store(name="base_config", node=Config)
 
 
-DATASETS = ("digits", "spirals", "gaussian", "mnist")
+DATASETS = tuple(datasets.LOADERS)
 # Keys that do not change a run's result: excluded from its identity.
 NOT_IDENTITY = ("tracking",)
 
@@ -162,6 +181,7 @@ def validate(cfg):
     _check(isinstance(m.residual, bool), "model.residual", f"must be true or false, got {m.residual!r}")
     _check(math.isfinite(m.residual_scale) and m.residual_scale > 0, "model.residual_scale",
            f"must be a finite number > 0, got {m.residual_scale}")
+    _validate_recurrent(cfg)
     _check(cfg.activation.name in activations.REGISTRY, "activation.name",
            f"unknown activation {cfg.activation.name!r}; valid: {', '.join(sorted(activations.REGISTRY))}")
     params = activation_params(cfg)
@@ -181,8 +201,10 @@ def validate(cfg):
         cls(**params)
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"activation: {exc}") from None
-    _check(cfg.init.name in initializers.REGISTRY, "init.name",
-           f"unknown initializer {cfg.init.name!r}; valid: {', '.join(sorted(initializers.REGISTRY))}")
+    inits = recurrent.init_names() if is_recurrent(cfg) else sorted(initializers.REGISTRY)
+    _check(cfg.init.name in inits, "init.name", f"unknown initializer {cfg.init.name!r}"
+           + ("" if is_recurrent(cfg) else f" for an MLP ({', '.join(sorted(set(recurrent.init_names()) - set(inits)))}: "
+              "recurrent nets only)") + f"; valid: {', '.join(inits)}")
     for key in ("sigma_w", "sigma_b", "gain"):
         v = cfg.init[key]
         _check(math.isfinite(v) and v >= 0, f"init.{key}", f"must be a finite number >= 0, got {v}")
@@ -194,7 +216,6 @@ def validate(cfg):
         optimizers.get(o.name, **optimizer_kwargs(cfg))
     except ValueError as exc:
         raise ConfigError(f"optimizer: {exc}") from None
-    _check(d.name in DATASETS, "data.name", f"unknown dataset {d.name!r}; valid: {', '.join(DATASETS)}")
     _check(0.0 < d.val_fraction < 1.0, "data.val_fraction", f"must be in (0, 1), got {d.val_fraction}")
     _check(d.n_samples >= 10, "data.n_samples", f"must be >= 10, got {d.n_samples}")
     _check(d.dim >= 1, "data.dim", f"must be >= 1, got {d.dim}")
@@ -210,13 +231,63 @@ def validate(cfg):
     _check(t.dtype in ("float64", "float32"), "train.dtype", f"must be float64 or float32, got {t.dtype!r}")
     _check(t.loss in losses.REGISTRY, "train.loss",
            f"unknown loss {t.loss!r}; valid: {', '.join(sorted(losses.REGISTRY))}")
-    # nncore's mse and bce take one-hot or multi-label targets, and their accuracies are not a
-    # classifier's: every dataset here gives class labels, the trainability verdict a class accuracy.
-    _check(t.loss == "cross_entropy", "train.loss",
-           f"{t.loss!r} needs one-hot or multi-label targets; the datasets give class labels: use cross_entropy")
+    if d.name in datasets.REGRESSION:
+        _check(t.loss == "mse", "train.loss", f"data={d.name} is a regression (float targets): use mse, got {t.loss!r}")
+    else:
+        # nncore's mse and bce take one-hot or multi-label targets, and their accuracies are not a
+        # classifier's: these datasets give class labels, the trainability verdict a class accuracy.
+        _check(t.loss == "cross_entropy", "train.loss",
+               f"{t.loss!r} needs one-hot or multi-label targets; data={d.name} gives class labels: "
+               "use cross_entropy")
     _check(t.histogram_snapshots >= 0, "train.histogram_snapshots", f"must be >= 0, got {t.histogram_snapshots}")
     _check(t.histogram_bins >= 1, "train.histogram_bins", f"must be >= 1, got {t.histogram_bins}")
     _check(_is_int(cfg.seed) and cfg.seed >= 0, "seed", f"must be an integer >= 0, got {cfg.seed}")
+
+
+def _validate_recurrent(cfg):
+    """The recurrent keys and the pairing of architecture and data: a recurrent cell reads
+    sequences (batch, T, features), an MLP vectors; each the other's data is one line."""
+    m, d = cfg.model, cfg.data
+    _check(m.cell in ("none", *CELLS), "model.cell", f"must be one of none, {', '.join(CELLS)}, got {m.cell!r}")
+    names = (SAME_INIT, *recurrent.recurrent_init_names())
+    _check(m.recurrent_init in names, "model.recurrent_init", f"must be one of {', '.join(names)}, got {m.recurrent_init!r}")
+    _check(math.isfinite(m.recurrent_gain) and m.recurrent_gain >= 0, "model.recurrent_gain",
+           f"must be a finite number >= 0, got {m.recurrent_gain}")
+    _check(math.isfinite(m.forget_bias), "model.forget_bias", f"must be finite, got {m.forget_bias}")
+    _check(d.name in DATASETS, "data.name", f"unknown dataset {d.name!r}; valid: {', '.join(DATASETS)}")
+    _check(_is_int(d.length) and d.length >= 2, "data.length",
+           f"must be an integer >= 2 (a marker in each half), got {d.length}")
+    _check(_is_int(d.n_train) and d.n_train >= 1, "data.n_train", f"must be an integer >= 1, got {d.n_train}")
+    _check(_is_int(d.n_val) and d.n_val >= 1, "data.n_val", f"must be an integer >= 1, got {d.n_val}")
+    _check(d.order in datasets.SEQ_DIGITS_SHAPES, "data.order",
+           f"must be one of {', '.join(datasets.SEQ_DIGITS_SHAPES)}, got {d.order!r}")
+    sequences = datasets.KINDS[d.name] == "sequences"
+    if m.cell == "none":
+        _check(not sequences, "data.name", f"data={d.name} gives sequences (batch, T, features): "
+               f"choose a recurrent arch (arch={' | '.join(CELLS)}) or a vector dataset")
+        return
+    _check(sequences, "model.cell", f"arch={m.cell} reads sequences, but data={d.name} gives vectors: choose "
+           f"data={' | '.join(n for n, kind in datasets.KINDS.items() if kind == 'sequences')}")
+    _check(m.norm == "none", "model.norm", f"a recurrent net (cell {m.cell}) takes no normalization, got {m.norm!r}")
+    _check(cfg.init.name != recurrent.PYTORCH_INIT or cfg.init.sigma_b == 0.0, "init.sigma_b",
+           f"init=pytorch draws every bias U(+-1/sqrt(H)); sigma_b applies to nncore's initializers, got {cfg.init.sigma_b}")
+    _check(m.cell in GATED_CELLS or m.forget_bias == 0.0, "model.forget_bias",
+           f"applies to {' and '.join(GATED_CELLS)} only (their forget or update gate), not cell {m.cell}")
+    _check(m.cell == "rnn" or cfg.activation.name == "tanh", "activation.name",
+           f"applies to cell rnn only: cell {m.cell} has its own nonlinearities (leave activation=tanh), "
+           f"got {cfg.activation.name!r}")
+    _check(not m.residual, "model.residual", f"a recurrent net (cell {m.cell}) takes no residual connections")
+    _check(m.dropout == 0.0, "model.dropout", f"a recurrent net (cell {m.cell}) takes no dropout, got {m.dropout}")
+
+
+def is_recurrent(cfg):
+    """Whether the config builds a recurrent net (model.cell rnn, lstm or gru)."""
+    return cfg.model.get("cell", "none") != "none"
+
+
+def seq_len(cfg):
+    """T of a recurrent run's data (adding: data.length; seq_digits: 8 or 64), else None."""
+    return datasets.sequence_length(cfg.data) if datasets.KINDS.get(cfg.data.name) == "sequences" else None
 
 
 def activation_params(cfg):
@@ -259,7 +330,25 @@ def identity(cfg):
     for key, default in ARCH_DEFAULTS.items():
         if key in model and (model[key] == default or (key == "residual_scale" and not residual)):
             del model[key]
+    for key in recurrent_keys_unused(model):
+        model.pop(key, None)
+    data = container.get("data", {})
+    for key in SEQUENCE_DATA_KEYS:
+        if key not in DATA_KEYS.get(data.get("name"), ()):
+            data.pop(key, None)
     return container
+
+
+def recurrent_keys_unused(model):
+    """The recurrent keys of ``model`` (a dict) that do not change its network: all of them for an
+    MLP, forget_bias for an Elman RNN, recurrent_gain unless W_hh is orthogonal or identity."""
+    cell = model.get("cell", "none")
+    if cell == "none":
+        return list(RECURRENT_KEYS)
+    unused = [] if cell in GATED_CELLS else ["forget_bias"]
+    if model.get("recurrent_init") not in SCALED_RECURRENT_INITS:
+        unused.append("recurrent_gain")
+    return unused
 
 
 def arch_kwargs(cfg):
@@ -277,8 +366,11 @@ def arch_kwargs(cfg):
 
 
 def arch_label(cfg):
-    """Short architecture label: plain, res, res0.141, bn, ln, res-ln, ... (residual first)."""
+    """Short architecture label: plain, res, res0.141, bn, ln, res-ln, ... (residual first); the
+    cell (rnn, lstm, gru) for a recurrent net."""
     m = cfg.model
+    if is_recurrent(cfg):
+        return m.cell
     parts = []
     if m.residual:
         parts.append("res" if m.residual_scale == 1.0 else f"res{m.residual_scale:.3g}")
@@ -308,7 +400,11 @@ def flatten(container, prefix=""):
 # The data keys each dataset reads (datasets.py); the others do not apply to its runs.
 DATA_KEYS = {"digits": ("val_fraction",), "spirals": ("val_fraction", "n_samples", "n_classes", "noise"),
              "gaussian": ("val_fraction", "n_samples", "dim", "n_classes", "teacher_depth"),
-             "mnist": ("val_fraction", "cache_dir")}
+             "mnist": ("val_fraction", "cache_dir"), "seq_digits": ("val_fraction", "order"),
+             "adding": ("length", "n_train", "n_val")}
+# Data keys added with the sequence datasets: in a run's identity only for the datasets that read
+# them, so that the other datasets' runs keep their hashes.
+SEQUENCE_DATA_KEYS = ("length", "n_train", "n_val", "order")
 
 
 def logged_params(container):
@@ -326,8 +422,10 @@ def logged_params(container):
         "init.": {"name", "sigma_b", *initializers.PARAMS.get(init, ())},
         "activation.": {"name", *getattr(activations.REGISTRY.get(container.get("activation", {}).get("name")),
                                          "params", {})},
-        "model.": {"depth", "width", "dropout", "norm", "residual",
-                   *(("residual_scale",) if container.get("model", {}).get("residual") else ())},
+        "model.": ({"depth", "width", *(set(RECURRENT_KEYS) - set(recurrent_keys_unused(container.get("model", {}))))}
+                   if container.get("model", {}).get("cell", "none") != "none" else  # no dropout, norm, residual
+                   {"depth", "width", "dropout", "norm", "residual",
+                    *(("residual_scale",) if container.get("model", {}).get("residual") else ())}),
     }
 
     def shown(key, value):
@@ -342,8 +440,29 @@ def logged_params(container):
 
 def run_name(cfg):
     """e.g. tanh-xavier_uniform-d20-adam-s0; tanh-xavier_uniform-d20-adam-res0.141-ln-s0 when the
-    architecture is not a plain MLP (plain runs keep their names)."""
+    architecture is not a plain MLP (plain runs keep their names); recurrent runs name the cell first,
+    then the activation (rnn only), the inits (with normal's sigma_w), forget bias, stacked layers, T, the
+    optimizer and clip_norm, e.g. rnn-relu-normal0.01-identity-T100-sgd-clip1-s0, lstm-pytorch-fb1-T50-adam-s1."""
+    if is_recurrent(cfg):
+        return recurrent_run_name(cfg)
     arch = arch_label(cfg)
     arch = "" if arch == "plain" else f"-{arch}"
     return f"{cfg.activation.name}-{cfg.init.name}-d{cfg.model.depth}-{cfg.optimizer.name}{arch}-s{cfg.seed}"
 
+
+
+def recurrent_run_name(cfg):
+    m = cfg.model
+    init = cfg.init.name + (f"{cfg.init.sigma_w:g}" if "sigma_w" in initializers.PARAMS.get(cfg.init.name, ()) else "")
+    parts = [m.cell] + ([cfg.activation.name] if m.cell == "rnn" else []) + [init]
+    if m.recurrent_init != "same":
+        parts.append(m.recurrent_init + (f"{m.recurrent_gain:g}" if m.recurrent_gain != 1.0 else ""))
+    if m.cell in GATED_CELLS and m.forget_bias != 0.0:
+        parts.append(f"fb{m.forget_bias:g}")
+    if m.depth != 1:
+        parts.append(f"L{m.depth}")
+    parts += [f"T{seq_len(cfg)}", cfg.optimizer.name]
+    if cfg.train.clip_norm is not None:
+        parts.append(f"clip{cfg.train.clip_norm:g}")
+    parts.append(f"s{cfg.seed}")
+    return "-".join(parts)

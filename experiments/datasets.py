@@ -1,6 +1,17 @@
-"""Datasets: (X_train, y_train, X_val, y_val) with integer labels, standardized with
-training statistics. Splits are stratified and seeded by the run's "data" stream.
-No test needs the network: only ``mnist`` downloads (once, into its cache)."""
+"""Datasets: (X_train, y_train, X_val, y_val), seeded by the run's "data" stream.
+No test needs the network: only ``mnist`` downloads (once, into its cache).
+
+Two kinds (``KINDS``, the one registry that the config's pre-flight reads):
+  vectors    X of shape (n, n_features) for an MLP: digits, spirals, gaussian, mnist;
+             integer labels, standardized with training statistics, stratified splits.
+  sequences  X of shape (n, T, n_features), batch first, for a recurrent net:
+             adding   the adding problem in its uniform form (Arjovsky et al. 2016), a regression:
+                      y of shape (n, 1), float;
+             seq_digits  the bundled digits read as a sequence: row by row (T = 8, 8 pixels a
+                      step) or pixel by pixel (T = 64, one pixel a step; ``order=pixels``);
+                      standardized per pixel as digits, then reshaped row-major.
+Regression datasets (``REGRESSION``) carry their baseline: the MSE of the constant prediction
+that the task's folklore names (adding: always 1, whose expected MSE is Var(U1 + U2) = 1/6)."""
 import gzip
 import importlib.util
 from dataclasses import dataclass
@@ -17,12 +28,20 @@ class Dataset:
     y_train: np.ndarray
     X_val: np.ndarray
     y_val: np.ndarray
-    n_classes: int
+    n_classes: int            # output units: the classes, or the regression targets' width (adding: 1)
     name: str
+    task: str = "classification"   # or "regression" (float targets of shape (n, n_classes))
+    baseline_mse: float = None     # regression: validation MSE of the constant prediction (adding: 1)
 
     @property
     def n_features(self):
-        return self.X_train.shape[1]
+        """Inputs per example (vectors) or per time step (sequences)."""
+        return self.X_train.shape[-1]
+
+    @property
+    def seq_len(self):
+        """T for a sequence dataset, else None."""
+        return self.X_train.shape[1] if self.X_train.ndim == 3 else None
 
 
 def _stratified_split(y, val_fraction, rng):
@@ -110,7 +129,56 @@ def mnist(cfg, rng):
     return _finish(X.astype(np.float64), y.astype(np.int64), cfg.val_fraction, rng, "mnist")
 
 
-LOADERS = {"digits": digits, "spirals": spirals, "gaussian": gaussian, "mnist": mnist}
+def seq_digits(cfg, rng):
+    """digits as a sequence: ``order`` "rows" gives T = 8 steps of a row's 8 pixels, "pixels" T = 64
+    steps of one pixel, in reading order (row-major), from the same standardized split as digits."""
+    flat = digits(cfg, rng)
+    shape = SEQ_DIGITS_SHAPES[cfg.order]
+    return Dataset(flat.X_train.reshape(-1, *shape), flat.y_train, flat.X_val.reshape(-1, *shape), flat.y_val,
+                   flat.n_classes, "seq_digits")
+
+
+# data.order -> (T, features per step) of seq_digits
+SEQ_DIGITS_SHAPES = {"rows": (8, 8), "pixels": (64, 1)}
+ADDING_CONSTANT = 1.0   # the constant prediction of the adding problem's baseline (E[target] = 1)
+
+
+def adding_examples(n, length, rng):
+    """(X (n, length, 2), y (n, 1)) of the uniform adding problem (Arjovsky et al. 2016): channel 0
+    holds values U[0, 1], channel 1 a marker 1 at one step drawn uniformly from each half (steps
+    [0, length // 2) and [length // 2, length)) and 0 elsewhere; the target is the sum of the two
+    marked values."""
+    values = rng.uniform(0.0, 1.0, size=(n, length))
+    half = length // 2
+    first = rng.integers(0, half, size=n)
+    second = rng.integers(half, length, size=n)
+    rows = np.arange(n)
+    markers = np.zeros((n, length))
+    markers[rows, first] = 1.0
+    markers[rows, second] = 1.0
+    y = values[rows, first] + values[rows, second]
+    return np.stack([values, markers], axis=-1), y[:, None]
+
+
+def adding(cfg, rng):
+    """The adding problem with T = ``length``: ``n_train`` and ``n_val`` examples from two
+    independent streams of the run's data stream, so that the validation set does not change
+    with the training set's size."""
+    train_rng, val_rng = rng.spawn(2)
+    X_train, y_train = adding_examples(cfg.n_train, cfg.length, train_rng)
+    X_val, y_val = adding_examples(cfg.n_val, cfg.length, val_rng)
+    baseline = float(np.mean((y_val - ADDING_CONSTANT) ** 2))
+    return Dataset(X_train, y_train, X_val, y_val, 1, "adding", task="regression", baseline_mse=baseline)
+
+
+LOADERS = {"digits": digits, "spirals": spirals, "gaussian": gaussian, "mnist": mnist,
+           "seq_digits": seq_digits, "adding": adding}
+# What each dataset gives: "vectors" for an MLP, "sequences" (batch, T, features) for a recurrent net.
+KINDS = {"digits": "vectors", "spirals": "vectors", "gaussian": "vectors", "mnist": "vectors",
+         "seq_digits": "sequences", "adding": "sequences"}
+REGRESSION = ("adding",)  # float targets and the mse loss; the others give class labels
+# The expected MSE of the adding problem's constant prediction 1: Var(U1 + U2) = 2/12.
+ADDING_BASELINE_MSE = 1.0 / 6.0
 
 
 def load(data_cfg, seed):
@@ -120,3 +188,18 @@ def load(data_cfg, seed):
     except KeyError:
         raise ValueError(f"unknown dataset {data_cfg.name!r}; valid: {', '.join(LOADERS)}") from None
     return loader(data_cfg, generator(seed, "data"))
+
+
+def sequence_length(data_cfg):
+    """T of a sequence dataset's config, without loading it (run names, tags)."""
+    if data_cfg.name == "adding":
+        return int(data_cfg.length)
+    if data_cfg.name == "seq_digits":
+        return SEQ_DIGITS_SHAPES[data_cfg.order][0]
+    raise ValueError(f"data={data_cfg.name} gives vectors, not sequences")
+
+
+def adding_input_ms(length):
+    """The adding problem's mean square input over examples, steps and both channels, in expectation:
+    (E[U^2] + the marker channel's 2/length) / 2 = (1/3 + 2/length) / 2 (one marker per half)."""
+    return (1.0 / 3.0 + 2.0 / length) / 2.0

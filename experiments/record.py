@@ -4,19 +4,30 @@ reader (analysis.load) share.
 A job writes its record in its output directory first, then uploads it to MLflow:
 
   config.yaml, overrides.yaml   the resolved config and Hydra's overrides
-  layer_stats.parquet           long format: step, layer, stat, value (every nncore.probes statistic)
+  layer_stats.parquet           long format: step, layer, stat, value (every nncore.probes statistic).
+                                Recurrent nets: every statistic is per stacked layer k and time step t
+                                (nncore.probes_recurrent), stored with layer = k * 100000 + t
+                                (nncore.probes_recurrent.time_layer; decode with layer_and_time or
+                                ``time_axis`` below): layer 1's step 37 is 100037, layer 2's 200037.
+                                The column ``step`` stays the training step.
   histograms.parquet            step, layer, kind, bin, left, right, count
   scalars.parquet               step, name, value, timestamp (the SCALARS below)
   diagnosis.parquet             step, layer, flag, raised: nncore.diagnosis's flags of every hidden
                                 layer at step 0 and at the last probe (experiments.diagnose; the
-                                budget flags only where judged)
+                                budget flags only where judged); for a recurrent net the flags
+                                through time (experiments.diagnose_time), layer = k * 100000 + t as
+                                in layer_stats
   status.json                   run identity, state and whether it is synced (read_status / write_status)
 
 In MLflow, a run's metrics are
   - the SCALARS over steps, and diverged_step, time/train_seconds, and the filterable numbers
     depth, width, seed and log10_grad_ratio_init (``log10 ||dL/dW_1|| / ||dL/dW_L||`` at step 0);
   - the profiles ``profile_init/<stat>`` and ``profile_final/<stat>`` with step = layer 1..L, in
-    log10 (PROFILE_STATS), from step 0 and from the last probed step;
+    log10 (PROFILE_STATS), from step 0 and from the last probed step; for a recurrent net with
+    step = time step t = 1..T of its top stacked layer (RECURRENT_PROFILE_STATS);
+  - ``grad_norm/train``: every training step's global gradient norm before clipping (step s = the
+    norm of the batch that made update s), and ``grad_norm/clipped_fraction`` once, the fraction
+    of updates that clip_norm scaled (only when train.clip_norm is set);
   - a few per-layer series over training, in log10 so that their ticks stay readable (a vanishing
     network's first layer has ||dL/dW_1|| near 1e-40): SERIES_STATS at the first and the last layer
     (``log10_grad_norm/layer_01``, ``log10_grad_norm/layer_51``); values without a finite log10 are
@@ -81,7 +92,7 @@ ARTIFACTS = ("config.yaml", "overrides.yaml", LAYER_STATS_FILE, HISTOGRAMS_FILE,
 # The verdicts: the network's flags (pathology_*), what the run's optimizer steps can do with its
 # gradients (budget_*: frozen, or n/a when not judged), and the run's trainability.
 VERDICT_TAGS = ("pathology_init", "pathology_final", "budget_init", "budget_final", "trainability")
-RESULT_TAGS = ("outcome", *VERDICT_TAGS, "majority_rate")
+RESULT_TAGS = ("outcome", *VERDICT_TAGS, "majority_rate", "baseline_mse")
 
 
 def read_status(record):
@@ -115,6 +126,10 @@ PROCESS_LOCK_TAG = "process_lock"
 LOSS_TRAIN, LOSS_VAL, ACC_TRAIN, ACC_VAL = "loss/train", "loss/val", "acc/train", "acc/val"
 GRAD_NORM_PROBE_BATCH = "grad_norm/probe_batch"
 SCALARS = (LOSS_TRAIN, LOSS_VAL, ACC_TRAIN, ACC_VAL, GRAD_NORM_PROBE_BATCH)
+# Every training step's global gradient norm before clipping (scalars.parquet and MLflow), and the
+# fraction of updates clipped (status.json and MLflow, with train.clip_norm only).
+GRAD_NORM_TRAIN = "grad_norm/train"
+CLIPPED_FRACTION = "grad_norm/clipped_fraction"
 # Metrics logged once, at the last step: the step whose loss, gradient or parameters were
 # non-finite (only when the run diverged), and the training loop's wall time in seconds.
 DIVERGED_STEP = "diverged_step"
@@ -147,6 +162,13 @@ PROFILE_STATS = {
     "log10_delta_ms": ("delta_ms", None),
     "log10_act_var": ("act_var", None),
 }
+# A recurrent net's profiles over time steps (step = t), from its top stacked layer: the layer whose
+# h_T the readout sees, where the error enters at t = T.
+RECURRENT_PROFILE_STATS = {
+    "log10_grad_norm": ("grad_norm", None),     # ||h_(t-1)^T da_t||: step t's term of dL/dW_hh
+    "log10_delta_ms": ("delta_ms", None),
+    "log10_act_var": ("act_var", None),
+}
 GRAD_RATIO_INIT = "log10_grad_ratio_init"
 CONFIG_METRICS = ("depth", "width", "seed")           # tags too; as metrics they filter and sort as numbers
 
@@ -161,10 +183,11 @@ def skipped_tag(profile):
     return f"profile_{profile}.skipped"
 
 
-def profile_values(stats_at_step, stat):
-    """{layer: log10 value} of profile ``stat`` from one step's {stat: {layer: value}}; and the
+def profile_values(stats_at_step, stat, definitions=PROFILE_STATS):
+    """{layer: log10 value} of profile ``stat`` (of ``definitions``: PROFILE_STATS, or
+    RECURRENT_PROFILE_STATS with layer = time step) from one step's {stat: {layer: value}}; and the
     number of layers left out because the value has no finite log10."""
-    num_stat, den_stat = PROFILE_STATS[stat]
+    num_stat, den_stat = definitions[stat]
     num = stats_at_step.get(num_stat, {})
     den = stats_at_step.get(den_stat, {}) if den_stat else None
     values, skipped = {}, 0
@@ -202,3 +225,16 @@ def final_probe_step(by_step):
     """The last probed step (for a diverged run: its last probe, which may hold non-finite values)."""
     return max(by_step) if by_step else None
 
+
+
+def time_axis(layer_stats):
+    """``layer_stats`` of a recurrent run with its ``layer`` code split into ``cell_layer`` (k) and
+    ``time`` (t): a copy with the two int64 columns added."""
+    from nncore.probes_recurrent import layer_and_time
+    k, t = layer_and_time(layer_stats["layer"].to_numpy(np.int64))
+    return layer_stats.assign(cell_layer=k, time=t)
+
+
+def is_recurrent_config(cfg):
+    """Whether a resolved config (a dict) is that of a recurrent net."""
+    return (cfg.get("model") or {}).get("cell", "none") not in (None, "none")

@@ -17,12 +17,15 @@ import numpy as np
 import pandas as pd
 from omegaconf import OmegaConf
 
-from nncore import MLP, optimizers, train
+from nncore import MLP, RNN, optimizers, train
+from nncore.probes_recurrent import time_layer
 from nncore.training import n_steps
 
 from . import datasets, liveness, record, sync, tracking
-from .config import activation_params, arch_kwargs, arch_label, config_hash, optimizer_kwargs, run_name, validate
+from .config import (SAME_INIT, activation_params, arch_kwargs, arch_label, config_hash, is_recurrent,
+                     optimizer_kwargs, run_name, seq_len, validate)
 from .diagnose import diagnose_job
+from .diagnose_time import diagnose_recurrent_job
 
 # Set by the launcher process (experiments/train.py) for the jobs of a sweep.
 ENV_EXPERIMENT_ID = "GRADPATH_EXPERIMENT_ID"
@@ -67,10 +70,13 @@ class Recorder:
     """Training callback: keeps the per-layer history, histograms and scalars of one run.
 
     It keeps NumPy arrays per probe and builds each table once at the end: a DataFrame per
-    statistic and probe cost more than the probes themselves (0.7 s of a 4.7 s depth-50 job)."""
+    statistic and probe cost more than the probes themselves (0.7 s of a 4.7 s depth-50 job).
+    A recurrent net's statistics are (layers, T) arrays: their rows get layer = k * 100000 + t
+    (experiments.record). Scalars that a run does not measure are left out: the accuracies of a
+    regression (NaN), and the probe batch's gradient norm of a net whose probe does not give it."""
     data: object
     n_layers: int
-    layer_rows: list = field(default_factory=list)     # (step, stat, values over layers 1..L)
+    layer_rows: list = field(default_factory=list)     # (step, stat, values over layers 1..L or (k, t))
     hist_rows: list = field(default_factory=list)      # (step, kind, layer, counts, edges)
     scalar_rows: list = field(default_factory=list)    # (step, name, value, timestamp)
 
@@ -81,8 +87,13 @@ class Recorder:
         # The probe batch is a fixed subset of the training set: its loss comes free with the probe.
         loss_train, acc_train = probe.probe_loss, probe.probe_accuracy
         loss_val, acc_val = net.evaluate(self.data.X_val, self.data.y_val)
-        probe_norm = math.sqrt(float(np.sum(stats["grad_norm"] ** 2) + np.sum(stats["bias_grad_norm"] ** 2)))
+        probe_norm = (math.sqrt(float(np.sum(stats["grad_norm"] ** 2) + np.sum(stats["bias_grad_norm"] ** 2)))
+                      if "bias_grad_norm" in stats else getattr(net, "probe_grad_norm", None))
         scalars = dict(zip(record.SCALARS, (loss_train, loss_val, acc_train, acc_val, probe_norm)))
+        if probe_norm is None:
+            del scalars[record.GRAD_NORM_PROBE_BATCH]
+        if self.data.task == "regression":
+            del scalars[record.ACC_TRAIN], scalars[record.ACC_VAL]
         now = int(time.time() * 1000)
         self.scalar_rows.extend((step, name, float(v), now) for name, v in scalars.items())
         for kind, per_layer in (probe.histograms or {}).items():
@@ -90,10 +101,22 @@ class Recorder:
                                   for layer, (counts, edges) in enumerate(per_layer, start=1))
 
     def layer_stats(self):
-        rows, L = self.layer_rows, self.n_layers
+        rows = self.layer_rows
+        sizes = [r[2].size for r in rows]
         return _frame(record.LAYER_STATS_COLUMNS, {
-            "step": np.repeat([r[0] for r in rows], L), "layer": np.tile(np.arange(1, L + 1), len(rows)),
-            "stat": np.repeat([r[1] for r in rows], L), "value": _concat([r[2] for r in rows])})
+            "step": np.repeat([r[0] for r in rows], sizes), "layer": _concat([_layer_codes(r[2]) for r in rows]),
+            "stat": np.repeat([r[1] for r in rows], sizes), "value": _concat([r[2].ravel() for r in rows])})
+
+    def add_train_grad_norms(self, grad_norms):
+        """grad_norm/train at steps 1..n: update s's batch norm before clipping; timestamps interpolated
+        between the probes' (the loop does not time its steps)."""
+        if not grad_norms:
+            return
+        probed = sorted({(r[0], r[3]) for r in self.scalar_rows})
+        steps = np.arange(1, len(grad_norms) + 1)
+        stamps = np.interp(steps, [p[0] for p in probed], [p[1] for p in probed]) if probed else np.zeros(steps.size)
+        self.scalar_rows.extend((int(s), record.GRAD_NORM_TRAIN, float(v), int(t))
+                                for s, v, t in zip(steps, grad_norms, stamps))
 
     def histograms(self):
         rows = self.hist_rows
@@ -106,6 +129,15 @@ class Recorder:
 
     def scalars(self):
         return pd.DataFrame(self.scalar_rows, columns=list(record.SCALAR_COLUMNS)).astype(record.SCALAR_COLUMNS)
+
+
+def _layer_codes(values):
+    """The ``layer`` column of one statistic: 1..L for a per-layer array, k * 100000 + t for a
+    recurrent net's (K, T) array (row-major, as ravel)."""
+    if values.ndim == 2:
+        K, T = values.shape
+        return time_layer(np.repeat(np.arange(1, K + 1), T), np.tile(np.arange(1, T + 1), K))
+    return np.arange(1, values.size + 1)
 
 
 def _concat(arrays):
@@ -153,6 +185,8 @@ def _mark_progress(cfg_hash, outcome):
 
 
 def build(cfg, data):
+    if is_recurrent(cfg):
+        return build_recurrent(cfg, data)
     net = MLP(data.n_features, [cfg.model.width] * cfg.model.depth, data.n_classes,
               activation=cfg.activation.name, init=cfg.init.name, loss=cfg.train.loss,
               dropout=cfg.model.dropout, dtype=cfg.train.dtype, seed=cfg.seed,
@@ -163,13 +197,32 @@ def build(cfg, data):
     return net, opt
 
 
+def build_recurrent(cfg, data):
+    """RNN(cell=model.cell) with H = model.width and model.depth stacked layers; recurrent_init "same"
+    draws W_hh as init draws W_ih, and model.recurrent_gain is the gain of an orthogonal or identity W_hh."""
+    m = cfg.model
+    init_params = {"sigma_w": cfg.init.sigma_w, "gain": cfg.init.gain, "value": cfg.init.value}
+    same = m.recurrent_init == SAME_INIT
+    gated = m.cell != "rnn"
+    net = RNN(data.n_features, m.width, data.n_classes, cell=m.cell,
+              activation="tanh" if gated else cfg.activation.name, num_layers=m.depth,
+              init=cfg.init.name, recurrent_init=None if same else m.recurrent_init,
+              forget_bias=m.forget_bias if gated else 0.0, loss=cfg.train.loss, seed=cfg.seed,
+              dtype=cfg.train.dtype, activation_params=None if gated else activation_params(cfg),
+              init_params=init_params,
+              recurrent_params=None if same else {**init_params, "gain": m.recurrent_gain},
+              sigma_b=cfg.init.sigma_b)
+    return net, optimizers.get(cfg.optimizer.name, **optimizer_kwargs(cfg))
+
+
 def tags_for(cfg, cfg_hash, data=None):
     sizes = {"n_in": data.n_features, "n_out": data.n_classes} if data is not None else {}
     return {**sizes, "activation": cfg.activation.name, "init": cfg.init.name, "optimizer": cfg.optimizer.name,
             "depth": cfg.model.depth, "width": cfg.model.width, "dataset": cfg.data.name, "seed": cfg.seed,
             "config_hash": cfg_hash, "sweep": os.environ.get(ENV_SWEEP, ""), "role": "job",
             "study": cfg.study or "", "arch": arch_label(cfg), "norm": cfg.model.norm,
-            "residual": cfg.model.residual, "residual_scale": cfg.model.residual_scale,
+            "residual": cfg.model.residual, "residual_scale": cfg.model.residual_scale, "cell": cfg.model.cell,
+            **({"seq_len": seq_len(cfg), "recurrent_init": cfg.model.recurrent_init} if is_recurrent(cfg) else {}),
             record.PROCESS_TAG: f"{socket.gethostname()}:{os.getpid()}", **git_commit_tag()}
 
 
@@ -237,12 +290,18 @@ def _record_job(cfg, cfg_hash, output_dir, overrides, lock):
         _mark_progress(cfg_hash, "failed")
         raise
     outcome = "diverged" if result.diverged else "ok"
+    recorder.add_train_grad_norms(result.grad_norms)
     layer_stats, scalars = recorder.layer_stats(), recorder.scalars()
     layer_stats.to_parquet(output_dir / record.LAYER_STATS_FILE, index=False)
     recorder.histograms().to_parquet(output_dir / record.HISTOGRAMS_FILE, index=False)
     scalars.to_parquet(output_dir / record.SCALARS_FILE, index=False)
     # outcome (ok/diverged) is kept for compatibility; trainability refines it (trained/stalled/diverged)
-    verdicts = diagnose_job(cfg, net, layer_stats, scalars, data, result, total, output_dir)
+    if is_recurrent(cfg):
+        verdicts = diagnose_recurrent_job(net, layer_stats, scalars, data, result, output_dir)
+    else:
+        verdicts = diagnose_job(cfg, net, layer_stats, scalars, data, result, total, output_dir)
+    if cfg.train.clip_norm is not None and result.steps:
+        status[record.CLIPPED_FRACTION] = result.clipped_fraction
     status.update(status="FINISHED", outcome=outcome, **verdicts, steps=result.steps,
                   diverged_step=result.diverged_step, train_seconds=round(train_seconds, 3))
     record.write_status(output_dir, status)

@@ -59,10 +59,13 @@ def metrics_of(scalars, stats, cfg):
     profiles and the filterable numbers of experiments.record) and RunTags."""
     from mlflow.entities import Metric, RunTag
 
-    stamp = dict(zip(scalars.step, scalars.timestamp))
+    probed = scalars[scalars.name != rec.GRAD_NORM_TRAIN]
+    stamp = dict(zip(probed.step, probed.timestamp))
     first_ts = int(min(stamp.values(), default=0))
     metrics = [Metric(n, float(v), int(t), int(s)) for s, n, v, t in
                scalars[["step", "name", "value", "timestamp"]].itertuples(index=False)]
+    if rec.is_recurrent_config(cfg):
+        return recurrent_metrics_of(metrics, stats, cfg, stamp, first_ts)
     n_layers = int(stats.layer.max()) if len(stats) else 0
     layers = rec.series_layers(n_layers) if n_layers else []
     picked = stats[stats.stat.isin(rec.SERIES_STATS) & stats.layer.isin(layers)]
@@ -89,6 +92,36 @@ def metrics_of(scalars, stats, cfg):
     numbers = {"depth": cfg["model"]["depth"], "width": cfg["model"]["width"], "seed": cfg["seed"]}
     metrics += [Metric(name, float(numbers[name]), first_ts, 0) for name in rec.CONFIG_METRICS]
     # Key-major order: each batch then touches few keys, which MLflow's latest-metric upsert favours.
+    metrics.sort(key=lambda m: (m.key, m.step))
+    return metrics, tags
+
+
+def recurrent_metrics_of(metrics, stats, cfg, stamp, first_ts):
+    """metrics_of for a recurrent net: the profiles over time steps of its top stacked layer
+    (step = t, record.RECURRENT_PROFILE_STATS) at step 0 and at the last probe, and the filterable
+    numbers depth (stacked layers), width (H), seed and seq_len (T)."""
+    from mlflow.entities import Metric, RunTag
+
+    tags = []
+    if len(stats):
+        timed = rec.time_axis(stats[stats.step.isin({0, stats.step.max()})])
+        top = timed[timed.cell_layer == timed.cell_layer.max()]
+        by_step = rec.steps_and_layers(top.assign(layer=top.time))
+    else:
+        by_step = {}
+    for profile, step in (("init", 0 if 0 in by_step else None), ("final", rec.final_probe_step(by_step))):
+        skipped = 0
+        if step is not None:
+            for stat in rec.RECURRENT_PROFILE_STATS:
+                values, n_skipped = rec.profile_values(by_step[step], stat, rec.RECURRENT_PROFILE_STATS)
+                skipped += n_skipped
+                ts = int(stamp.get(step, first_ts))
+                metrics += [Metric(rec.profile_key(profile, stat), v, ts, t) for t, v in values.items()]
+        tags.append(RunTag(rec.skipped_tag(profile), str(skipped)))
+    numbers = {"depth": cfg["model"]["depth"], "width": cfg["model"]["width"], "seed": cfg["seed"]}
+    if len(stats):
+        numbers["seq_len"] = int(timed.time.max())
+    metrics += [Metric(name, float(value), first_ts, 0) for name, value in numbers.items()]
     metrics.sort(key=lambda m: (m.key, m.step))
     return metrics, tags
 
@@ -155,6 +188,8 @@ def upload(record, dedupe=False):
             metrics.append(Metric(rec.DIVERGED_STEP, float(status["diverged_step"]), _last_ts(metrics), last))
         if status.get("train_seconds") is not None:
             metrics.append(Metric(rec.TRAIN_SECONDS, float(status["train_seconds"]), _last_ts(metrics), last))
+        if status.get(rec.CLIPPED_FRACTION) is not None:
+            metrics.append(Metric(rec.CLIPPED_FRACTION, float(status[rec.CLIPPED_FRACTION]), _last_ts(metrics), last))
         for i in range(0, len(metrics), tracking.BATCH):
             tracking.retry(client.log_batch, run_id, metrics=metrics[i:i + tracking.BATCH])
         for name in rec.ARTIFACTS:
@@ -162,7 +197,7 @@ def upload(record, dedupe=False):
                 tracking.retry(client.log_artifact, run_id, str(record / name))
         if not status.get("images_logged"):  # an upload cut short after them must not log them twice
             t_images = time.perf_counter()
-            images.log_images(client, run_id, stats, status["run_name"], retry=tracking.retry)
+            images.log_images(client, run_id, images_stats(stats, cfg), status["run_name"], retry=tracking.retry)
             status.update(images_logged=True, images_seconds=round(time.perf_counter() - t_images, 3))
             write_status(record, status)
         tracking.retry(client.log_batch, run_id, tags=[*tags, *[RunTag(name, str(status[name]))
@@ -175,6 +210,16 @@ def upload(record, dedupe=False):
     status["synced"] = True
     write_status(record, status)
     return True
+
+
+def images_stats(stats, cfg):
+    """What the run's images draw: its layer_stats; for a recurrent net, its top stacked layer with the
+    time step as the x axis (layer := t), so that the profile is against time and the heatmap time x step."""
+    if not rec.is_recurrent_config(cfg) or not len(stats):
+        return stats
+    timed = rec.time_axis(stats)
+    top = timed[timed.cell_layer == timed.cell_layer.max()]
+    return top.assign(layer=top.time)[list(stats.columns)]
 
 
 def _last_ts(metrics):

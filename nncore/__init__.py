@@ -7,11 +7,13 @@
     opt = optimizers.get("adam", lr=1e-3)
     opt.step(net, grads)
     stats = net.probe(X, y)
+
+    rnn = RNN(n_in, hidden, n_out, cell="lstm", num_layers=2, forget_bias=1.0)  # X: (batch, T, n_in)
 """
-from . import activations, initializers, layers, losses, optimizers, probes, training
-from .network import MLP, Grads
+from . import activations, initializers, layers, losses, optimizers, probes, recurrent, training
+from .network import MLP, RNN, Grads, RecurrentGrads
 from .probes import STATS
 from .training import ProbeRecord, TrainResult, train
 
-__all__ = ["MLP", "Grads", "STATS", "ProbeRecord", "TrainResult", "activations", "initializers",
-           "layers", "losses", "optimizers", "probes", "train", "training"]
+__all__ = ["MLP", "RNN", "Grads", "RecurrentGrads", "STATS", "ProbeRecord", "TrainResult", "activations", "initializers",
+           "layers", "losses", "optimizers", "probes", "recurrent", "train", "training"]

@@ -239,3 +239,46 @@ def trainability(diverged, final_accuracy, majority, initial_loss, final_loss):
         if initial_loss - final_loss < STALL_LOSS_FALL * initial_loss:
             return "stalled"
     return "trained"
+
+
+# ---- through time: the flags of a recurrent network's time steps (RNN.probe's (K, T) statistics) ----
+TIME_FLAGS = ("vanishing", "exploding", "saturated", "dead")
+TIME_REQUIRED = ("delta_ms", "saturation")
+TIME_OPTIONAL = ("dead_frac",)  # without it (runs logged before it existed) no step is flagged dead
+
+
+def diagnose_through_time(stats):
+    """{flag: bool array (K, T)} for the time steps t = 1..T of each stacked layer k, from
+    ``RNN.probe``'s {stat: array (K, T)} (``nncore.probes_recurrent``).
+
+    The MLP's flags with the MLP's thresholds, the last step T in the role of the top hidden layer
+    (the step the readout reads; where its delta_ms is 0 or not finite, the nearest earlier step
+    with a positive one): step t is ``vanishing`` when its error's mean square delta_ms lies more
+    than e^DEPTH_SCALES below step T's, ``exploding`` when above, or when a statistic of the step
+    is not finite; ``saturated`` and ``dead`` as for a layer (SATURATED of the unit-examples, DEAD
+    of the units; for LSTM and GRU, of the gate units). There is no ``symmetric`` flag (a property
+    of the weights, not of a step) and no floor or ceiling on the update: W_hh is one matrix for
+    every step, so its update belongs to the layer, not to a step. The weight-gradient ratio of the
+    MLP's flags is left out too: step t's term h_(t-1)^T da_t is 0 at t = 1 by construction (h_0 = 0).
+    """
+    missing = [name for name in TIME_REQUIRED if name not in stats]
+    if missing:
+        raise ValueError(f"stats lack {', '.join(missing)} (need {', '.join(TIME_REQUIRED)})")
+    delta = np.asarray(stats["delta_ms"], dtype=np.float64)
+    if delta.ndim != 2 or delta.shape[1] < 1:
+        raise ValueError(f"stats['delta_ms'] must have shape (layers, steps), got {delta.shape}")
+    saturation = np.asarray(stats["saturation"], dtype=np.float64)
+    dead_frac = np.asarray(stats["dead_frac"], dtype=np.float64) if "dead_frac" in stats else np.zeros_like(delta)
+    for name, values in (("saturation", saturation), ("dead_frac", dead_frac)):
+        if values.shape != delta.shape:
+            raise ValueError(f"stats[{name!r}] must have shape {delta.shape} like delta_ms, got {values.shape}")
+    ln_delta = np.array([_relative_to_top(_ln(row), row.size - 1) for row in delta])
+    finite = np.isfinite(delta) & np.isfinite(saturation) & np.isfinite(dead_frac)
+    with np.errstate(invalid="ignore"):
+        flags = {
+            "vanishing": finite & (ln_delta < -DEPTH_SCALES),
+            "exploding": ~finite | (finite & (ln_delta > DEPTH_SCALES)),
+            "saturated": finite & (saturation > SATURATED),
+            "dead": finite & (dead_frac > DEAD),
+        }
+    return flags

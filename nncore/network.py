@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import activations, initializers, layers, losses, probes
-from .checks import finite_in
+from . import activations, initializers, layers, losses, probes, probes_recurrent, recurrent
+from .checks import finite_in, number
 from .rng import generator
 
 DTYPES = {"float64": np.float64, "float32": np.float32}
@@ -361,3 +361,256 @@ class MLP:
         probes.check_bins(bins)
         self._probe_pass(X, y)
         return probes.layer_stats(self), probes.layer_histograms(self, bins)
+
+
+# ====================================================================== recurrent networks
+@dataclass
+class RecurrentGrads:
+    """Gradients of an ``RNN``'s batch-mean loss: ``cells[k]`` {W_ih, W_hh, b_ih, b_hh} of stacked
+    layer k+1, ``readout`` {W, b}; ``hidden_deltas[k]`` the total dL/dh_t of layer k+1, shape
+    (B, T, H) (a view), empty unless asked for (loss_and_grads(deltas=True))."""
+    cells: list
+    readout: dict
+    hidden_deltas: list = field(default_factory=list)
+
+    def parameters(self):
+        """Every gradient, in the order of ``RNN.parameters()``."""
+        return _recurrent_order(self.cells, self.readout)
+
+
+def _recurrent_order(cells, readout):
+    """The one order of an RNN's parameters (or gradients): the main weight of each layer first,
+    W_hh of layers 1..K and the readout's W (so that an optimizer's ``weight_updates``, its first
+    ``n_layers`` updates, are theirs), then W_ih of every layer, b_ih, b_hh, the readout's b."""
+    return [*(c["W_hh"] for c in cells), readout["W"], *(c["W_ih"] for c in cells),
+            *(c["b_ih"] for c in cells), *(c["b_hh"] for c in cells), readout["b"]]
+
+
+class RNN:
+    """A stack of recurrent layers (``nncore.recurrent``) and a Dense readout on the top layer's h_T.
+
+    RNN(n_in, hidden, n_out, cell="rnn", activation="tanh", num_layers=1, init="pytorch",
+        recurrent_init=None, forget_bias=0.0, loss="cross_entropy", seed=0, dtype="float64",
+        activation_params=None, init_params=None, recurrent_params=None, sigma_b=0.0)
+
+    X has shape (batch, T, n_in), batch first; steps t = 1..T, h_0 = 0 (and c_0 = 0). Layer 1
+    reads x_t, layer k > 1 reads h_t of layer k-1; all have ``hidden`` = H units. The readout is
+    z = h_T W + b, the logits (or, with loss="mse", the regression outputs: targets of shape
+    (batch, n_out), real-valued, or one-hot). ``cell`` is "rnn" (Elman, with ``activation``: any
+    name of ``nncore.activations.REGISTRY``), "lstm" or "gru" (torch's fixed gate nonlinearities;
+    ``activation`` must stay "tanh" for them). Each cell equals torch.nn.RNN/LSTM/GRU, see
+    ``nncore.recurrent``; ``net.cells[k].params`` holds W_ih (n_in_k, G H), W_hh (H, G H), b_ih and
+    b_hh (G H,), and ``net.readout.params`` W (H, n_out) and b (n_out,).
+
+    Initialization, from the "init" stream, layer by layer (W_ih, W_hh, b_ih, b_hh), then the readout:
+      init="pytorch"  torch's defaults: every weight and bias of a cell U(+-1/sqrt(H)), the readout
+                      as torch.nn.Linear (W and b U(+-1/sqrt(H)));
+      init=<name>     an nncore initializer for W_ih, W_hh (gate block by gate block, fan-in
+                      based: init="normal", init_params={"sigma_w": s} gives Var = s^2/fan_in) and
+                      the readout's W; b_ih ~ N(0, sigma_b^2) (zero by default), b_hh = 0 and the
+                      readout's b zero (or N(0, sigma_b^2)), so that b_ih + b_hh has variance sigma_b^2;
+      recurrent_init  W_hh's own scheme (default: ``init``): any of the above, or "identity"
+                      (IRNN, W_hh = gain I per gate block); ``recurrent_params`` its sigma_w / gain
+                      (default: ``init_params``);
+      forget_bias     added to b_ih's forget gate f (lstm) or update gate z (gru) after drawing:
+                      the total gate bias b_ih + b_hh grows by it (Jozefowicz et al. 2015); 0 for rnn.
+
+    The loss is the batch mean; ``loss_and_grads`` fills each layer's ``grads`` and returns them
+    as ``RecurrentGrads``, whose ``parameters()`` follow ``net.parameters()``, so the optimizers,
+    weight decay and clipping of ``nncore.optimizers`` work unchanged. ``probe`` gives the
+    statistics through time of ``nncore.probes_recurrent``.
+    """
+    norm = None  # no normalization layers (the training loop's BatchNorm check reads it)
+
+    def __init__(self, n_in, hidden, n_out, cell="rnn", activation="tanh", num_layers=1, init="pytorch",
+                 recurrent_init=None, forget_bias=0.0, loss="cross_entropy", seed=0, dtype="float64",
+                 activation_params=None, init_params=None, recurrent_params=None, sigma_b=0.0):
+        for name, value in (("n_in", n_in), ("hidden", hidden), ("n_out", n_out), ("num_layers", num_layers)):
+            if not _is_size(value):
+                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        if not isinstance(cell, str) or cell not in recurrent.REGISTRY:
+            raise ValueError(f"unknown cell {cell!r}; valid: {', '.join(recurrent.REGISTRY)}")
+        if cell != "rnn" and (activation != "tanh" or activation_params):
+            raise ValueError(f"activation applies to cell 'rnn' only (the {cell} cell's gates are torch's "
+                             f"sigmoid and tanh), got activation={activation!r}")
+        try:
+            dtype_name = np.dtype(dtype).name if dtype not in DTYPES else dtype
+        except TypeError:
+            dtype_name = None
+        if dtype_name not in DTYPES:
+            raise ValueError(f"unknown dtype {dtype!r}; valid: {', '.join(DTYPES)}")
+        if not isinstance(init, str) or init not in recurrent.init_names():
+            raise ValueError(f"unknown init {init!r}; valid: {', '.join(recurrent.init_names())}")
+        recurrent_init = init if recurrent_init is None else recurrent_init
+        if not isinstance(recurrent_init, str) or recurrent_init not in recurrent.recurrent_init_names():
+            raise ValueError(f"unknown recurrent_init {recurrent_init!r}; valid: "
+                             f"{', '.join(recurrent.recurrent_init_names())}")
+        forget_bias = number("forget_bias", forget_bias)
+        if cell == "rnn" and forget_bias != 0.0:
+            raise ValueError(f"forget_bias applies to cells 'lstm' and 'gru' only, got {forget_bias} for cell 'rnn'")
+        sigma_b = number("sigma_b", sigma_b, low=0.0)
+        if sigma_b and init == recurrent.PYTORCH_INIT:
+            raise ValueError(f"sigma_b applies to nncore's initializers; init='pytorch' draws every bias "
+                             f"U(+-1/sqrt(H)), got sigma_b={sigma_b}")
+        init_params = dict(init_params or {})
+        recurrent_params = dict(init_params if recurrent_params is None else recurrent_params)
+        initializers.check_params(init_params)
+        initializers.check_params(recurrent_params)
+        generator(seed, "init")  # validates the seed
+        self.dtype = np.dtype(DTYPES[dtype_name])
+        self.cell = cell
+        self.activation = activations.get(activation, **(activation_params or {}))
+        self.loss_fn = losses.get(loss)
+        self.n_in, self.hidden, self.n_out, self.num_layers = int(n_in), int(hidden), int(n_out), int(num_layers)
+        self.seed = seed
+        self.config = dict(cell=cell, activation=self.activation.name if cell == "rnn" else None,
+                           num_layers=self.num_layers, init=init, recurrent_init=recurrent_init,
+                           forget_bias=forget_bias, loss=self.loss_fn.name, seed=seed, dtype=self.dtype.name,
+                           activation_params=self.activation.param_values(), init_params=init_params,
+                           recurrent_params=recurrent_params, sigma_b=sigma_b)
+        self._build(init, recurrent_init, init_params, recurrent_params, sigma_b, forget_bias)
+        self.weight_updates = None
+        self.probe_loss = self.probe_accuracy = self.probe_grad_norm = float("nan")
+
+    def _build(self, init, recurrent_init, init_params, recurrent_params, sigma_b, forget_bias):
+        rng, H, dt = generator(self.seed, "init"), self.hidden, self.dtype
+        cls = recurrent.REGISTRY[self.cell]
+        G = cls.gates
+        self.cells = []
+        for k in range(self.num_layers):
+            fan_in = self.n_in if k == 0 else H
+            W_ih = recurrent.init_gate_weights(init, rng, fan_in, H, G, dt, init_params)
+            W_hh = recurrent.init_gate_weights(recurrent_init, rng, H, H, G, dt, recurrent_params)
+            if init == recurrent.PYTORCH_INIT:
+                bound = 1.0 / math.sqrt(H)
+                b_ih, b_hh = (rng.uniform(-bound, bound, G * H).astype(dt) for _ in range(2))
+            else:
+                b_ih, b_hh = initializers.init_bias(rng, G * H, dt, sigma_b), np.zeros(G * H, dt)
+            if forget_bias:
+                b_ih[H:2 * H] += forget_bias  # f (lstm: i, f, g, o) or z (gru: r, z, n)
+            args = (W_ih, W_hh, b_ih, b_hh)
+            self.cells.append(cls(*args, self.activation, input_grad=k > 0) if self.cell == "rnn"
+                              else cls(*args, input_grad=k > 0))
+        if init == recurrent.PYTORCH_INIT:
+            bound = 1.0 / math.sqrt(H)
+            W = rng.uniform(-bound, bound, (H, self.n_out)).astype(dt)
+            b = rng.uniform(-bound, bound, self.n_out).astype(dt)
+        else:
+            W = initializers.init_weights(init, rng, H, self.n_out, dt, **init_params).astype(dt, copy=False)
+            b = initializers.init_bias(rng, self.n_out, dt, sigma_b)
+        self.readout = layers.Dense(np.ascontiguousarray(W), b)
+
+    # ------------------------------------------------------------------ shape
+    @property
+    def n_layers(self):
+        """Stacked recurrent layers + the readout."""
+        return self.num_layers + 1
+
+    @property
+    def depth(self):
+        return self.num_layers
+
+    @property
+    def update_norms(self):
+        """||delta W||_F of the last optimizer step for W_hh of each layer and the readout's W
+        (zeros before any)."""
+        if self.weight_updates is None:
+            return np.zeros(self.n_layers)
+        return probes.norms(self.weight_updates)
+
+    def parameters(self):
+        """Every parameter array, updated in place by the optimizers; the order is
+        ``RecurrentGrads.parameters()``'s: W_hh of each layer, the readout's W, then W_ih, b_ih
+        and b_hh of each layer and the readout's b."""
+        return _recurrent_order([c.params for c in self.cells], self.readout.params)
+
+    def __repr__(self):
+        act = f", activation={self.activation.name!r}" if self.cell == "rnn" else ""
+        return (f"RNN(n_in={self.n_in}, hidden={self.hidden}, n_out={self.n_out}, cell={self.cell!r}{act}, "
+                f"num_layers={self.num_layers}, init={self.config['init']!r}, "
+                f"recurrent_init={self.config['recurrent_init']!r}, loss={self.loss_fn.name!r}, "
+                f"dtype={self.dtype.name!r})")
+
+    # ------------------------------------------------------------- validation
+    def check_inputs(self, X, y=None):
+        """Return X (in the network's dtype, batch first) and y, validated; ValueError on bad
+        shape or values."""
+        X = np.asarray(X)
+        if X.ndim != 3 or X.shape[2] != self.n_in:
+            raise ValueError(f"X must have shape (batch, T, {self.n_in}), got {X.shape}")
+        if X.shape[0] < 1 or X.shape[1] < 1:
+            raise ValueError(f"X must hold at least one example of at least one step, got shape {X.shape}")
+        X = finite_in(X, self.dtype, "X")
+        if y is not None:
+            y = self.loss_fn.check_targets(y, X.shape[0], self.n_out, self.dtype)
+        return X, y
+
+    # ------------------------------------------------------------ computation
+    def _forward(self, X):
+        h = np.ascontiguousarray(X.transpose(1, 0, 2))  # time-major inside the cells
+        for cell in self.cells:
+            h = cell.forward(h)
+        return self.readout.forward(h[-1], False)
+
+    def _backward(self, dz):
+        dh_T = self.readout.backward(dz)
+        dh = np.zeros((self.cells[-1].cache["h"].shape[0] - 1, *dh_T.shape), dh_T.dtype)
+        dh[-1] = dh_T
+        for cell in reversed(self.cells):
+            dh = cell.backward(dh)
+
+    def loss_and_grads(self, X, y, train=True, deltas=False):
+        """Mean loss on (X, y) and its ``RecurrentGrads`` (new arrays); with ``deltas`` also the
+        total dL/dh_t of every layer, ``hidden_deltas[k]`` of shape (B, T, H). ``train`` is
+        accepted for the training loop's sake: nothing here differs between training and evaluation."""
+        X, y = self.check_inputs(X, y)
+        loss, dz = self.loss_fn.forward_backward(self._forward(X), y)
+        self._backward(dz)
+        return loss, self._grads(deltas)
+
+    def _grads(self, deltas):
+        return RecurrentGrads([dict(c.grads) for c in self.cells], dict(self.readout.grads),
+                              [c.cache["dh"].transpose(1, 0, 2) for c in self.cells] if deltas else [])
+
+    def forward(self, X, train=False):
+        """The readout's output z for X (a new array)."""
+        X, _ = self.check_inputs(X)
+        return self._forward(X)
+
+    def loss(self, X, y):
+        """Mean loss."""
+        X, y = self.check_inputs(X, y)
+        return self.loss_fn.forward_backward(self._forward(X), y)[0]
+
+    def evaluate(self, X, y):
+        """(mean loss, accuracy); the accuracy is NaN for a regression with one output (mse)."""
+        X, y = self.check_inputs(X, y)
+        z = self._forward(X)
+        return self.loss_fn.forward_backward(z, y)[0], self.loss_fn.accuracy(z, y)
+
+    # ----------------------------------------------------------------- probes
+    def _probe_pass(self, X, y):
+        X, y = self.check_inputs(X, y)
+        self.readout.keep_for_probes = True  # its z and dL/dz, for the histograms
+        try:
+            z = self._forward(X)
+            self.probe_accuracy = self.loss_fn.accuracy(z, y)
+            self.probe_loss, dz = self.loss_fn.forward_backward(z, y)
+            self._backward(dz)
+        finally:
+            self.readout.keep_for_probes = False
+        self.probe_grad_norm = math.sqrt(probes.sum_squares(self._grads(False).parameters()).sum())
+
+    def probe(self, X, y):
+        """Statistics through time on (X, y): {stat: array of shape (num_layers, T)}, layer k at
+        row k-1 and step t at column t-1 (see ``nncore.probes_recurrent``). The parameters are
+        unchanged; the probe batch's loss, accuracy and global gradient norm (every parameter's
+        gradient) are left in ``probe_loss``, ``probe_accuracy`` and ``probe_grad_norm``."""
+        self._probe_pass(X, y)
+        return probes_recurrent.step_stats(self)
+
+    def probe_with_histograms(self, X, y, bins=64):
+        """(stats, histograms): ``probe`` plus ``probes_recurrent.layer_histograms``."""
+        probes.check_bins(bins)
+        self._probe_pass(X, y)
+        return probes_recurrent.step_stats(self), probes_recurrent.layer_histograms(self, bins)

@@ -41,6 +41,7 @@ class Optimizer:
         self.t = 0
         self.state = []
         self._last_total_norm = (float("nan"), None)
+        self.last_clipped = False  # whether clip_norm scaled the last step's gradients
 
     def _validate(self):
         pass
@@ -72,6 +73,7 @@ class Optimizer:
             total_norm = _norm(gs)
         self._last_total_norm = (total_norm, gs)
         scale = 1.0 if self.clip_norm is None else min(self.clip_norm / (total_norm + 1e-6), 1.0)
+        self.last_clipped = scale < 1.0
         self.t += 1
         t, decay, updates = self.t, self.weight_decay, []
         try:

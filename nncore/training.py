@@ -38,10 +38,18 @@ class TrainResult:
     steps: int                      # optimizer updates done
     diverged_step: int = None       # step whose loss, gradient or parameters were non-finite, else None
     train_losses: list = field(default_factory=list)  # mean batch loss at each step
+    # the global norm of each training batch's gradients, before clipping (the diverging step's too)
+    grad_norms: list = field(default_factory=list)
+    clipped: list = field(default_factory=list)  # per update: whether the optimizer's clip_norm scaled it
 
     @property
     def diverged(self):
         return self.diverged_step is not None
+
+    @property
+    def clipped_fraction(self):
+        """Fraction of the updates that were clipped (0 without clip_norm; NaN before any update)."""
+        return sum(self.clipped) / len(self.clipped) if self.clipped else float("nan")
 
 
 def n_steps(n_examples, batch_size, epochs):
@@ -123,11 +131,13 @@ def train(net, opt, X, y, *, epochs, batch_size, probe_X=None, probe_y=None, log
                 loss, grads = net.loss_and_grads(X[idx], y[idx], train=True)
                 result.train_losses.append(loss)
                 gnorm = global_norm(grads)
+                result.grad_norms.append(gnorm)
                 if not (math.isfinite(loss) and math.isfinite(gnorm)):
                     result.diverged_step = step
                     result.steps = step
                     return result
                 opt.step(net, grads, total_norm=gnorm)
+                result.clipped.append(opt.last_clipped)
                 step += 1
                 if step % log_every == 0 or step == total or step in histogram_steps:
                     report(step, epoch + 1 if start + batch_size >= n else epoch, loss, gnorm, final=step == total)

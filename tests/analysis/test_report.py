@@ -315,3 +315,37 @@ def test_runs_that_differ_only_in_lr_are_named_and_grouped_apart():
     assert ("no pathology at initialization for 4 of 4 activation × init settings (relu + he_uniform "
             "(optimizer.lr=0.05), relu + he_uniform (optimizer.lr=50.0), tanh + he_uniform (optimizer.lr=0.05) and "
             "tanh + he_uniform (optimizer.lr=50.0)) (a setting counts") in markdown
+
+
+def test_a_report_of_mlp_and_recurrent_runs_has_both_sections(frames, tmp_path):
+    """Recurrent runs (layer = k * 100000 + t) stay out of the MLP sections and get their own."""
+    import numpy as np
+    import pandas as pd
+
+    from analysis import report as report_module
+    from nncore.probes_recurrent import time_layer
+
+    T = 12
+    run = {column: np.nan for column in frames.runs.columns}
+    run.update({"run_id": "rec", "run_name": "rnn-tanh-pytorch-T12-adam-s0", "sweep": frames.runs["sweep"].iloc[0],
+                "activation": "tanh", "init": "pytorch", "optimizer": "adam", "depth": 1, "width": 8, "seed": 0,
+                "dataset": "adding", "outcome": "ok", "status": "FINISHED", "cell": "rnn", "recurrent_init": "same",
+                "seq_len": float(T), "n_in": 2.0, "n_out": 1.0, "loss/val": 0.05, "tag_trainability": "stalled",
+                "tag_pathology_init": "vanishing", "tag_pathology_final": "none", "variant": ""})
+    stats = pd.DataFrame({"run_id": "rec", "step": 0, "layer": time_layer(1, np.arange(1, T + 1)),
+                          "stat": "delta_ms", "value": 0.25 ** (T - np.arange(1, T + 1))})
+    both = type(frames)(**{**frames.__dict__, "runs": pd.concat([frames.runs.assign(cell="none"), pd.DataFrame([run])],
+                                                                 ignore_index=True),
+                           "layer_stats": pd.concat([frames.layer_stats.astype({"run_id": str, "stat": str}), stats],
+                                                    ignore_index=True), "flags": None})
+    markdown = report_module.build_report(both, tmp_path, jobs=1)
+    assert "## Gradients at initialization" in markdown and "## Recurrent networks: gradients through time" in markdown
+    assert "- Recurrent runs: 1 (cells rnn; T 12; datasets adding): 1 stalled." in markdown
+    # the per-step ratio of the error's RMS: 0.25 in mean square per step is 0.5 in RMS
+    assert "per-step ratio at init 0.500" in markdown
+    assert (tmp_path / "figures" / "recurrent_delta_ms.png").exists()
+    summary = pd.read_csv(tmp_path / "summary.csv")
+    assert len(summary) == len(frames.runs) + 1 and "rec" in set(summary["run_id"])
+    # the MLP figures and tables saw the MLP runs only
+    assert f"{len(frames.runs) + 1} runs." in markdown
+    assert "rnn-tanh-pytorch" not in markdown.split("## Recurrent networks")[0].split("## At a glance")[1]

@@ -15,6 +15,11 @@ SMALL = {
     "symmetry": ["model.width=8", "train.epochs=2", "train.log_every=5"],
     "remedies": ["model.depth=6", "model.width=16", "train.epochs=1", "train.log_every=5", "activation=relu",
                  "init=he_uniform", "arch=plain,residual,batchnorm,residual_layernorm"],
+    "rnn_init": ["net=tanh_sw0.5,tanh_sw3,irnn,lstm_fb1", "model.width=32", "data.length=20", "train.probe_size=64"],
+    "adding": ["net=tanh_pytorch,lstm_fb1", "data.length=4,8", "seed=0", "model.width=4", "data.n_train=64",
+               "data.n_val=32", "train.epochs=2", "train.log_every=2", "train.probe_size=16"],
+    "clipping": ["model.width=8", "data.length=20", "data.n_train=64", "data.n_val=32", "train.epochs=1",
+                 "train.log_every=1", "train.probe_size=16"],
 }
 EXPECTED = {
     "glorot2010": ["## Glorot & Bengio 2010", "glorot_fig2_saturation.png", "glorot_fig6_7_histograms.png",
@@ -26,6 +31,14 @@ EXPECTED = {
     "symmetry": ["## The symmetry problem", "symmetry.png",
                  "tanh + constant: all 8 units of every hidden layer stay identical (unit_spread exactly 0)",
                  "relu + xavier_uniform: unit_spread up to"],
+    "rnn_init": ["## Gradients through time at initialization (rnn_init)", "rnn_init_delta_ms.png",
+                 "| tanh, sigma_w=0.5 |", "| tanh, sigma_w=3 |", "| IRNN |", "| LSTM fb=1 |", "relative error is",
+                 "## Recurrent networks: gradients through time", "recurrent_delta_ms.png", "- Recurrent runs: 4"],
+    "adding": ["## The adding problem over sequence length (adding)", "adding_map.png", "adding_curves.png",
+               "Always predicting 1 scores MSE 1/6 = 0.167", "| network | T = 4 | T = 8 |", "| LSTM fb=1 | ",
+               "| tanh, pytorch | "],
+    "clipping": ["## Gradient clipping (clipping)", "clipping_grad_norm.png", "- no clipping: ", "- clip_norm = 1: ",
+                 "of the updates clipped"],
 }
 
 
@@ -39,11 +52,15 @@ def test_small_study_runs_and_writes_its_section(study, tmp_path, monkeypatch):
         assert cfg.study == study
         assert runner.run_job(cfg, tmp_path / "jobs" / str(i), overrides) in ("ok", "diverged")
     out = tmp_path / "report"
-    if study == "symmetry":  # the whole command once; the section alone for the others (faster)
+    if study in ("symmetry", "rnn_init"):  # the whole command (MLP, recurrent); the section alone for the others
         assert report.main(["--study", study, "--tracking-uri", uri, "--out", str(out), "--no-log", "--jobs", "1"]) == 0
         text = (out / "report.md").read_text()
-        theory = text.split("## Theory vs measurement")[1]
-        assert "| tanh | xavier_uniform |" in theory and "constant" not in theory  # no mean field for constant
+        if study == "symmetry":
+            theory = text.split("## Theory vs measurement")[1]
+            assert "| tanh | xavier_uniform |" in theory and "constant" not in theory  # no mean field for constant
+        else:  # a report of recurrent runs only has no MLP section
+            assert "## Gradients at initialization" not in text and "Theory vs measurement" not in text
+            assert (out / "summary.csv").read_text().count("\n") == 1 + len(jobs)
     else:
         frames = load_frames(study=study, tracking_uri=uri, cache_dir=tmp_path / "cache")
         assert len(frames.runs) == len(jobs)

@@ -190,3 +190,33 @@ def test_tags_and_summary_agree_on_a_sweep_of_four_rules_and_a_diverging_run(tmp
     assert all(len(verdicts) == 1 for verdicts in by_init.values()), by_init
     assert {run.data.tags["trainability"] for run in runs if run.data.tags["init"] == "normal"} == {"diverged"}
     assert "logged before" not in (out / "report.md").read_text()
+
+
+# ------------------------------------------------------------------ recurrent nets
+@pytest.mark.parametrize("overrides, needle", [
+    (("arch=lstm", "data=digits"), "model.cell: arch=lstm reads sequences, but data=digits gives vectors"),
+    (("data=adding",), "data.name: data=adding gives sequences"),
+    (("arch=rnn", "data=adding", "train.loss=cross_entropy"), "train.loss: data=adding is a regression"),
+])
+def test_recurrent_arch_and_data_mismatch_is_one_line_before_any_run(tmp_path, overrides, needle):
+    for argv in (overrides, ("-m", "seed=0,1", *overrides)):   # a single run and a sweep's pre-flight
+        proc = run_cli(tmp_path, *argv)
+        assert proc.returncode != 0
+        lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]
+        assert len(lines) == 1 and needle in lines[0], proc.stderr
+        assert not (tmp_path / "mlflow.db").exists()
+
+
+def test_tiny_recurrent_sweep_end_to_end(tmp_path):
+    proc = run_cli(tmp_path, "-m", "arch=rnn,gru", "data=adding", "data.length=5", "data.n_train=32", "data.n_val=16",
+                   "model.width=4", "init=pytorch", "optimizer=adam", "train.clip_norm=1", "train.epochs=1",
+                   "train.batch_size=16", "train.log_every=1", "train.probe_size=8")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    runs = job_runs(client_for(tmp_path))
+    assert sorted(r.info.run_name for r in runs) == ["gru-pytorch-T5-adam-clip1-s0", "rnn-tanh-pytorch-T5-adam-clip1-s0"]
+    for run in runs:
+        assert run.info.status == "FINISHED"
+        tags, metrics = run.data.tags, run.data.metrics
+        assert tags["cell"] in ("rnn", "gru") and tags["seq_len"] == "5" and tags["dataset"] == "adding"
+        assert tags["trainability"] in ("trained", "stalled") and tags["pathology_init"] != "n/a"
+        assert {"grad_norm/train", "grad_norm/clipped_fraction", "profile_init/log10_delta_ms", "loss/val"} <= set(metrics)

@@ -1,6 +1,9 @@
-"""experiments.runner.freeze_imports: the heavy modules are imported once and out of the collector's reach."""
+"""experiments.runner: freeze_imports (the heavy modules are imported once and out of the collector's
+reach) and a recurrent job's record."""
 import subprocess
 import sys
+
+import pytest
 
 PROBE = """
 import gc, sys
@@ -21,3 +24,65 @@ def test_freeze_imports_imports_mlflow_and_freezes_once():
     assert int(tracked) < int(frozen) // 10  # ...which a collection no longer traverses
     assert frozen_again == frozen          # a second call freezes nothing more
     assert enabled == "True" and imported == "True"
+
+
+# ------------------------------------------------------------------ a recurrent job, in process
+def test_recurrent_job_records_time_axis_grad_norms_and_flags_through_time(tmp_path, compose_cfg):
+    import numpy as np
+    import pandas as pd
+    from mlflow.tracking import MlflowClient
+
+    from experiments import datasets, record, runner
+    from nncore.optimizers import global_norm
+    from nncore.probes_recurrent import STATS, layer_and_time
+    from nncore.rng import generator
+
+    uri = f"sqlite:///{tmp_path}/m.db"
+    cfg = compose_cfg("arch=lstm", "data=adding", "data.length=6", "data.n_train=40", "data.n_val=20",
+                      "model.width=5", "model.depth=2", "init=pytorch", "model.forget_bias=1", "optimizer=adam",
+                      "train.clip_norm=0.05", "train.epochs=2", "train.batch_size=16", "train.log_every=2",
+                      "train.probe_size=16", f"tracking.uri={uri}")
+    assert runner.run_job(cfg, tmp_path / "job") == "ok"
+    status = record.read_status(tmp_path / "job")
+    stats = pd.read_parquet(tmp_path / "job" / record.LAYER_STATS_FILE)
+    k, t = layer_and_time(stats["layer"].to_numpy())
+    assert set(k) == {1, 2} and set(t) == set(range(1, 7))
+    assert set(stats["stat"]) == set(STATS["lstm"])
+    # every (step, stat) has all 2 x 6 (layer, time) cells exactly once
+    assert (stats.groupby(["step", "stat"]).size() == 12).all()
+    scalars = pd.read_parquet(tmp_path / "job" / record.SCALARS_FILE)
+    assert not scalars["name"].isin([record.ACC_TRAIN, record.ACC_VAL]).any()   # a regression has no accuracy
+    norms = scalars[scalars["name"] == record.GRAD_NORM_TRAIN].sort_values("step")
+    assert list(norms["step"]) == list(range(1, status["steps"] + 1)) and status["steps"] == 6
+    # update 1's norm before clipping, recomputed here from the same seeded network and first batch
+    data = datasets.load(cfg.data, cfg.seed)
+    net, _ = runner.build(cfg, data)
+    first = generator(cfg.seed, "shuffle").permutation(40)[:16]
+    _, grads = net.loss_and_grads(data.X_train[first], data.y_train[first])
+    assert norms["value"].iloc[0] == pytest.approx(global_norm(grads), rel=1e-12)
+    assert status[record.CLIPPED_FRACTION] == np.mean(norms["value"] > 0.05)
+    flags = pd.read_parquet(tmp_path / "job" / record.DIAGNOSIS_FILE)
+    assert set(flags["flag"]) == {"vanishing", "exploding", "saturated", "dead"} and len(flags) == 2 * 4 * 12
+    # the flags at init are nncore's, from the probe's arrays as the job stored them
+    from nncore import diagnosis
+    at_init = stats[stats["step"] == 0]
+    arrays = {stat: at_init[at_init["stat"] == stat].sort_values("layer")["value"].to_numpy().reshape(2, 6)
+              for stat in ("delta_ms", "saturation", "dead_frac")}
+    expected = diagnosis.diagnose_through_time(arrays)
+    for flag, raised in expected.items():
+        rows = flags[(flags["step"] == 0) & (flags["flag"] == flag)].sort_values("layer")
+        assert list(rows["raised"]) == list(raised.ravel()), flag
+    assert status["pathology_init"] == diagnosis.flag_set(expected)
+    assert status["trainability"] in ("trained", "stalled") and float(status["baseline_mse"]) > 0
+    client = MlflowClient(uri)
+    run = client.get_run(status["run_id"])
+    tags = run.data.tags
+    assert (tags["cell"], tags["seq_len"], tags["recurrent_init"], tags["config_hash"]) == (
+        "lstm", "6", "same", status["config_hash"])
+    profile = client.get_metric_history(run.info.run_id, "profile_init/log10_delta_ms")
+    top = stats[(stats["step"] == 0) & (stats["stat"] == "delta_ms") & (stats["layer"] // 100000 == 2)]
+    expected = {int(code % 100000): np.log10(v) for code, v in zip(top["layer"], top["value"]) if v > 0}
+    assert {m.step: m.value for m in profile} == pytest.approx(expected, rel=1e-12)
+    assert len(client.get_metric_history(run.info.run_id, record.GRAD_NORM_TRAIN)) == 6
+    assert run.data.metrics[record.CLIPPED_FRACTION] == status[record.CLIPPED_FRACTION]
+    assert run.data.metrics["seq_len"] == 6

@@ -1,13 +1,13 @@
 """nncore.diagnosis on constructed statistics and real networks at init: every flag firing and
 not firing, the textbook healthy cases, the trap case (flat first-to-last gradient ratio while
-both signals vanish), the budget's effective steps against each rule's textbook formula, and the
-trainability margins on both sides."""
+both signals vanish), the budget's effective steps against each rule's textbook formula, the
+trainability margins on both sides, and the flags through time of a recurrent network."""
 import math
 
 import numpy as np
 import pytest
 
-from nncore import MLP, optimizers
+from nncore import MLP, RNN, optimizers
 from nncore import diagnosis as dg
 
 DEPTH = 10           # hidden layers; L = 11 layers with the output
@@ -336,3 +336,48 @@ def test_zero_reference_in_a_residual_net():
     flags = dg.diagnose(stats)
     assert not flags["exploding"].any()
     assert flags["dead"][5] and not flags["dead"][:5].any()
+
+
+# ------------------------------------------------------------ through time (RNN.probe's (K, T) stats)
+def _time_stats(delta, saturation=None, dead=None):
+    delta = np.atleast_2d(np.asarray(delta, dtype=float))
+    zeros = np.zeros_like(delta)
+    return {"delta_ms": delta, "saturation": zeros if saturation is None else np.atleast_2d(saturation),
+            "dead_frac": zeros if dead is None else np.atleast_2d(dead)}
+
+
+def test_through_time_flags_relative_to_the_last_step():
+    e = math.exp(dg.DEPTH_SCALES)
+    flags = dg.diagnose_through_time(_time_stats([1.0 / (2 * e), 1.0 / (0.5 * e), 1.0, 2 * e, 1.0],
+                                         saturation=[0, 0, dg.SATURATED + 0.01, 0, 0], dead=[0, 0, 0, dg.DEAD + 0.01, 0]))
+    assert flags["vanishing"].tolist() == [[True, False, False, False, False]]
+    assert flags["exploding"].tolist() == [[False, False, False, True, False]]
+    assert flags["saturated"].tolist() == [[False, False, True, False, False]]
+    assert flags["dead"].tolist() == [[False, False, False, True, False]]
+    assert dg.flag_set(flags) == "dead,exploding,saturated,vanishing"
+
+
+def test_non_finite_steps_explode_and_a_zero_last_step_falls_back():
+    flags = dg.diagnose_through_time(_time_stats([[np.inf, 1.0, 1e-9, 0.0], [1.0, 1.0, 1.0, 1.0]]))
+    # step T's delta_ms is 0: the reference is step 3's 1e-9, so step 2's 1.0 explodes and step T vanishes
+    assert flags["exploding"][0].tolist() == [True, True, False, False]
+    assert flags["vanishing"][0].tolist() == [False, False, False, True]
+    assert not flags["vanishing"][1].any() and not flags["exploding"][1].any()
+
+
+def test_a_vanishing_tanh_rnn_at_init_is_flagged_far_from_the_last_step():
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(32, 40, 4)), rng.integers(0, 2, size=32)
+    net = RNN(4, 64, 2, init="normal", init_params={"sigma_w": 0.5})  # per-step ratio ~0.33
+    flags = dg.diagnose_through_time(net.probe(X, y))
+    assert flags["vanishing"][0, :30].all() and not flags["vanishing"][0, -3:].any()
+    assert not flags["exploding"].any()
+
+
+def test_bad_time_stats():
+    with pytest.raises(ValueError, match="stats lack saturation"):
+        dg.diagnose_through_time({"delta_ms": np.ones((1, 3)), "dead_frac": np.ones((1, 3))})
+    # dead_frac is optional (runs logged before it existed): no step is dead without it
+    assert not dg.diagnose_through_time({"delta_ms": np.ones((1, 3)), "saturation": np.ones((1, 3))})["dead"].any()
+    with pytest.raises(ValueError, match=r"must have shape \(1, 3\) like delta_ms"):
+        dg.diagnose_through_time({"delta_ms": np.ones((1, 3)), "saturation": np.ones(3), "dead_frac": np.ones((1, 3))})

@@ -401,3 +401,65 @@ def test_train_rejects_float32_mse_targets_beyond_float32_range_before_any_updat
     assert calls == []
     for p, p0 in zip(net.parameters(), before):
         np.testing.assert_array_equal(p, p0)
+
+
+# ------------------------------------------------- pre-clip gradient norms and clipping
+def _pre_clip_norms(net, opt, X, y, epochs, batch_size):
+    """The manual loop's global norm of each batch's gradients (np.linalg.norm), before the step."""
+    rng, norms = generator(net.seed, "shuffle"), []
+    for _ in range(epochs):
+        order = rng.permutation(len(X))
+        for s in range(0, len(X), batch_size):
+            idx = order[s:s + batch_size]
+            _, grads = net.loss_and_grads(X[idx], y[idx], train=True)
+            norms.append(np.linalg.norm(np.concatenate([g.ravel() for g in grads.parameters()])))
+            opt.step(net, grads)
+    return norms
+
+
+@pytest.mark.parametrize("clip,expected_fraction", [(None, 0.0), (1e-3, 1.0), (1e6, 0.0)])
+def test_every_steps_norm_before_clipping_and_the_clipped_fraction(clip, expected_fraction):
+    X, y = _data(23)
+    kw = {} if clip is None else {"clip_norm": clip}
+    res = train(MLP(5, [7], 3, seed=2), optimizers.get("sgd", lr=0.1, **kw), X, y, epochs=2, batch_size=5)
+    manual = _pre_clip_norms(MLP(5, [7], 3, seed=2), optimizers.get("sgd", lr=0.1, **kw), X, y, 2, 5)
+    assert len(res.grad_norms) == len(res.clipped) == res.steps == 10
+    np.testing.assert_allclose(res.grad_norms, manual, rtol=1e-12)
+    assert min(res.grad_norms) > 1e-3  # so clip_norm=1e-3 clips every step, 1e6 none
+    assert res.clipped_fraction == expected_fraction
+
+
+def test_clipped_fraction_counts_the_steps_above_the_threshold():
+    X, y = _data(40)
+    free = train(MLP(5, [7], 3, seed=3), optimizers.get("sgd", lr=0.1), X, y, epochs=3, batch_size=4)
+    threshold = float(np.median(free.grad_norms))
+    res = train(MLP(5, [7], 3, seed=3), optimizers.get("sgd", lr=0.1, clip_norm=threshold), X, y, epochs=3,
+                batch_size=4)
+    # torch's rule: clipped when clip_norm / (norm + 1e-6) < 1
+    assert res.clipped == [threshold < n + 1e-6 for n in res.grad_norms]
+    assert 0.0 < res.clipped_fraction < 1.0
+
+
+def test_recurrent_network_trains_in_the_same_loop():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(24, 6, 3))
+    y = X[:, :, 0].sum(axis=1, keepdims=True)
+    net = nncore.RNN(3, 8, 1, cell="lstm", loss="mse", seed=1)
+    rec = Recorder()
+    res = train(net, optimizers.get("adam", lr=0.02, clip_norm=1.0), X, y, epochs=5, batch_size=8,
+                log_every=5, callback=rec, histogram_steps=[0])
+    assert res.steps == 15 and len(res.grad_norms) == 15 and not res.diverged
+    assert res.train_losses[-1] < res.train_losses[0]
+    assert rec.records[0]["stats"]["delta_ms"].shape == (1, 6) and rec.records[0]["hist"]
+
+
+def test_diverging_step_keeps_its_pre_clip_norm():
+    """The gradient norm that overflows is recorded, with the steps before it (clip_norm does not hide it)."""
+    X = np.ones((8, 5))
+    y = np.arange(8) % 3
+    net = MLP(5, [4], 3, activation="identity", seed=0)
+    net.weights[0][...] = 3e307   # hidden activations 1.5e308, finite; logits 0
+    net.weights[1][...] = 0.0
+    res = train(net, optimizers.get("sgd", clip_norm=1.0), X, y, epochs=2, batch_size=8)
+    assert res.diverged_step == 0 and res.grad_norms == [math.inf] and res.clipped == []
+    assert math.isnan(res.clipped_fraction)
