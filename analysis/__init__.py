@@ -3,7 +3,7 @@
     from analysis import load, figures, report
     frames = load.load_frames(experiment="gradpath")          # latest sweep
     fig = figures.fig_grad_norm_init(frames.layer_stats, frames.runs)
-    markdown = report.build_report(frames, "reports")         # figures, summary.csv, report.md
+    blocks = report.build_report(frames, "reports")           # figures, summary.csv, report.md, report.html
 
 Modules:
   load          MLflow (sqlite) -> Frames(runs, layer_stats, histograms, scalars), cached
@@ -11,6 +11,7 @@ Modules:
   selection     which run or configuration a single-run figure shows, and why
   figures       one function per figure, each returning a matplotlib Figure
   observations  the sentences of the report, computed from the frames
+  blocks        the report as blocks, rendered to markdown, self-contained HTML (markdown-it-py) and the note
   report        build_report(frames, out_dir) and the `python -m analysis.report` entry point
 
 mlflow is imported only by ``load`` and by the report's logging step, inside the

@@ -1,8 +1,9 @@
 """The sweep's parent run as a front page in the MLflow UI.
 
-  note_content(markdown, ...)   the run's description (tag mlflow.note.content): the report's at-a-glance
-                                section, whatever it holds, with its links rewritten to work inside the
-                                UI (run-page artifact links to report/...), and links to the report
+  note_content(blocks, ...)     the run's description (tag mlflow.note.content): the report's at-a-glance
+                                blocks (analysis.blocks), whatever they hold, with their links rewritten
+                                to work inside the UI (run-page artifact links to report/...), and links
+                                to the report
   headline_metrics(frames)      a few numbers of the sweep, as metrics of the parent run
 """
 import re
@@ -12,30 +13,13 @@ import numpy as np
 from experiments import tracking
 
 from . import tables
+from .blocks import in_section, title
 from .tables import INIT
 
 GLANCE_HEADING = "At a glance"
 LINK = re.compile(r"(!?)\[([^\]]*)\]\(([^)\s]+)\)")
 SUP = re.compile(r"<sup>([^<]*)</sup>")
 SUPERSCRIPT = str.maketrans("0123456789-.+", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻·⁺")
-
-
-def section(markdown, heading=GLANCE_HEADING):
-    """The lines of the ``## heading`` section (without its heading), [] when there is none."""
-    lines, inside = [], False
-    for line in markdown.splitlines():
-        if line.startswith("## "):
-            if inside:
-                break
-            inside = line[3:].strip().lower() == heading.lower()
-            continue
-        if inside:
-            lines.append(line)
-    while lines and not lines[-1].strip():
-        lines.pop()
-    while lines and not lines[0].strip():
-        lines.pop(0)
-    return lines
 
 
 def artifact_link(experiment_id, run_id, path):
@@ -56,18 +40,18 @@ def ui_links(text, experiment_id, run_id, prefix="report"):
     return LINK.sub(rewrite, text)
 
 
-def note_content(markdown, experiment_id, run_id, sweep=""):
-    """Markdown of the parent run's description: title, links to the report, the at-a-glance section."""
-    title = next((line[2:] for line in markdown.splitlines() if line.startswith("# ")), "Sweep report")
-    lines = [f"## {title}", ""]
+def note_content(blocks, experiment_id, run_id, sweep=""):
+    """Markdown of the parent run's description: title, links to the report, the at-a-glance blocks."""
+    lines = [f"## {title(blocks, 'Sweep report')}", ""]
     if sweep:
         lines += [f"Sweep `{sweep}`: its job runs are this run's children (the runs table groups them).", ""]
     lines += [f"Full report: [report.html]({artifact_link(experiment_id, run_id, 'report/report.html')}) "
               f"(figures embedded) · [report.md]({artifact_link(experiment_id, run_id, 'report/report.md')}) · "
               f"[summary.csv]({artifact_link(experiment_id, run_id, 'report/summary.csv')})", ""]
-    glance = section(markdown)
+    glance = in_section(blocks, GLANCE_HEADING)
     if glance:
-        lines += [f"### {GLANCE_HEADING}", "", *(ui_links(line, experiment_id, run_id) for line in glance)]
+        lines += [f"### {GLANCE_HEADING}", "", "\n\n".join(ui_links(block.markdown, experiment_id, run_id)
+                                                             for block in glance)]
     return "\n".join(lines) + "\n"
 
 

@@ -27,7 +27,8 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from . import diagnosis, figures, front_page, html, observations, recurrent, selection, tables
+from . import diagnosis, figures, front_page, observations, recurrent, selection, tables
+from .blocks import blocks_of, to_html, to_markdown
 from .studies import study_section
 from .theory import markdown_section as theory_section, no_sizes_note, theory_frame
 from .load import DEFAULT_EXPERIMENT, REPO_ROOT, SelectionError, load_frames, open_client, quoted
@@ -317,11 +318,18 @@ def figure_section(number, spec, frames):
             *[f"- {sentence}" for sentence in sentences], ""]
 
 
-def build_markdown(frames, study_lines=(), recurrent_frames=None, recurrent_lines=()):
-    """The text of report.md (the figures are expected in figures/); ``study_lines`` is a
-    named experiment's own section, placed first. Recurrent runs (``recurrent_frames``, else split
-    from ``frames``) get their at-a-glance lines and ``recurrent_lines`` (analysis.recurrent.section);
-    the MLP sections cover the MLP runs, and are left out when there are none."""
+GLANCE = "At a glance"
+THEORY = "Theory vs measurement"
+RECURRENT = "Recurrent networks"
+NOTES = "Data notes"
+
+
+def report_blocks(frames, study_blocks=(), recurrent_frames=None, recurrent_lines=()):
+    """The report as blocks (analysis.blocks; the figures are expected in figures/); ``study_blocks``
+    is a named experiment's own section, placed first. Recurrent runs (``recurrent_frames``, else
+    split from ``frames``) get their at-a-glance lines and ``recurrent_lines``
+    (analysis.recurrent.section); the MLP sections cover the MLP runs, and are left out when there
+    are none."""
     if recurrent_frames is None:
         frames, recurrent_frames = recurrent.split(frames)
     frames = diagnosis.with_diagnosis(frames)
@@ -329,34 +337,36 @@ def build_markdown(frames, study_lines=(), recurrent_frames=None, recurrent_line
     glance = recurrent.at_a_glance(recurrent_frames)
     if not frames.runs.empty or not glance:
         glance = at_a_glance(frames) + glance
-    lines = ["# Vanishing and exploding gradients: sweep report", "",
-             source_line(frames).replace(f"; {len(frames.runs)} runs.", f"; {everything} runs."),
-             "Every number in this report is computed from the logged runs by `python -m analysis.report`; "
-             "[summary.csv](summary.csv) has one row per run.", "", *study_lines,
-             "## At a glance", "", *glance, ""]
+    blocks = blocks_of("", ["# Vanishing and exploding gradients: sweep report", "",
+                            source_line(frames).replace(f"; {len(frames.runs)} runs.", f"; {everything} runs."),
+                            "Every number in this report is computed from the logged runs by `python -m "
+                            "analysis.report`; [summary.csv](summary.csv) has one row per run."])
+    blocks += list(study_blocks)
     if frames.runs.empty and not recurrent_frames.runs.empty:  # recurrent runs only: no MLP section
-        lines += list(recurrent_lines)
+        blocks += blocks_of(GLANCE, [f"## {GLANCE}", "", *glance])
+        blocks += blocks_of(RECURRENT, recurrent_lines)
         if frames.notes:
-            lines += ["## Data notes", "", *[f"- {note}" for note in frames.notes], ""]
-        return "\n".join(lines)
-    table = key_numbers_table(frames)
-    if table:
-        lines += [*table, ""]
-    crosstab = pathology_table(frames)
-    if crosstab:
-        lines += [*crosstab, ""]
+            blocks += blocks_of(NOTES, [f"## {NOTES}", "", *[f"- {note}" for note in frames.notes]])
+        return blocks
+    blocks += blocks_of(GLANCE, [f"## {GLANCE}", "", *glance, "", *key_numbers_table(frames), "",
+                                 *pathology_table(frames)])
     section = None
     for number, spec in enumerate(FIGURES, start=1):
         if spec.section != section:
             section = spec.section
-            lines += [f"## {section}", ""]
-        lines += figure_section(number, spec, frames)
-    lines += theory_section(frames.layer_stats, frames.runs)
-    lines += list(recurrent_lines)
+            blocks += blocks_of(section, [f"## {section}"])
+        blocks += blocks_of(section, figure_section(number, spec, frames))
+    blocks += blocks_of(THEORY, theory_section(frames.layer_stats, frames.runs))
+    blocks += blocks_of(RECURRENT, recurrent_lines)
     notes = [*frames.notes, *[note for note in (no_sizes_note(frames.runs),) if note]]
     if notes:
-        lines += ["## Data notes", "", *[f"- {note}" for note in notes], ""]
-    return "\n".join(lines)
+        blocks += blocks_of(NOTES, [f"## {NOTES}", "", *[f"- {note}" for note in notes]])
+    return blocks
+
+
+def build_markdown(frames, study_blocks=(), recurrent_frames=None, recurrent_lines=()):
+    """The text of report.md (report_blocks rendered as markdown)."""
+    return to_markdown(report_blocks(frames, study_blocks, recurrent_frames, recurrent_lines))
 
 
 FIGURES_BY_NAME = {spec.name: spec for spec in FIGURES}
@@ -443,9 +453,9 @@ def write_figures(frames, figure_dir, theory=None, jobs=1):
 
 
 def build_report(frames, out_dir, theory=None, jobs=1, study=None):
-    """Write figures/, summary.csv and report.md into ``out_dir`` from ``frames``
-    (no MLflow needed) and return the markdown. ``jobs`` > 1 (or None: one per
-    core) draws the figures in parallel."""
+    """Write figures/, summary.csv, report.md and report.html into ``out_dir`` from ``frames``
+    (no MLflow needed) and return the report's blocks (analysis.blocks). ``jobs`` > 1 (or None:
+    one per core) draws the figures in parallel."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     everything = frames
@@ -461,11 +471,13 @@ def build_report(frames, out_dir, theory=None, jobs=1, study=None):
             summary = pd.concat([summary, recurrent.summary(recurrent_frames)], ignore_index=True)
         summary.to_csv(out_dir / "summary.csv", index=False)
         (out_dir / FIGURE_DIR).mkdir(parents=True, exist_ok=True)
-        markdown = build_markdown(frames, study_section(study, everything, out_dir / FIGURE_DIR) if study else (),
-                                  recurrent_frames, recurrent.section(recurrent_frames, out_dir / FIGURE_DIR))
-    (out_dir / "report.md").write_text(markdown)
-    html.write_html(out_dir / "report.md")
-    return markdown
+        study_blocks = (blocks_of(f"study {study}", study_section(study, everything, out_dir / FIGURE_DIR))
+                        if study else [])
+        blocks = report_blocks(frames, study_blocks, recurrent_frames,
+                               recurrent.section(recurrent_frames, out_dir / FIGURE_DIR))
+    (out_dir / "report.md").write_text(to_markdown(blocks))
+    (out_dir / "report.html").write_text(to_html(blocks, out_dir))
+    return blocks
 
 
 def report_run_id(client, frames):
@@ -484,7 +496,7 @@ def report_run_id(client, frames):
     return run.info.run_id
 
 
-def log_report_to_mlflow(frames, out_dir):
+def log_report_to_mlflow(frames, out_dir, blocks):
     """Log figures/, report.md, report.html and summary.csv under report/ of the receiving run, make
     it the front page (description, headline metrics) and name it in the experiment's description;
     returns its run id."""
@@ -497,7 +509,7 @@ def log_report_to_mlflow(frames, out_dir):
     client.log_artifacts(run_id, str(out_dir / FIGURE_DIR), "report/figures")
     for name in ("report.md", "report.html", "summary.csv"):
         client.log_artifact(run_id, str(out_dir / name), "report")
-    note = front_page.note_content((out_dir / "report.md").read_text(), frames.experiment_id, run_id, frames.sweep)
+    note = front_page.note_content(blocks, frames.experiment_id, run_id, frames.sweep)
     now = int(time.time() * 1000)
     # the first-to-last layer gradient ratio is an MLP's: a recurrent run's layer column is (layer, time)
     mlp_stats = recurrent.split(frames)[0].layer_stats
@@ -572,9 +584,9 @@ def main(argv=None):
         frames = load_frames(args.experiment, sweep=args.sweep, all_runs=args.all_runs, study=args.study,
                              tracking_uri=args.tracking_uri, cache_dir=None if args.no_cache else args.out / ".cache")
         loaded = time.perf_counter()
-        build_report(frames, args.out, jobs=args.jobs, study=args.study)
+        blocks = build_report(frames, args.out, jobs=args.jobs, study=args.study)
         built = time.perf_counter()
-        logged_to = "" if args.no_log else log_report_to_mlflow(frames, args.out)
+        logged_to = "" if args.no_log else log_report_to_mlflow(frames, args.out, blocks)
     except SelectionError as error:  # includes NoRunsError
         print(f"analysis.report: {error}", file=sys.stderr)
         return 2

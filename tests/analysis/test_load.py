@@ -274,12 +274,12 @@ def test_runs_without_a_sweep_log_their_report_to_one_report_run(mlflow_store, t
         (tmp_path / name).write_text("x")
     frames = load_frames(mlflow_store["experiment"], all_runs=True, tracking_uri=mlflow_store["uri"])
     client = mlflow_store["client"]
-    run_id = report.log_report_to_mlflow(frames, tmp_path)
+    run_id = report.log_report_to_mlflow(frames, tmp_path, [])
     found = client.search_runs([mlflow_store["experiment_id"]], "tags.role = 'report'")
     assert [run.info.run_id for run in found] == [run_id] and found[0].info.run_name == "report"
     assert {artifact.path for artifact in client.list_artifacts(run_id, "report")} == {
         "report/figures", "report/report.md", "report/report.html", "report/summary.csv"}
-    assert report.log_report_to_mlflow(frames, tmp_path) == run_id      # reused, not duplicated
+    assert report.log_report_to_mlflow(frames, tmp_path, []) == run_id      # reused, not duplicated
     assert len(client.search_runs([mlflow_store["experiment_id"]], "tags.role = 'report'")) == 1
 
 

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from analysis import observations, report, tables
+from analysis.blocks import to_markdown
 from analysis.load import Frames
 from synthetic_runs import quietly
 
@@ -20,7 +21,7 @@ def vanishing(tmp_path_factory):
     from synthetic_runs import make_frames
     frames = make_frames(gains=VANISHING)
     out = tmp_path_factory.mktemp("vanishing")
-    return frames, out, quietly(report.build_report, frames, out)
+    return frames, out, to_markdown(quietly(report.build_report, frames, out))
 
 
 @pytest.fixture(scope="module")
@@ -45,6 +46,8 @@ def test_every_file_is_written(vanishing):
         assert (out / "figures" / f"{name}.png").stat().st_size > 1000
         assert (out / "figures" / f"{name}.svg").stat().st_size > 1000
     assert (out / "report.md").read_text() == markdown
+    page = (out / "report.html").read_text()   # the same blocks, self-contained
+    assert page.count("data:image/png;base64,") == len(names) and "<h2>At a glance</h2>" in page
     summary = pd.read_csv(out / "summary.csv")
     assert len(summary) == 24
 
@@ -134,7 +137,7 @@ def test_summary_csv_holds_the_gradient_ratio_at_init(vanishing):
 def test_an_empty_selection_still_gives_a_report(frames, tmp_path):
     empty = Frames(runs=frames.runs.iloc[0:0], layer_stats=frames.layer_stats.iloc[0:0],
                    histograms=frames.histograms.iloc[0:0], scalars=frames.scalars.iloc[0:0])
-    markdown = quietly(report.build_report, empty, tmp_path)
+    markdown = to_markdown(quietly(report.build_report, empty, tmp_path))
     assert "No runs" in markdown
     assert len(list((tmp_path / "figures").glob("*.png"))) == 11
 
