@@ -3,8 +3,8 @@
     python -m benchmarks.bench_report [--runs 1000] [--keep DIR]
 
 Builds a sqlite MLflow store in a temporary directory (or DIR) holding one sweep of ``--runs``
-job runs in the experiments' data contract: tags, params, final metrics and the three Parquet
-artifacts at the default study's sizes (depths 2-50, width 64, a probe every 20 of 345 steps,
+job runs in the experiments' data contract: tags (the job's verdicts included, from nncore.diagnosis
+on the synthetic statistics), params, final metrics and the four Parquet artifacts at the default study's sizes (depths 2-50, width 64, a probe every 20 of 345 steps,
 every statistic, 64-bin histograms at 5 steps). The values follow a per-layer gain with seeded
 noise, so the report has real profiles to draw and judge. Then it runs the report as
 `make report` does (``python -m analysis.report``, logging to the store) twice: cold (the
@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from experiments import record
+from nncore import diagnosis, optimizers
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).resolve().parent / "report_results.json"
@@ -87,7 +88,26 @@ def run_tables(activation, init, depth, optimizer, seed):
               record.ACC_VAL: acc, record.GRAD_NORM_PROBE_BATCH: np.ones(steps.size)}
     scalars = pd.DataFrame({"step": np.tile(steps, len(series)), "name": np.repeat(list(series), steps.size),
                             "value": np.concatenate(list(series.values())), "timestamp": 0})
-    return layer_stats, histograms, scalars
+    return layer_stats, histograms, scalars, values, loss
+
+
+def job_diagnosis(values, loss, accuracy, optimizer, lr, depth):
+    """(verdict tags, diagnosis.parquet table) as the job writes them (experiments.diagnose), from the
+    synthetic statistics by nncore.diagnosis: the report reads these, it does not redo them."""
+    fan = np.array([N_IN * WIDTH] + [WIDTH * WIDTH] * (depth - 1) + [WIDTH * N_OUT], dtype=np.float64)
+    rule = optimizers.get(optimizer, lr=lr)
+    tags, frames = {}, []
+    for when, i in (("init", 0), ("final", -1)):
+        stats = {stat: values[stat][i] for stat in diagnosis.REQUIRED + diagnosis.OPTIONAL}
+        flags = diagnosis.diagnose(stats)
+        budget = diagnosis.budget(stats, float(loss[i]), STEPS, rule, fan)
+        tags[f"pathology_{when}"], tags[f"budget_{when}"] = diagnosis.flag_set(flags), diagnosis.flag_set(budget)
+        step = 0 if i == 0 else STEPS
+        for flag, raised in {**flags, **(budget or {})}.items():
+            frames.append(pd.DataFrame({"step": step, "layer": np.arange(1, depth + 1), "flag": flag,
+                                        "raised": raised}))
+    tags["trainability"] = diagnosis.trainability(False, accuracy, 0.1003, float(loss[0]), float(loss[-1]))
+    return tags, pd.concat(frames, ignore_index=True).astype(record.DIAGNOSIS_COLUMNS)
 
 
 def build_store(root, n_runs):
@@ -108,17 +128,20 @@ def build_store(root, n_runs):
                 "mlflow.parentRunId": parent.info.run_id}
         run = client.create_run(exp, run_name=name, tags={key: str(v) for key, v in tags.items()})
         run_id = run.info.run_id
-        layer_stats, histograms, scalars = run_tables(activation, init, depth, optimizer, seed)
+        layer_stats, histograms, scalars, values, loss = run_tables(activation, init, depth, optimizer, seed)
         final = scalars[scalars["step"] == STEPS].set_index("name")["value"]
+        verdicts, flags = job_diagnosis(values, loss, float(final[record.ACC_VAL]), optimizer, lr, depth)
         params = {"model.depth": depth, "model.width": WIDTH, "activation.name": activation, "activation.alpha": 0.01,
                   "init.name": init, "init.sigma_w": 1.0, "init.sigma_b": 0.0, "init.gain": 1.0,
                   "optimizer.name": optimizer, "optimizer.lr": lr, "data.name": "digits", "seed": seed}
         client.log_batch(run_id, metrics=[Metric(key, float(v), 0, STEPS) for key, v in final.items()],
-                         params=[Param(key, str(v)) for key, v in params.items()], tags=[RunTag("outcome", "ok")])
+                         params=[Param(key, str(v)) for key, v in params.items()],
+                         tags=[RunTag("outcome", "ok"), *(RunTag(key, v) for key, v in verdicts.items())])
         # The artifact store is local: write the files where log_artifact would copy them.
         folder = Path(url2pathname(urlparse(run.info.artifact_uri).path))
         folder.mkdir(parents=True, exist_ok=True)
-        for table, frame in (("layer_stats", layer_stats), ("histograms", histograms), ("scalars", scalars)):
+        for table, frame in (("layer_stats", layer_stats), ("histograms", histograms), ("scalars", scalars),
+                             ("diagnosis", flags)):
             frame.to_parquet(folder / f"{table}.parquet", index=False)
         client.set_terminated(run_id, "FINISHED")
     client.set_terminated(parent.info.run_id, "FINISHED")
