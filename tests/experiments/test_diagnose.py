@@ -1,7 +1,6 @@
 """experiments.diagnose: a job's verdict tags and diagnosis.parquet, on real networks trained (or
 not: train.epochs=0) on the bundled digits, without MLflow. The network's flags at step 0 depend
 on its weights alone; the budget (frozen) is judged only when the run has optimizer steps."""
-import numpy as np
 import pandas as pd
 import pytest
 
