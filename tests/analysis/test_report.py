@@ -341,7 +341,7 @@ def test_a_report_of_mlp_and_recurrent_runs_has_both_sections(frames, tmp_path):
                                                                  ignore_index=True),
                            "layer_stats": pd.concat([frames.layer_stats.astype({"run_id": str, "stat": str}), stats],
                                                     ignore_index=True), "flags": None})
-    markdown = report_module.build_report(both, tmp_path, jobs=1)
+    markdown = to_markdown(report_module.build_report(both, tmp_path, jobs=1))
     assert "## Gradients at initialization" in markdown and "## Recurrent networks: gradients through time" in markdown
     assert "- Recurrent runs: 1 (cells rnn; T 12; datasets adding): 1 stalled." in markdown
     # the per-step ratio of the error's RMS: 0.25 in mean square per step is 0.5 in RMS
