@@ -49,10 +49,7 @@ FINAL_METRICS = (record.LOSS_TRAIN, record.LOSS_VAL, record.ACC_TRAIN, record.AC
 
 RECURRENT_COLUMNS = {"cell": "str", "recurrent_init": "str", "seq_len": "float64", "forget_bias": "float64",
                      "recurrent_gain": "float64", "baseline_mse": "float64", "clip_norm": "float64",
-                     "clipped_fraction": "float64",
-                     # the job's verdicts as tagged: the report recomputes an MLP's (analysis.diagnosis) but
-                     # reads a recurrent run's (analysis.recurrent.split names them as the MLPs' columns)
-                     "tag_pathology_init": "str", "tag_pathology_final": "str", "tag_trainability": "str"}
+                     "clipped_fraction": "float64"}
 # Column -> dtype of each table. Empty tables are built from these too, so that
 # downstream code never meets a frame without the expected columns.
 RUN_COLUMNS = {
@@ -267,8 +264,7 @@ def recurrent_fields(tags, params, metrics):
             "seq_len": number(tags.get("seq_len")), "forget_bias": number(params.get("model.forget_bias")),
             "recurrent_gain": number(params.get("model.recurrent_gain")),
             "baseline_mse": number(tags.get("baseline_mse")), "clip_norm": number(params.get("train.clip_norm")),
-            "clipped_fraction": metrics.get(record.CLIPPED_FRACTION, np.nan),
-            **{f"tag_{name}": tags.get(name, "n/a") for name in ("pathology_init", "pathology_final", "trainability")}}
+            "clipped_fraction": metrics.get(record.CLIPPED_FRACTION, np.nan)}
 
 
 def latest_attempts(mlflow_runs, per_sweep=True):

@@ -37,17 +37,11 @@ def _subset(frames, runs):
     return replace(frames, runs=runs, **{name: table[table["run_id"].isin(ids)] for name, table in keep.items()})
 
 
-VERDICTS = ("pathology_init", "pathology_final", "trainability")
-
-
 def split(frames):
-    """(the frames of the MLP runs, the frames of the recurrent runs); the recurrent runs carry their
-    job's verdicts (tags) as pathology_init, pathology_final and trainability."""
+    """(the frames of the MLP runs, the frames of the recurrent runs); both carry their job's verdicts
+    (the tags of experiments.record.VERDICT_TAGS, read by analysis.load)."""
     mask = is_recurrent(frames.runs)
-    recurrent = frames.runs[mask]
-    recurrent = recurrent.assign(**{name: recurrent[f"tag_{name}"] if f"tag_{name}" in recurrent else "n/a"
-                                    for name in VERDICTS})
-    return _subset(frames, frames.runs[~mask]), _subset(frames, recurrent)
+    return _subset(frames, frames.runs[~mask]), _subset(frames, frames.runs[mask])
 
 
 def time_profile(layer_stats, run_id, stat, step=0, layer=None):

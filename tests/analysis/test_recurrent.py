@@ -11,8 +11,8 @@ from nncore.probes_recurrent import time_layer
 
 def _frames():
     runs = pd.DataFrame({"run_id": ["m", "r"], "run_name": ["mlp", "rnn"], "cell": ["none", "rnn"],
-                         "tag_pathology_init": ["n/a", "vanishing"], "tag_pathology_final": ["n/a", "none"],
-                         "tag_trainability": ["n/a", "trained"]})
+                         "pathology_init": ["none", "vanishing"], "pathology_final": ["none", "none"],
+                         "trainability": ["trained", "trained"]})
     T, ratio = 30, 0.7
     t = np.arange(1, T + 1)
     rows = [{"run_id": "r", "step": 0, "layer": int(time_layer(k, s)), "stat": "delta_ms",
@@ -24,7 +24,7 @@ def _frames():
     return Frames(runs=runs, layer_stats=stats, histograms=empty.rename(columns={"name": "kind"}), scalars=empty)
 
 
-def test_split_separates_the_recurrent_runs_and_names_their_verdicts():
+def test_split_separates_the_recurrent_runs_with_their_verdicts():
     mlp, rec = recurrent.split(_frames())
     assert list(mlp.runs["run_id"]) == ["m"] and set(mlp.layer_stats["run_id"]) == {"m"}
     assert list(rec.runs["run_id"]) == ["r"] and set(rec.layer_stats["run_id"]) == {"r"}

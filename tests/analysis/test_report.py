@@ -333,8 +333,9 @@ def test_a_report_of_mlp_and_recurrent_runs_has_both_sections(frames, tmp_path):
     run.update({"run_id": "rec", "run_name": "rnn-tanh-pytorch-T12-adam-s0", "sweep": frames.runs["sweep"].iloc[0],
                 "activation": "tanh", "init": "pytorch", "optimizer": "adam", "depth": 1, "width": 8, "seed": 0,
                 "dataset": "adding", "outcome": "ok", "status": "FINISHED", "cell": "rnn", "recurrent_init": "same",
-                "seq_len": float(T), "n_in": 2.0, "n_out": 1.0, "loss/val": 0.05, "tag_trainability": "stalled",
-                "tag_pathology_init": "vanishing", "tag_pathology_final": "none", "variant": ""})
+                "seq_len": float(T), "n_in": 2.0, "n_out": 1.0, "loss/val": 0.05, "trainability": "stalled",
+                "pathology_init": "vanishing", "pathology_final": "none", "budget_init": "n/a",
+                "budget_final": "n/a", "variant": ""})
     stats = pd.DataFrame({"run_id": "rec", "step": 0, "layer": time_layer(1, np.arange(1, T + 1)),
                           "stat": "delta_ms", "value": 0.25 ** (T - np.arange(1, T + 1))})
     both = type(frames)(**{**frames.__dict__, "runs": pd.concat([frames.runs.assign(cell="none"), pd.DataFrame([run])],
