@@ -93,7 +93,8 @@ def theory(run):
     if ms is None:
         return f"no closed-form input mean square for data={run.get('dataset')}"
     same = run.get("recurrent_init") in ("same", "", None)
-    init_params = {"sigma_w": run.get("sigma_w", 1.0), "gain": run.get("gain", 1.0)}
+    # NaN when not logged: an initializer that reads it then says so, never a guessed 1.0
+    init_params = {"sigma_w": run.get("sigma_w", np.nan), "gain": run.get("gain", np.nan)}
     gain = run.get("recurrent_gain")
     try:
         sw, su, sb = theory_recurrent.sigmas(
@@ -102,8 +103,8 @@ def theory(run):
                 **init_params, "gain": gain if gain is not None and np.isfinite(gain) else 1.0},
             sigma_b=run.get("sigma_b", 0.0) if np.isfinite(run.get("sigma_b", np.nan)) else 0.0)
         return theory_recurrent.predict("rnn", run["activation"], sw, su, sb, ms, int(run["seq_len"]))["delta_ms"]
-    except ValueError as error:  # NoTheory and unsupported activations say why
-        return str(error)
+    except ValueError as error:  # NoTheory, unsupported activations and parameters not logged say why
+        return f"the run did not log an init parameter ({error})" if "got nan" in str(error) else str(error)
 
 
 def net_label(run):
@@ -124,7 +125,7 @@ def net_label(run):
 
 
 def label_runs(runs):
-    """runs with a ``net`` column (net_label) and the seed appended when several seeds share one."""
+    """runs with a ``net`` column: each run's net_label."""
     labels = runs.apply(net_label, axis=1) if len(runs) else pd.Series(dtype="str")
     return runs.assign(net=labels)
 

@@ -13,6 +13,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 
 from nncore import activations, initializers, losses, optimizers, recurrent
+from nncore.probes_recurrent import TIME_BASE
 
 from . import datasets
 
@@ -48,6 +49,7 @@ CELLS = tuple(recurrent.REGISTRY)
 SAME_INIT = "same"   # model.recurrent_init: W_hh drawn as init.name draws W_ih
 GATED_CELLS = ("lstm", "gru")          # take forget_bias
 SCALED_RECURRENT_INITS = ("orthogonal", "identity")   # take recurrent_gain
+RECURRENT_DEFAULTS = {"recurrent_init": "same", "recurrent_gain": 1.0, "forget_bias": 0.0}  # as ModelConfig
 
 
 def _activation_conf():
@@ -261,6 +263,17 @@ def _validate_recurrent(cfg):
     _check(_is_int(d.n_val) and d.n_val >= 1, "data.n_val", f"must be an integer >= 1, got {d.n_val}")
     _check(d.order in datasets.SEQ_DIGITS_SHAPES, "data.order",
            f"must be one of {', '.join(datasets.SEQ_DIGITS_SHAPES)}, got {d.order!r}")
+    _check(d.length < TIME_BASE, "data.length", f"must be < {TIME_BASE} (the time axis's code in layer_stats), "
+           f"got {d.length}")
+    # A key that does not change the network is not in the run's identity: were it set, a sweep over it
+    # would repeat one run under several names.
+    for key in recurrent_keys_unused(m):
+        if key != "cell" and m[key] != RECURRENT_DEFAULTS[key]:
+            where = ("an MLP (model.cell none)" if m.cell == "none" else
+                     f"cell {m.cell}" if key == "forget_bias" else f"model.recurrent_init={m.recurrent_init}")
+            uses = {"recurrent_init": "recurrent nets", "forget_bias": f"cells {' and '.join(GATED_CELLS)}",
+                    "recurrent_gain": f"model.recurrent_init={' or '.join(SCALED_RECURRENT_INITS)}"}[key]
+            _check(False, f"model.{key}", f"applies to {uses} only, not to {where}; got {m[key]!r}")
     sequences = datasets.KINDS[d.name] == "sequences"
     if m.cell == "none":
         _check(not sequences, "data.name", f"data={d.name} gives sequences (batch, T, features): "
@@ -271,8 +284,6 @@ def _validate_recurrent(cfg):
     _check(m.norm == "none", "model.norm", f"a recurrent net (cell {m.cell}) takes no normalization, got {m.norm!r}")
     _check(cfg.init.name != recurrent.PYTORCH_INIT or cfg.init.sigma_b == 0.0, "init.sigma_b",
            f"init=pytorch draws every bias U(+-1/sqrt(H)); sigma_b applies to nncore's initializers, got {cfg.init.sigma_b}")
-    _check(m.cell in GATED_CELLS or m.forget_bias == 0.0, "model.forget_bias",
-           f"applies to {' and '.join(GATED_CELLS)} only (their forget or update gate), not cell {m.cell}")
     _check(m.cell == "rnn" or cfg.activation.name == "tanh", "activation.name",
            f"applies to cell rnn only: cell {m.cell} has its own nonlinearities (leave activation=tanh), "
            f"got {cfg.activation.name!r}")
@@ -419,7 +430,7 @@ def logged_params(container):
     applies = {
         "optimizer.": set(getattr(optimizers.REGISTRY.get(optimizer), "defaults", {})) | {"name", "weight_decay"},
         "data.": {"name", *DATA_KEYS.get(dataset, ())},
-        "init.": {"name", "sigma_b", *initializers.PARAMS.get(init, ())},
+        "init.": {"name", "sigma_b", *initializers.PARAMS.get(init, ()), *recurrent_init_params(container)},
         "activation.": {"name", *getattr(activations.REGISTRY.get(container.get("activation", {}).get("name")),
                                          "params", {})},
         "model.": ({"depth", "width", *(set(RECURRENT_KEYS) - set(recurrent_keys_unused(container.get("model", {}))))}
@@ -436,6 +447,15 @@ def logged_params(container):
                 return key[len(prefix):] in keys
         return True
     return {key: value for key, value in params.items() if shown(key, value)}
+
+
+def recurrent_init_params(container):
+    """The init.* keys that W_hh's own initializer reads (model.recurrent_init other than "same":
+    init.sigma_w for normal, init.value for constant; its gain is model.recurrent_gain)."""
+    model = container.get("model", {})
+    if model.get("cell", "none") == "none" or model.get("recurrent_init", SAME_INIT) == SAME_INIT:
+        return ()
+    return tuple(k for k in initializers.PARAMS.get(model["recurrent_init"], ()) if k != "gain")
 
 
 def run_name(cfg):
@@ -455,8 +475,12 @@ def recurrent_run_name(cfg):
     m = cfg.model
     init = cfg.init.name + (f"{cfg.init.sigma_w:g}" if "sigma_w" in initializers.PARAMS.get(cfg.init.name, ()) else "")
     parts = [m.cell] + ([cfg.activation.name] if m.cell == "rnn" else []) + [init]
-    if m.recurrent_init != "same":
-        parts.append(m.recurrent_init + (f"{m.recurrent_gain:g}" if m.recurrent_gain != 1.0 else ""))
+    if m.recurrent_init != SAME_INIT:
+        if m.recurrent_init in SCALED_RECURRENT_INITS:
+            parts.append(m.recurrent_init + (f"{m.recurrent_gain:g}" if m.recurrent_gain != 1.0 else ""))
+        else:  # drawn with init's parameters: normal's sigma_w is in the name, as for init
+            sigma_w = "sigma_w" in initializers.PARAMS.get(m.recurrent_init, ())
+            parts.append(m.recurrent_init + (f"{cfg.init.sigma_w:g}" if sigma_w else ""))
     if m.cell in GATED_CELLS and m.forget_bias != 0.0:
         parts.append(f"fb{m.forget_bias:g}")
     if m.depth != 1:

@@ -57,11 +57,18 @@ def diagnose_job(cfg, net, layer_stats, scalars, data, result, total, output_dir
              pd.DataFrame({k: pd.Series(dtype=v) for k, v in DIAGNOSIS_COLUMNS.items()})).astype(DIAGNOSIS_COLUMNS)
     table = table.drop_duplicates(["step", "layer", "flag"])  # train.epochs=0: step 0 is also the last
     table.to_parquet(output_dir / DIAGNOSIS_FILE, index=False)
-    loss = losses.to_numpy()
-    acc = scalars[scalars["name"] == record.ACC_VAL].sort_values("step")["value"].to_numpy()
-    majority = diagnosis.majority_rate(data.y_val)
-    tags["trainability"] = diagnosis.trainability(result.diverged, float(acc[-1]) if acc.size else np.nan, majority,
-                                                  float(loss[0]) if loss.size else np.nan,
-                                                  float(loss[-1]) if loss.size else np.nan)
-    tags["majority_rate"] = f"{majority:.6g}"
+    tags.update(classification_trainability(result, scalars, data.y_val))
     return tags
+
+
+def classification_trainability(result, scalars, y_val):
+    """{trainability, majority_rate} of a classifier's run (MLP or recurrent) from its scalars:
+    nncore.diagnosis.trainability on the final validation accuracy, the probe loss's first and last
+    values and the run's number of optimizer steps."""
+    loss = scalars[scalars["name"] == record.LOSS_TRAIN].sort_values("step")["value"].to_numpy()
+    acc = scalars[scalars["name"] == record.ACC_VAL].sort_values("step")["value"].to_numpy()
+    majority = diagnosis.majority_rate(y_val)
+    verdict = diagnosis.trainability(result.diverged, float(acc[-1]) if acc.size else np.nan, majority,
+                                     float(loss[0]) if loss.size else np.nan, float(loss[-1]) if loss.size else np.nan,
+                                     steps=int(result.steps))
+    return {"trainability": verdict, "majority_rate": f"{majority:.6g}"}

@@ -21,6 +21,7 @@ from nncore import diagnosis
 from nncore.probes_recurrent import layer_and_time, time_layer
 
 from . import record
+from .diagnose import classification_trainability
 from .record import DIAGNOSIS_COLUMNS, DIAGNOSIS_FILE
 
 # Trained below 6% of the baseline MSE: 0.01 on the adding problem (baseline 1/6), the threshold
@@ -29,11 +30,11 @@ TRAINED_FRACTION = 0.06
 
 
 def regression_trainability(diverged, final_mse, baseline_mse):
-    """"diverged", "trained" or "stalled" (see the module docstring); "n/a" without a finite MSE."""
+    """"diverged", "trained" or "stalled" (see the module docstring); NOT_JUDGED without a finite MSE."""
     if diverged:
         return "diverged"
     if not (np.isfinite(final_mse) and np.isfinite(baseline_mse)):
-        return "n/a"
+        return diagnosis.NOT_JUDGED
     return "trained" if final_mse < TRAINED_FRACTION * baseline_mse else "stalled"
 
 
@@ -53,12 +54,12 @@ def diagnose_recurrent_job(net, layer_stats, scalars, data, result, output_dir):
     of a finished recurrent job."""
     # The budget (frozen: what the optimizer's steps can do through a layer) is modelled on an MLP's
     # Dense layers (nncore.diagnosis.budget); it is not judged through time.
-    frames, tags = [], {"budget_init": "n/a", "budget_final": "n/a"}
+    frames, tags = [], {"budget_init": diagnosis.NOT_JUDGED, "budget_final": diagnosis.NOT_JUDGED}
     steps = sorted(set(layer_stats["step"]))
     for column, step in (("pathology_init", steps[0] if steps else None),
                          ("pathology_final", steps[-1] if steps else None)):
         if step is None:
-            tags[column] = "n/a"
+            tags[column] = diagnosis.NOT_JUDGED
             continue
         present = set(layer_stats["stat"].unique())
         wanted = [stat for stat in diagnosis.TIME_REQUIRED + diagnosis.TIME_OPTIONAL if stat in present]
@@ -71,22 +72,12 @@ def diagnose_recurrent_job(net, layer_stats, scalars, data, result, output_dir):
     table = (pd.concat(frames, ignore_index=True) if frames else
              pd.DataFrame({k: pd.Series(dtype=v) for k, v in DIAGNOSIS_COLUMNS.items()})).astype(DIAGNOSIS_COLUMNS)
     table.to_parquet(output_dir / DIAGNOSIS_FILE, index=False)
-    val = scalars[scalars["name"] == record.LOSS_VAL].sort_values("step")["value"].to_numpy()
-    if result.steps == 0 and not result.diverged:  # train.epochs=0: the initialization only, nothing to judge
-        tags["trainability"] = "n/a"
-    elif data.task == "regression":
-        tags["trainability"] = regression_trainability(result.diverged, float(val[-1]) if val.size else np.nan,
-                                                       data.baseline_mse)
-    if data.task == "regression":
-        tags["baseline_mse"] = f"{data.baseline_mse:.6g}"
+    if data.task != "regression":
+        tags.update(classification_trainability(result, scalars, data.y_val))
         return tags
-    loss = scalars[scalars["name"] == record.LOSS_TRAIN].sort_values("step")["value"].to_numpy()
-    acc = scalars[scalars["name"] == record.ACC_VAL].sort_values("step")["value"].to_numpy()
-    majority = diagnosis.majority_rate(data.y_val)
-    if "trainability" not in tags:
-        tags["trainability"] = diagnosis.trainability(result.diverged, float(acc[-1]) if acc.size else np.nan,
-                                                      majority,
-                                                      float(loss[0]) if loss.size else np.nan,
-                                                      float(loss[-1]) if loss.size else np.nan)
-    tags["majority_rate"] = f"{majority:.6g}"
+    val = scalars[scalars["name"] == record.LOSS_VAL].sort_values("step")["value"].to_numpy()
+    tags["trainability"] = (diagnosis.NOT_JUDGED if result.steps == 0 and not result.diverged else  # epochs=0
+                            regression_trainability(result.diverged, float(val[-1]) if val.size else np.nan,
+                                                    data.baseline_mse))
+    tags["baseline_mse"] = f"{data.baseline_mse:.6g}"
     return tags

@@ -45,17 +45,18 @@ g_l = ||dL/dW_l|| / sqrt(fan_l), held constant (the probe's gradient as if it st
 and the run's own rule (its class, hyperparameters and eps, from a fresh state) is stepped
 ``steps`` times on it: D_l is how far the entry moved. The loss then falls, to first order, by
 fan_l * g_l * D_l (exact for sgd, where it is steps * lr * ||dL/dW_l||^2); frozen when that is
-below FROZEN * loss. So Adadelta's first steps are sqrt(eps) / sqrt((1 - rho) g^2 + eps) * g
-(about sqrt(10 eps) per entry, whatever lr), Adagrad's shrink as 1/sqrt(t) with its eps 1e-10,
+below FROZEN * loss. So Adadelta's first steps are lr sqrt(eps) / sqrt((1 - rho) g^2 + eps) * g
+(about lr sqrt(10 eps) per entry, whatever g: 3.2e-3 at its default lr 1), Adagrad's shrink as 1/sqrt(t) with its eps 1e-10,
 Adam's are lr g / (g + eps), momentum's grow to lr / (1 - momentum). Global-norm clipping
 (clip_norm) scales the gradient first, with the total norm of the probe's weight and bias
 gradients; weight decay is left out (it pulls toward 0, not down the loss). A prediction from
 one probe, not a measurement of the run.
 
 Trainability of a run (``trainability``): ``diverged`` when the loss or gradients became
-non-finite; else ``stalled`` when the final validation accuracy is within STALL_ACCURACY of
-the way from the majority-class rate to 1 above that rate, or the probe loss fell by less
-than STALL_LOSS_FALL of its initial value; else ``trained``.
+non-finite; else NOT_JUDGED ("n/a") when the run made no optimizer step (train.epochs=0); else
+``stalled`` when the final validation accuracy is within STALL_ACCURACY of the way from the
+majority-class rate to 1 above that rate, or the probe loss fell by less than STALL_LOSS_FALL of
+its initial value; else ``trained``.
 """
 import numpy as np
 
@@ -227,11 +228,16 @@ def majority_rate(labels):
     return float(np.unique(labels, return_counts=True)[1].max() / labels.size)
 
 
-def trainability(diverged, final_accuracy, majority, initial_loss, final_loss):
+def trainability(diverged, final_accuracy, majority, initial_loss, final_loss, steps=None):
     """"trained", "stalled" or "diverged" (see the module docstring). A NaN accuracy or loss
-    (not measured) leaves that criterion out."""
+    (not measured) leaves that criterion out. A run of no optimizer step (``steps`` 0:
+    train.epochs=0, the initialization only) neither trained nor stalled: NOT_JUDGED."""
     if diverged:
         return "diverged"
+    if steps is not None:
+        _check_steps(steps)
+        if steps == 0:
+            return NOT_JUDGED
     if np.isfinite(final_accuracy) and np.isfinite(majority):
         if final_accuracy <= majority + STALL_ACCURACY * (1.0 - majority):
             return "stalled"

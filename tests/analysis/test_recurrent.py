@@ -74,3 +74,14 @@ def test_no_theory_line_for_gated_cells_identity_or_stacked_layers():
     assert "stacked" in recurrent.theory(pd.Series({**base, "cell": "rnn", "depth": 2}))
     prediction = recurrent.theory(pd.Series({**base, "cell": "rnn"}))
     assert prediction.shape == (10,) and prediction[-1] == 1.0 and (np.diff(prediction) > 0).all()
+
+
+def test_no_theory_line_when_w_hh_sigma_w_was_not_logged():
+    """A normal W_hh's sigma_w is never guessed (it was 1.0 by default): without it there is no line,
+    and the reason says so; with it, the line follows it."""
+    base = {"dataset": "adding", "seq_len": 10.0, "n_in": 2, "width": 8, "activation": "tanh", "init": "pytorch",
+            "recurrent_init": "normal", "depth": 1, "sigma_b": 0.0, "cell": "rnn"}
+    reason = recurrent.theory(pd.Series(base))
+    assert isinstance(reason, str) and "did not log" in reason and "sigma_w" in reason
+    small, large = (recurrent.theory(pd.Series({**base, "sigma_w": s})) for s in (0.5, 3.0))
+    assert small[0] < large[0]  # a smaller sigma_w vanishes faster toward t = 1

@@ -403,7 +403,16 @@ def test_seq_digits_lengths(compose_cfg):
     (_recurrent("model.norm=layer"), r"^model\.norm: a recurrent net \(cell rnn\) takes no normalization"),
     (_recurrent("model.residual=true"), r"^model\.residual: a recurrent net"),
     (_recurrent("model.dropout=0.1"), r"^model\.dropout: a recurrent net"),
-    (_recurrent("model.forget_bias=1"), r"^model\.forget_bias: applies to lstm and gru only .* not cell rnn"),
+    (_recurrent("model.forget_bias=1"), r"^model\.forget_bias: applies to cells lstm and gru only, not to cell rnn"),
+    # keys that would not change the network are refused, not silently left out of the run's identity
+    (("model.forget_bias=1",), r"^model\.forget_bias: applies to cells lstm and gru only, not to an MLP"),
+    (("model.recurrent_init=identity",), r"^model\.recurrent_init: applies to recurrent nets only, not to an MLP"),
+    (_recurrent("model.recurrent_gain=0.5"),
+     r"^model\.recurrent_gain: applies to model\.recurrent_init=orthogonal or identity only, not to "
+     r"model\.recurrent_init=same"),
+    (_recurrent("model.recurrent_init=normal", "model.recurrent_gain=0.5"),
+     r"^model\.recurrent_gain: .* not to model\.recurrent_init=normal"),
+    (_recurrent("data.length=100000"), r"^data\.length: must be < 100000"),
     (_recurrent("init=pytorch", "init.sigma_b=0.1"), r"^init\.sigma_b: init=pytorch draws every bias"),
     (("arch=lstm", "data=adding", "activation=relu"), r"^activation\.name: applies to cell rnn only"),
     (("init=pytorch",), r"^init\.name: unknown initializer 'pytorch' for an MLP \(pytorch: recurrent nets only\)"),
@@ -480,3 +489,18 @@ def test_preflight_refuses_a_recurrent_arch_on_vectors():
     from experiments import sweep
     with pytest.raises(sweep.PreflightError, match=r"model\.cell: arch=lstm reads sequences"):
         sweep.compose_jobs(sweep.expand(["arch=lstm", "data=digits,adding"], True))
+
+
+def test_w_hh_drawn_by_its_own_initializer_logs_and_names_its_parameters(compose_cfg):
+    """recurrent_init=normal draws W_hh with init.sigma_w: it is logged and in the run name even when
+    init (W_ih's) takes no sigma_w; an orthogonal W_hh names its gain instead."""
+    cfg = compose_cfg(*_recurrent("init=pytorch", "model.recurrent_init=normal", "init.sigma_w=2.0"))
+    validate(cfg)
+    params = logged_params(OmegaConf.to_container(cfg, resolve=True))
+    assert params["init.sigma_w"] == 2.0 and "model.recurrent_gain" not in params
+    assert run_name(cfg) == "rnn-tanh-pytorch-normal2-T50-sgd-s0"
+    cfg = compose_cfg(*_recurrent("init=pytorch", "model.recurrent_init=orthogonal", "model.recurrent_gain=0.9"))
+    validate(cfg)
+    params = logged_params(OmegaConf.to_container(cfg, resolve=True))
+    assert "init.sigma_w" not in params and params["model.recurrent_gain"] == 0.9
+    assert run_name(cfg) == "rnn-tanh-pytorch-orthogonal0.9-T50-sgd-s0"

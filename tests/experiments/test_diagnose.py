@@ -35,11 +35,12 @@ def job(compose_cfg, tmp_path, *overrides):
 @pytest.mark.parametrize("activation, depth", [("relu", 20), ("leaky_relu", 10)])
 def test_init_only_runs_of_healthy_networks_are_healthy(compose_cfg, tmp_path, activation, depth):
     """train.epochs=0 records the initialization only: He-initialized ReLU at depth 20 and leaky
-    ReLU at depth 10 are textbook-healthy, and without a step there is no budget to judge."""
+    ReLU at depth 10 are textbook-healthy, and without a step there is no budget and no training to
+    judge (trainability n/a, as for a recurrent run: it neither trained nor stalled)."""
     tags, table = job(compose_cfg, tmp_path, f"activation={activation}", "init=he_uniform",
                       f"model.depth={depth}", "train.epochs=0")
     assert tags["pathology_init"] == tags["pathology_final"] == "none"
-    assert tags["budget_init"] == tags["budget_final"] == "n/a"
+    assert tags["budget_init"] == tags["budget_final"] == tags["trainability"] == "n/a"
     assert set(table["flag"]) == set(diagnosis.FLAGS) and set(table["step"]) == {0}
     assert len(table) == depth * len(diagnosis.FLAGS)  # step 0 is both init and last: written once
 

@@ -303,6 +303,15 @@ def test_trainability_loss_fall(fall, verdict):
 
 def test_trainability_diverged_wins():
     assert dg.trainability(True, 0.95, MAJORITY, 2.3, 0.1) == "diverged"
+    assert dg.trainability(True, 0.95, MAJORITY, 2.3, 0.1, steps=0) == "diverged"
+
+
+def test_a_run_without_steps_is_not_judged():
+    """train.epochs=0: a stalled-looking loss (it never moved) is no verdict; one step is judged."""
+    assert dg.trainability(False, MAJORITY, MAJORITY, 2.3, 2.3, steps=0) == dg.NOT_JUDGED
+    assert dg.trainability(False, MAJORITY, MAJORITY, 2.3, 2.3, steps=1) == "stalled"
+    with pytest.raises(ValueError, match="steps must be an integer >= 0"):
+        dg.trainability(False, 0.9, MAJORITY, 2.3, 0.5, steps=-1)
 
 
 def test_majority_rate():
