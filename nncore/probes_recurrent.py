@@ -76,11 +76,22 @@ def delta_ms(dh):
     return _mean_square(dh) * (dh.shape[1] * dh.shape[1])
 
 
+# Steps per block of step_grad_norms: its (G, steps, H, H) products stay within this many bytes (an
+# LSTM at H = 256, T = 100 made 210 MB at once).
+STEP_BLOCK_BYTES = 16 * 2**20
+
+
 def step_grad_norms(h_prev, da_hh):
     """Per step: ||h_(t-1)^T da_t||_F, from h_0..h_(T-1) (T, B, H) and the recurrent side's
     pre-activation errors gate by gate, (G, T, B, H)."""
-    terms = np.matmul(_f64(h_prev).transpose(0, 2, 1), _f64(da_hh))  # (G, T, H, H)
-    return np.sqrt(np.einsum("gtij,gtij->t", terms, terms))
+    h_prev, da_hh = _f64(h_prev).transpose(0, 2, 1), _f64(da_hh)
+    G, T, _, H = da_hh.shape
+    block = max(1, STEP_BLOCK_BYTES // (8 * G * h_prev.shape[1] * H))
+    out = np.empty(T)
+    for start in range(0, T, block):
+        terms = np.matmul(h_prev[start:start + block], da_hh[:, start:start + block])  # (G, block, H, H)
+        out[start:start + block] = np.einsum("gtij,gtij->t", terms, terms)
+    return np.sqrt(out)
 
 
 def _fraction_below(d, threshold, batch_axis=1):
