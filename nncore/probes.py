@@ -18,6 +18,21 @@ All statistics are arrays over layers l = 1..L (index l-1). Definitions:
                   w_j = (W_l[:, j], b_l[j]) the incoming weights and bias of unit j; exactly 0
                   when all units are identical (the symmetry problem of constant init)
 
+Jacobian probes (``jacobian_probe``; the training loop runs them at step 0 and after the last step
+on the first JACOBIAN_INPUTS probe rows, dropout off; not for BatchNorm networks, whose rows are
+coupled). J_n = d a_(L-1) / d x_n (``MLP.jacobian``); its squared singular values are the
+eigenvalues of J_n J_n^T (min(n_(L-1), n_in) of them: all of them for a square J), pooled over
+the rows:
+  sv2_mean, sv2_var  mean and (population) variance of the squared singular values: the moments
+                     that free probability predicts (``nncore.theory_spectrum``)
+  sv_max, sv_min     the largest and smallest singular value
+  JACOBIAN_HISTOGRAM the histogram of the squared singular values, stored with layer = L-1
+  jacobian_sv_mean   per layer l = 1..L, the average singular value of d a_l / d a_(l-1)
+                     (``MLP.layer_jacobians``; W_L^T for the output layer) over the first
+                     JACOBIAN_LAYER_INPUTS rows: Glorot
+                     & Bengio 2010's section 4.2.1 measure, 1 for a layer that keeps every
+                     direction's length
+
 Each statistic is one small function of one layer's arrays; ``layer_stats`` calls them layer by
 layer (stacking the layers costs a copy and, at these sizes, page faults on the large
 temporaries). Every one accumulates in float64 (float32 data is converted first: its squares
@@ -25,6 +40,7 @@ overflow from 1.8e19 and underflow below 1e-19, where the statistics of explodin
 networks live).
 """
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -33,6 +49,14 @@ from .squares import sum_of_squares
 STATS = ("grad_norm", "bias_grad_norm", "delta_ms", "preact_mean", "preact_var", "act_mean",
          "act_var", "saturation", "dead_frac", "weight_norm", "update_ratio", "unit_spread")
 SATURATION_THRESHOLD = 0.1  # relative to max phi'
+JACOBIAN_INPUTS = 4  # probe rows whose Jacobians are measured (their spectra are pooled)
+# rows of the per-layer measure: one row of a width-n layer gives n singular values, whose mean
+# varies little between rows, and an SVD per layer and row is the probe's main cost (4 rows took
+# 8-13% of a depth-50 width-64 training run of the default study, 1 row 2%)
+JACOBIAN_LAYER_INPUTS = 1
+JACOBIAN_STATS = ("sv2_mean", "sv2_var", "sv_max", "sv_min")
+JACOBIAN_HISTOGRAM = "jacobian_sv2"      # histogram kind of the squared singular values of J
+LAYER_JACOBIAN_STAT = "jacobian_sv_mean"  # per-layer statistic of the Jacobian probe
 FLOAT64_MAX = float(np.finfo(np.float64).max)
 
 
@@ -174,3 +198,48 @@ def layer_histograms(net, bins=64):
         "delta": [histogram(d * d.shape[0], bins) for d in deltas],
         "weight_grad": [histogram(d.grads["W"], bins) for d in net.dense],
     }
+
+
+# ----------------------------------------------------------------------------- Jacobian spectra
+def singular_values(J):
+    """Singular values of each J[n] (J of shape (batch, m, k)): (batch, min(m, k)), in float64."""
+    return np.linalg.svd(np.asarray(J, dtype=np.float64), compute_uv=False)
+
+
+def spectrum_stats(sv):
+    """{sv2_mean, sv2_var, sv_max, sv_min} of the singular values ``sv``, pooled: mean and
+    population variance of their squares (the eigenvalues of J J^T), largest and smallest value."""
+    mean, var = mean_var(sv * sv)
+    return {"sv2_mean": float(mean), "sv2_var": float(var), "sv_max": float(sv.max()), "sv_min": float(sv.min())}
+
+
+def mean_singular_value(J):
+    """Average singular value of the Jacobians J[n], over rows and singular values."""
+    return float(singular_values(J).mean())
+
+
+@dataclass
+class JacobianProbe:
+    """``stats``: JACOBIAN_STATS of J = d a_(L-1)/dx; ``histogram``: (counts, edges) of its squared
+    singular values; ``layer_sv_mean``: LAYER_JACOBIAN_STAT over layers 1..L."""
+    stats: dict
+    histogram: tuple
+    layer_sv_mean: np.ndarray
+
+
+def jacobian_probe(net, X, bins=64):
+    """The Jacobian statistics of the module docstring on the rows of X (NaN spectra when they are
+    not finite: a diverged network's probe is a result, not a crash)."""
+    check_bins(bins)
+    with np.errstate(all="ignore"):
+        J = net.jacobian(X)
+        if np.isfinite(J).all():
+            sv = singular_values(J)
+            stats = spectrum_stats(sv)
+            hist = histogram(sv * sv, bins)
+        else:
+            stats = dict.fromkeys(JACOBIAN_STATS, math.nan)
+            hist = histogram(np.array([]), bins)
+        layer = np.array([mean_singular_value(J_l) if np.isfinite(J_l).all() else math.nan
+                          for _, J_l in net.layer_jacobians(X[:JACOBIAN_LAYER_INPUTS])])
+    return JacobianProbe(stats, hist, layer)

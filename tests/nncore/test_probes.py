@@ -586,3 +586,45 @@ def test_unit_spread_accurate_for_near_and_far_units(dtype, fan_in, fan_out, rel
     want = _direct_spread(W.astype(np.float64), b.astype(np.float64))
     assert want > 0
     assert probes.unit_spread(W, b) == pytest.approx(want, rel=1e-8)
+
+
+# ------------------------------------------------------------------ Jacobian probes
+def test_jacobian_probe_spectrum_and_per_layer_singular_values():
+    from nncore import MLP, probes
+    net = MLP(5, [6, 6], 3, activation="tanh", init="normal", init_params={"sigma_w": 1.2}, seed=1)
+    X = np.random.default_rng(0).normal(size=(3, 5))
+    jp = probes.jacobian_probe(net, X, bins=8)
+    # reference: J J^T's eigenvalues from the textbook chain rule D2 W2^T D1 W1^T (column form)
+    W1, W2 = net.weights[0], net.weights[1]
+    eig = []
+    layer1, layer2 = [], []
+    for x in X:
+        z1 = x @ W1
+        a1 = np.tanh(z1)
+        z2 = a1 @ W2
+        J1 = (1 - a1 ** 2)[:, None] * W1.T
+        J2 = (1 - np.tanh(z2) ** 2)[:, None] * W2.T
+        J = J2 @ J1  # 6 x 5: 5 squared singular values = the non-zero eigenvalues of J^T J
+        eig.append(np.linalg.eigvalsh(J.T @ J))
+        layer1.append(np.sqrt(np.clip(np.linalg.eigvalsh(J1.T @ J1), 0, None)))
+        layer2.append(np.sqrt(np.clip(np.linalg.eigvalsh(J2.T @ J2), 0, None)))
+    eig = np.concatenate(eig)
+    assert jp.stats["sv2_mean"] == pytest.approx(eig.mean(), rel=1e-10)
+    assert jp.stats["sv2_var"] == pytest.approx(eig.var(), rel=1e-8)
+    assert jp.stats["sv_max"] == pytest.approx(np.sqrt(eig.max()), rel=1e-10)
+    assert jp.stats["sv_min"] == pytest.approx(np.sqrt(max(eig.min(), 0)), rel=1e-6, abs=1e-12)
+    counts, edges = jp.histogram
+    assert counts.sum() == eig.size and edges[0] == pytest.approx(eig.min()) and edges[-1] == pytest.approx(eig.max())
+    W3_sv = np.linalg.svd(net.weights[2], compute_uv=False)
+    k = probes.JACOBIAN_LAYER_INPUTS
+    np.testing.assert_allclose(jp.layer_sv_mean, [np.mean(layer1[:k]), np.mean(layer2[:k]), W3_sv.mean()], rtol=1e-8)
+
+
+def test_jacobian_probe_of_a_diverged_network_is_nan_not_a_crash():
+    from nncore import MLP, probes
+    net = MLP(4, [5, 5], 2, seed=0)
+    net.weights[1][0, 0] = np.nan
+    jp = probes.jacobian_probe(net, np.ones((2, 4)))
+    assert all(np.isnan(v) for v in jp.stats.values())
+    assert jp.histogram[0].sum() == 0
+    assert np.isnan(jp.layer_sv_mean[1]) and np.isfinite(jp.layer_sv_mean[0])
