@@ -12,6 +12,12 @@ All statistics are arrays over layers l = 1..L (index l-1). Definitions:
   saturation      fraction of (example, unit) pairs with phi'(u) < 0.1 max phi' (u_l = z_l, or
                   the normalized z_l with ``norm``; 0 for the output layer)
   dead_frac       fraction of units with phi'(u) < 0.1 max phi' for every example
+  near_lower_bound  fraction of (example, unit) pairs whose activation phi(u_l) lies in the lowest
+                  5% of phi's range (NEAR_BOUND_FRACTION of sup phi - inf phi above inf phi:
+                  sigmoid phi < 0.05, tanh and softsign phi < -0.9): saturation at the lower bound
+                  alone, as Glorot & Bengio 2010 (Fig. 2) mean for the top sigmoid layer driven
+                  to 0 (``saturation`` counts both ends, by phi'); NaN for unbounded activations
+                  (relu, leaky_relu, identity), 0 for the output layer
   weight_norm     ||W_l||_F
   update_ratio    ||delta W_l||_F / ||W_l||_F over the last optimizer step (0 before any)
   unit_spread     how different the units of layer l are: max_j ||w_j - w_1|| / rms_j ||w_j||,
@@ -47,8 +53,9 @@ import numpy as np
 from .squares import sum_of_squares
 
 STATS = ("grad_norm", "bias_grad_norm", "delta_ms", "preact_mean", "preact_var", "act_mean",
-         "act_var", "saturation", "dead_frac", "weight_norm", "update_ratio", "unit_spread")
+         "act_var", "saturation", "dead_frac", "near_lower_bound", "weight_norm", "update_ratio", "unit_spread")
 SATURATION_THRESHOLD = 0.1  # relative to max phi'
+NEAR_BOUND_FRACTION = 0.05  # of phi's range, for near_lower_bound
 JACOBIAN_INPUTS = 4  # probe rows whose Jacobians are measured (their spectra are pooled)
 # rows of the per-layer measure: one row of a width-n layer gives n singular values, whose mean
 # varies little between rows, and an SVD per layer and row is the probe's main cost (4 rows took
@@ -104,6 +111,15 @@ def dead_frac(saturated):
     return np.count_nonzero(np.logical_and.reduce(saturated, axis=0)) / saturated.shape[1]
 
 
+def near_lower_bound(h, bounds):
+    """Fraction of the activations ``h`` = phi(u) (shape (B, n_l)) below inf phi + NEAR_BOUND_FRACTION
+    (sup phi - inf phi), ``bounds`` = (inf phi, sup phi); NaN when phi is unbounded (``bounds`` None)."""
+    if bounds is None:
+        return math.nan
+    low, high = bounds
+    return np.count_nonzero(h < low + NEAR_BOUND_FRACTION * (high - low)) / h.size
+
+
 def unit_spread(W, b, weight_norm=None):
     """max_j ||w_j - w_1|| / sqrt(mean_k ||w_k||^2) over units j (columns of W, with b_j);
     ``weight_norm`` is ||W|| when already known.
@@ -147,9 +163,10 @@ def layer_stats(net):
             act = net.activation_layers[l]
             saturated = act.phi.derivative(act.cache["u"], act.cache["h"]) < threshold
             out["saturation"][l], out["dead_frac"][l] = saturation(saturated), dead_frac(saturated)
+            out["near_lower_bound"][l] = near_lower_bound(act.cache["h"], act.phi.bounds)
             out["act_mean"][l], out["act_var"][l] = mean_var(net.layers[l].cache["out"])
         else:  # the linear output layer: a_L = z_L, and it never saturates
-            out["saturation"][l] = out["dead_frac"][l] = 0.0
+            out["saturation"][l] = out["dead_frac"][l] = out["near_lower_bound"][l] = 0.0
             out["act_mean"][l], out["act_var"][l] = out["preact_mean"][l], out["preact_var"][l]
         out["weight_norm"][l] = norm(W)
         out["update_ratio"][l] = update_ratio(update_norms[l], out["weight_norm"][l])

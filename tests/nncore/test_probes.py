@@ -48,9 +48,13 @@ def reference_stats(ref, Ws, bs, X, y, act, loss, prev_weights=None, alpha=None)
             sat = ref.dphi(act, z, alpha) < thr
             out["saturation"].append(np.mean(sat))
             out["dead_frac"].append(np.mean(np.all(sat, axis=0)))
+            bounds = {"sigmoid": (0.0, 1.0), "tanh": (-1.0, 1.0), "softsign": (-1.0, 1.0)}.get(act)
+            out["near_lower_bound"].append(np.nan if bounds is None else
+                                           np.mean(a < bounds[0] + 0.05 * (bounds[1] - bounds[0])))
         else:  # linear output layer
             out["saturation"].append(0.0)
             out["dead_frac"].append(0.0)
+            out["near_lower_bound"].append(0.0)
         out["weight_norm"].append(math.sqrt(np.sum(Ws[l] ** 2)))
         units = np.vstack([Ws[l], bs[l][None, :]]).T  # one row per unit: its incoming weights and bias
         centred = units - units[0]
@@ -462,8 +466,8 @@ def test_probe_stacked_layers_float32_close_to_reference(ref, arch, act):
     Ws = [w.astype(np.float64) for w in net.weights]
     bs = [b.astype(np.float64) for b in net.biases]
     want, _ = reference_stats(ref, Ws, bs, X, y, act, "cross_entropy")
-    for k in STATS:
-        assert np.all(np.isfinite(got[k])), k
+    for k in STATS:  # near_lower_bound is NaN for an unbounded activation's hidden layers (relu)
+        assert np.all(np.isfinite(got[k]) | (k == "near_lower_bound" and act == "relu")), k
     _assert_stats_tol(got, want, rtol=1e-4, atol=1e-5)
 
 
@@ -628,3 +632,13 @@ def test_jacobian_probe_of_a_diverged_network_is_nan_not_a_crash():
     assert all(np.isnan(v) for v in jp.stats.values())
     assert jp.histogram[0].sum() == 0
     assert np.isnan(jp.layer_sv_mean[1]) and np.isfinite(jp.layer_sv_mean[0])
+
+
+def test_near_lower_bound_counts_the_bottom_of_the_range_only():
+    net = MLP(2, [4], 2, activation="sigmoid", init="normal", seed=0)
+    net.weights[0][...] = np.array([[1.0, -1.0, 0.0, 0.0], [0.0, 0.0, 1.0, -1.0]]) * 10
+    X = np.array([[1.0, 0.0], [0.0, 0.0]])  # row 1: z = (10, -10, 0, 0): one unit near 0, one near 1
+    stats = net.probe(X, np.array([0, 1]))
+    assert stats["near_lower_bound"][0] == pytest.approx(1 / 8)
+    assert stats["saturation"][0] == pytest.approx(2 / 8)  # both ends, by phi'
+    assert np.isnan(MLP(2, [3], 2, activation="relu").probe(X, np.array([0, 1]))["near_lower_bound"][0])
