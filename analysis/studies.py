@@ -17,6 +17,7 @@ from . import figures
 from .remedies import remedies
 from .study_adding import adding
 from .study_clipping import clipping
+from .study_isometry import isometry
 from .study_rnn_init import rnn_init
 from .figures import new_figure, no_data_figure, save_figure, styled, suptitle
 
@@ -276,7 +277,8 @@ def symmetry(frames, figure_dir):
 
 
 SECTIONS = {"glorot2010": glorot2010, "he2015": he2015, "phase_diagram": phase_diagram, "symmetry": symmetry,
-            "remedies": remedies, "rnn_init": rnn_init, "adding": adding, "clipping": clipping}
+            "remedies": remedies, "rnn_init": rnn_init, "adding": adding, "clipping": clipping,
+            "isometry": isometry}
 
 
 def study_section(study, frames, figure_dir):

@@ -135,7 +135,7 @@ GRAD_NORM_TRAIN = "grad_norm/train"
 CLIPPED_FRACTION = "grad_norm/clipped_fraction"
 # The Jacobian probe's scalars (nncore.probes.JACOBIAN_STATS of J = d a_(L-1)/dx), at step 0 and at the
 # last step only: rows of scalars.parquet and MLflow metrics ``jacobian/sv2_mean`` etc. Its histogram
-# is the kind JACOBIAN_HISTOGRAM of histograms.parquet (layer = L-1), its per-layer average singular
+# (of log10 of the squared singular values) is the kind JACOBIAN_HISTOGRAM of histograms.parquet (layer = L-1), its per-layer average singular
 # values the stat LAYER_JACOBIAN_STAT of layer_stats.parquet, at the same two steps.
 JACOBIAN_SCALARS = {stat: f"jacobian/{stat}" for stat in JACOBIAN_STATS}
 # Metrics logged once, at the last step: the step whose loss, gradient or parameters were

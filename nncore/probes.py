@@ -32,7 +32,8 @@ the rows:
   sv2_mean, sv2_var  mean and (population) variance of the squared singular values: the moments
                      that free probability predicts (``nncore.theory_spectrum``)
   sv_max, sv_min     the largest and smallest singular value
-  JACOBIAN_HISTOGRAM the histogram of the squared singular values, stored with layer = L-1
+  JACOBIAN_HISTOGRAM the histogram of log10 of the squared singular values (they span decades;
+                     exact zeros, with no log, are left out), stored with layer = L-1
   jacobian_sv_mean   per layer l = 1..L, the average singular value of d a_l / d a_(l-1)
                      (``MLP.layer_jacobians``; W_L^T for the output layer) over the first
                      JACOBIAN_LAYER_INPUTS rows: Glorot
@@ -62,7 +63,7 @@ JACOBIAN_INPUTS = 4  # probe rows whose Jacobians are measured (their spectra ar
 # 8-13% of a depth-50 width-64 training run of the default study, 1 row 2%)
 JACOBIAN_LAYER_INPUTS = 1
 JACOBIAN_STATS = ("sv2_mean", "sv2_var", "sv_max", "sv_min")
-JACOBIAN_HISTOGRAM = "jacobian_sv2"      # histogram kind of the squared singular values of J
+JACOBIAN_HISTOGRAM = "jacobian_log10_sv2"  # histogram kind: log10 of the squared singular values of J
 LAYER_JACOBIAN_STAT = "jacobian_sv_mean"  # per-layer statistic of the Jacobian probe
 FLOAT64_MAX = float(np.finfo(np.float64).max)
 
@@ -237,8 +238,8 @@ def mean_singular_value(J):
 
 @dataclass
 class JacobianProbe:
-    """``stats``: JACOBIAN_STATS of J = d a_(L-1)/dx; ``histogram``: (counts, edges) of its squared
-    singular values; ``layer_sv_mean``: LAYER_JACOBIAN_STAT over layers 1..L."""
+    """``stats``: JACOBIAN_STATS of J = d a_(L-1)/dx; ``histogram``: (counts, edges) of log10 of its
+    squared singular values; ``layer_sv_mean``: LAYER_JACOBIAN_STAT over layers 1..L."""
     stats: dict
     histogram: tuple
     layer_sv_mean: np.ndarray
@@ -253,7 +254,8 @@ def jacobian_probe(net, X, bins=64):
         if np.isfinite(J).all():
             sv = singular_values(J)
             stats = spectrum_stats(sv)
-            hist = histogram(sv * sv, bins)
+            with np.errstate(divide="ignore"):
+                hist = histogram(np.log10(sv * sv), bins)  # histogram() leaves out log10(0) = -inf
         else:
             stats = dict.fromkeys(JACOBIAN_STATS, math.nan)
             hist = histogram(np.array([]), bins)
