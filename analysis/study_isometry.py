@@ -289,6 +289,26 @@ def departure_sentences(table):
             + ". Free probability is an infinite-width result; its corrections grow like L/n."]
 
 
+def fixed_point_sentences(frames, table):
+    """Where the tanh networks' pre-activations sit: layer 1's measured q against q* (the theory is stated
+    at q*; the prediction here follows each layer's q^l from the inputs)."""
+    stats = frames.layer_stats
+    q = stats[(stats["step"] == 0) & (stats["stat"] == "preact_var")]
+    lines = []
+    for net in _network_order(table):
+        if not net.startswith("tanh q*="):
+            continue
+        ids = table[table["network"] == net]
+        deepest = ids[ids["depth"] == ids["depth"].max()]
+        q1 = q[q["run_id"].isin(ids["run_id"]) & (q["layer"] == 1)]["value"].median()
+        top = q[q["run_id"].isin(deepest["run_id"]) & (q["layer"] == int(deepest["depth"].iloc[0]))]["value"].median()
+        lines.append(f"- {net}: the inputs put layer 1's pre-activations at q = {q1:.3g} (median over runs) and the "
+                     f"deepest networks' last hidden layer at {top:.3g}; at criticality the length map approaches q* "
+                     f"only slowly, so the theory is evaluated at each layer's q^l (from the inputs' mean square), "
+                     f"where the predicted mean of lambda is the product of the layers' chi.")
+    return lines + ([""] if lines else [])
+
+
 def isometry(frames, figure_dir):
     table = spectrum_table(frames)
     lines = ["## Dynamical isometry: Jacobian spectra at initialization", ""]
@@ -308,6 +328,7 @@ def isometry(frames, figure_dir):
     if table.empty:
         return lines
     lines += variance_table(table) + [""]
+    lines += fixed_point_sentences(frames, table)
     lines += departure_sentences(table)
     lines.append("")
     save_figure(fig_training(frames.scalars, frames.runs, table), figure_dir, "isometry_training")

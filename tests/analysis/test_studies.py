@@ -24,7 +24,9 @@ SMALL = {
 }
 EXPECTED = {
     "glorot2010": ["## Glorot & Bengio 2010", "glorot_fig2_saturation.png", "glorot_fig6_7_histograms.png",
-                   "| sigmoid | uniform |", "| softsign | xavier_uniform |", "Top hidden layer (layer 5)"],
+                   "| sigmoid | uniform |", "| softsign | xavier_uniform |", "Top hidden layer (layer 4)",
+                   "near the lower bound 0", "Average singular value of each hidden layer's Jacobian",
+                   "with normalized init and"],
     "he2015": ["## He et al. 2015", "he2015_curves.png", "- he_normal: loss", "- xavier_normal: loss"],
     "phase_diagram": ["## Schoenholz et al. 2017", "phase_diagram.png", "order-to-chaos transition at sigma_w^2 = 1.76"],
     "remedies": ["## Remedies", "remedies_profiles.png", "### BatchNorm: the gradient explosion at init",
