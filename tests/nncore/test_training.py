@@ -451,6 +451,8 @@ def test_recurrent_network_trains_in_the_same_loop():
     assert res.steps == 15 and len(res.grad_norms) == 15 and not res.diverged
     assert res.train_losses[-1] < res.train_losses[0]
     assert rec.records[0]["stats"]["delta_ms"].shape == (1, 6) and rec.records[0]["hist"]
+    with pytest.raises(ValueError, match="jacobian_inputs needs a network with an input-output Jacobian"):
+        train(net, optimizers.get("sgd"), X, y, epochs=1, batch_size=8, jacobian_inputs=2)
 
 
 def test_diverging_step_keeps_its_pre_clip_norm():
