@@ -11,7 +11,8 @@ A job writes its record in its output directory first, then uploads it to MLflow
                                 ``time_axis`` below): layer 1's step 37 is 100037, layer 2's 200037.
                                 The column ``step`` stays the training step.
   histograms.parquet            step, layer, kind, bin, left, right, count
-  scalars.parquet               step, name, value, timestamp (the SCALARS below)
+  scalars.parquet               step, name, value, timestamp (the SCALARS below; JACOBIAN_SCALARS at
+                                step 0 and at the last step)
   diagnosis.parquet             step, layer, flag, raised: nncore.diagnosis's flags of every hidden
                                 layer at step 0 and at the last probe (experiments.diagnose; the
                                 budget flags only where judged); for a recurrent net the flags
@@ -43,6 +44,8 @@ import os
 from pathlib import Path
 
 import numpy as np
+
+from nncore.probes import JACOBIAN_HISTOGRAM, JACOBIAN_STATS, LAYER_JACOBIAN_STAT  # noqa: F401 (re-exported)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_EXPERIMENT = "gradpath"
@@ -130,6 +133,11 @@ SCALARS = (LOSS_TRAIN, LOSS_VAL, ACC_TRAIN, ACC_VAL, GRAD_NORM_PROBE_BATCH)
 # fraction of updates clipped (status.json and MLflow, with train.clip_norm only).
 GRAD_NORM_TRAIN = "grad_norm/train"
 CLIPPED_FRACTION = "grad_norm/clipped_fraction"
+# The Jacobian probe's scalars (nncore.probes.JACOBIAN_STATS of J = d a_(L-1)/dx), at step 0 and at the
+# last step only: rows of scalars.parquet and MLflow metrics ``jacobian/sv2_mean`` etc. Its histogram
+# (of log10 of the squared singular values) is the kind JACOBIAN_HISTOGRAM of histograms.parquet (layer = L-1), its per-layer average singular
+# values the stat LAYER_JACOBIAN_STAT of layer_stats.parquet, at the same two steps.
+JACOBIAN_SCALARS = {stat: f"jacobian/{stat}" for stat in JACOBIAN_STATS}
 # Metrics logged once, at the last step: the step whose loss, gradient or parameters were
 # non-finite (only when the run diverged), and the training loop's wall time in seconds.
 DIVERGED_STEP = "diverged_step"

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from omegaconf import OmegaConf
 
-from nncore import MLP, RNN, optimizers, train
+from nncore import MLP, RNN, optimizers, probes, train
 from nncore.probes_recurrent import time_layer
 from nncore.training import n_steps
 
@@ -99,6 +99,11 @@ class Recorder:
         for kind, per_layer in (probe.histograms or {}).items():
             self.hist_rows.extend((step, kind, layer, counts, edges)
                                   for layer, (counts, edges) in enumerate(per_layer, start=1))
+        jac = probe.jacobian
+        if jac is not None:
+            self.scalar_rows.extend((step, record.JACOBIAN_SCALARS[name], float(v), now) for name, v in jac.stats.items())
+            self.layer_rows.append((step, record.LAYER_JACOBIAN_STAT, np.asarray(jac.layer_sv_mean, dtype=np.float64)))
+            self.hist_rows.append((step, record.JACOBIAN_HISTOGRAM, self.n_layers - 1, *jac.histogram))
 
     def layer_stats(self):
         rows = self.layer_rows
@@ -280,7 +285,8 @@ def _record_job(cfg, cfg_hash, output_dir, overrides, lock):
                        batch_size=cfg.train.batch_size, probe_X=data.X_train[:probe_n],
                        probe_y=data.y_train[:probe_n], log_every=cfg.train.log_every, callback=recorder,
                        histogram_steps=histogram_steps(total, cfg.train.log_every, cfg.train.histogram_snapshots),
-                       histogram_bins=cfg.train.histogram_bins)
+                       histogram_bins=cfg.train.histogram_bins,
+                       jacobian_inputs=0 if is_recurrent(cfg) else probes.JACOBIAN_INPUTS)
         train_seconds = time.time() - t_train
     except BaseException as exc:
         state = "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"

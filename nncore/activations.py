@@ -15,6 +15,8 @@ An activation is a small object with
                                   ones; None otherwise): the finite-width bands need it;
   ``sup_square``                  sup phi^2 (finite for the bounded ones, None otherwise): bounds
                                   the length map in ``theory.fixed_point``;
+  ``bounds``                      (inf phi, sup phi) for the bounded ones (None otherwise): where
+                                  ``probes``' near_lower_bound measures saturation at the bottom;
   ``params``                      {name: default} of the parameters it takes (leaky_relu's alpha;
                                   {} for most): ``Activation(**params)`` sets each as an attribute
                                   and rejects any other name; ``check_params`` validates values.
@@ -44,6 +46,7 @@ class Activation:
     params = {}          # {parameter name: default}; none for most activations
     max_derivative = 1.0
     sup_square = None
+    bounds = None
     backprop_needs_z = True
 
     def __init__(self, **params):
@@ -119,6 +122,7 @@ class Sigmoid(Activation):
     name = "sigmoid"
     max_derivative = 0.25
     sup_square = 1.0
+    bounds = (0.0, 1.0)
     backprop_needs_z = False
 
     def forward(self, z):
@@ -140,6 +144,7 @@ class Tanh(Activation):
     """phi(z) = tanh(z);  phi'(z) = 1 - tanh(z)^2, at most 1."""
     name = "tanh"
     sup_square = 1.0
+    bounds = (-1.0, 1.0)
     backprop_needs_z = False
 
     def forward(self, z):
@@ -205,6 +210,7 @@ class Softsign(Activation):
     """phi(z) = z / (1 + |z|);  phi'(z) = 1 / (1 + |z|)^2, at most 1."""
     name = "softsign"
     sup_square = 1.0
+    bounds = (-1.0, 1.0)
 
     def forward(self, z):
         d = np.abs(z)

@@ -8,7 +8,11 @@ Every layer has
                            turns dropout on and makes BatchNorm use (and update) the batch's
                            statistics;
   ``backward(dout)``       dL/d(input) from dout = dL/d(output), filling ``grads``; it uses the
-                           cache of the last forward and never recomputes it.
+                           cache of the last forward and never recomputes it;
+  ``jvp(t)``               forward-mode derivative at the last forward's rows: tangents t of shape
+                           (batch, k, n_in) (k directions per row) to (batch, k, n_out), each row's
+                           t[n] @ d out_n / d x_n in row-vector form; it reads the cache that
+                           ``keep_for_probes`` keeps (``MLP.jacobian`` builds the Jacobian with it).
 
 Row vectors: x has shape (batch, features). ``Sequential`` and ``Residual`` hold other layers;
 the MLP (``nncore.network``) is a list of them and a final ``Dense``.
@@ -60,6 +64,9 @@ class Dense(Layer):
         self.grads = {"W": self.cache["x"].T @ dout, "b": dout.sum(axis=0)}
         return dout @ self.params["W"].T if self.input_grad else None
 
+    def jvp(self, t):
+        return t @ self.params["W"]
+
 
 class Activation(Layer):
     """h = phi(u) elementwise, ``phi`` an ``nncore.activations`` object; dL/du = phi'(u) dL/dh,
@@ -76,6 +83,9 @@ class Activation(Layer):
 
     def backward(self, dout):
         return self.phi.backprop(dout, self.cache.get("u"), self.cache["h"])
+
+    def jvp(self, t):
+        return t * self.phi.derivative(self.cache.get("u"), self.cache["h"])[:, None, :]
 
 
 class Dropout(Layer):
@@ -102,6 +112,10 @@ class Dropout(Layer):
     def backward(self, dout):
         mask = self.cache["mask"]
         return dout if mask is None else dout * mask
+
+    def jvp(self, t):
+        mask = self.cache["mask"]
+        return t if mask is None else t * mask[:, None, :]
 
 
 class BatchNorm(Layer):
@@ -149,6 +163,12 @@ class BatchNorm(Layer):
         # the batch's mean and variance depend on every row
         return (dx_hat - dx_hat.mean(axis=0) - x_hat * (dx_hat * x_hat).mean(axis=0)) * inv_std
 
+    def jvp(self, t):
+        if self.cache["batch"]:
+            raise ValueError("BatchNorm on batch statistics couples the rows of a batch (each row's output "
+                             "depends on every other row): it has no per-row Jacobian")
+        return t * (self.params["gamma"] * self.cache["inv_std"])
+
 
 class LayerNorm(Layer):
     """torch.nn.LayerNorm(n, eps=1e-5): each row normalized by its own mean and biased variance
@@ -174,6 +194,12 @@ class LayerNorm(Layer):
         return (dx_hat - dx_hat.mean(axis=1, keepdims=True)
                 - x_hat * (dx_hat * x_hat).mean(axis=1, keepdims=True)) * inv_std
 
+    def jvp(self, t):
+        # per row: d x_hat = (dx - mean(dx) - x_hat mean(dx x_hat)) / std, then times gamma
+        x_hat = self.cache["x_hat"][:, None, :]
+        t_hat = (t - t.mean(axis=2, keepdims=True) - x_hat * (t * x_hat).mean(axis=2, keepdims=True))
+        return t_hat * self.cache["inv_std"][:, None, :] * self.params["gamma"]
+
 
 class Sequential(Layer):
     """``layers`` applied in order (one hidden layer of the MLP: Dense, norm, Activation, Dropout).
@@ -194,6 +220,11 @@ class Sequential(Layer):
             dout = layer.backward(dout)
         return dout
 
+    def jvp(self, t):
+        for layer in self.layers:
+            t = layer.jvp(t)
+        return t
+
 
 class Residual(Sequential):
     """out = x + scale * f(x), f the ``layers`` in order: dL/dx = dout + f'(x)^T (scale dout)."""
@@ -209,3 +240,6 @@ class Residual(Sequential):
 
     def backward(self, dout):
         return dout + super().backward(self.scale * dout)
+
+    def jvp(self, t):
+        return t + self.scale * super().jvp(t)

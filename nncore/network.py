@@ -362,6 +362,59 @@ class MLP:
         self._probe_pass(X, y)
         return probes.layer_stats(self), probes.layer_histograms(self, bins)
 
+    # --------------------------------------------------------------- Jacobians
+    def _check_row_jacobian(self):
+        if self.norm == "batch":
+            raise ValueError("no per-row Jacobian for a network with BatchNorm: its rows are coupled through "
+                             "the batch statistics (each row's output depends on every other row of the batch)")
+
+    def _hidden_jvps(self, X, per_layer):
+        """Forward X through the hidden blocks one at a time (dropout off, caches kept), pushing
+        tangents through each block's ``jvp``; yields (l, tangents after block l), of shape
+        (batch, k, n_l). ``per_layer``: each block starts from the identity on its own input
+        (k = n_(l-1)); otherwise the identity on x is chained through all blocks (k = n_in)."""
+        X, _ = self.check_inputs(X)
+        self._check_row_jacobian()
+        self._sync()
+        self._keep_for_probes(True)
+        try:
+            a, t = X, None
+            for l, block in enumerate(self.hidden_layers, start=1):
+                if per_layer or t is None:
+                    n = a.shape[1]
+                    t = np.broadcast_to(np.eye(n, dtype=self.dtype), (a.shape[0], n, n))
+                a = block.forward(a, train=False)
+                t = block.jvp(t)
+                yield l, t
+        finally:
+            self._keep_for_probes(False)
+
+    def jacobian(self, X):
+        """Input-output Jacobians of the last hidden layer, J_n = d a_(L-1) / d x_n for every row x_n
+        of X: an array of shape (batch, n_(L-1), n_in), J_n[i, j] = d a_(L-1),i / d x_n,j.
+
+        Evaluated as at a probe or at evaluation: dropout off; LayerNorm and residual blocks
+        included. Forward mode, one block at a time (each block's ``jvp``): the identity
+        (batch, n_in, n_in) is pushed through the hidden blocks. ValueError for a network with
+        BatchNorm, whose rows are coupled through the batch statistics.
+        """
+        for _, t in self._hidden_jvps(X, per_layer=False):
+            pass
+        return np.ascontiguousarray(np.swapaxes(t, 1, 2))
+
+    def layer_jacobians(self, X):
+        """Each layer's Jacobian on its own, for every row of X (Glorot & Bengio 2010, section 4.2.1):
+        yields (l, J_l) for l = 1..L, J_l of shape (batch, n_l, n_(l-1)) with
+        J_l[n] = d a_l / d a_(l-1) at row n's forward pass (hidden layers, dropout off: the whole
+        block, with its norm and residual path), and for the linear output layer
+        d z_L / d a_(L-1) = W_L^T, the same for every row. One layer at a time (a generator): at
+        width 1000 each is 8 MB per row. ValueError with BatchNorm (see ``jacobian``).
+        """
+        for l, t in self._hidden_jvps(X, per_layer=True):
+            yield l, np.swapaxes(t, 1, 2)
+        W = self.weights[-1]
+        yield self.n_layers, np.broadcast_to(W.T, (np.shape(X)[0],) + W.T.shape)
+
 
 # ====================================================================== recurrent networks
 @dataclass

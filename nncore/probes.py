@@ -12,11 +12,33 @@ All statistics are arrays over layers l = 1..L (index l-1). Definitions:
   saturation      fraction of (example, unit) pairs with phi'(u) < 0.1 max phi' (u_l = z_l, or
                   the normalized z_l with ``norm``; 0 for the output layer)
   dead_frac       fraction of units with phi'(u) < 0.1 max phi' for every example
+  near_lower_bound  fraction of (example, unit) pairs whose activation phi(u_l) lies in the lowest
+                  5% of phi's range (NEAR_BOUND_FRACTION of sup phi - inf phi above inf phi:
+                  sigmoid phi < 0.05, tanh and softsign phi < -0.9): saturation at the lower bound
+                  alone, as Glorot & Bengio 2010 (Fig. 2) mean for the top sigmoid layer driven
+                  to 0 (``saturation`` counts both ends, by phi'); NaN for unbounded activations
+                  (relu, leaky_relu, identity), 0 for the output layer
   weight_norm     ||W_l||_F
   update_ratio    ||delta W_l||_F / ||W_l||_F over the last optimizer step (0 before any)
   unit_spread     how different the units of layer l are: max_j ||w_j - w_1|| / rms_j ||w_j||,
                   w_j = (W_l[:, j], b_l[j]) the incoming weights and bias of unit j; exactly 0
                   when all units are identical (the symmetry problem of constant init)
+
+Jacobian probes (``jacobian_probe``; the training loop runs them at step 0 and after the last step
+on the first JACOBIAN_INPUTS probe rows, dropout off; not for BatchNorm networks, whose rows are
+coupled). J_n = d a_(L-1) / d x_n (``MLP.jacobian``); its squared singular values are the
+eigenvalues of J_n J_n^T (min(n_(L-1), n_in) of them: all of them for a square J), pooled over
+the rows:
+  sv2_mean, sv2_var  mean and (population) variance of the squared singular values: the moments
+                     that free probability predicts (``nncore.theory_spectrum``)
+  sv_max, sv_min     the largest and smallest singular value
+  JACOBIAN_HISTOGRAM the histogram of log10 of the squared singular values (they span decades;
+                     exact zeros, with no log, are left out), stored with layer = L-1
+  jacobian_sv_mean   per layer l = 1..L, the average singular value of d a_l / d a_(l-1)
+                     (``MLP.layer_jacobians``; W_L^T for the output layer) over the first
+                     JACOBIAN_LAYER_INPUTS rows: Glorot
+                     & Bengio 2010's section 4.2.1 measure, 1 for a layer that keeps every
+                     direction's length
 
 Each statistic is one small function of one layer's arrays; ``layer_stats`` calls them layer by
 layer (stacking the layers costs a copy and, at these sizes, page faults on the large
@@ -25,14 +47,24 @@ overflow from 1.8e19 and underflow below 1e-19, where the statistics of explodin
 networks live).
 """
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
 from .squares import sum_of_squares
 
 STATS = ("grad_norm", "bias_grad_norm", "delta_ms", "preact_mean", "preact_var", "act_mean",
-         "act_var", "saturation", "dead_frac", "weight_norm", "update_ratio", "unit_spread")
+         "act_var", "saturation", "dead_frac", "near_lower_bound", "weight_norm", "update_ratio", "unit_spread")
 SATURATION_THRESHOLD = 0.1  # relative to max phi'
+NEAR_BOUND_FRACTION = 0.05  # of phi's range, for near_lower_bound
+JACOBIAN_INPUTS = 4  # probe rows whose Jacobians are measured (their spectra are pooled)
+# rows of the per-layer measure: one row of a width-n layer gives n singular values, whose mean
+# varies little between rows, and an SVD per layer and row is the probe's main cost (4 rows took
+# 8-13% of a depth-50 width-64 training run of the default study, 1 row 2%)
+JACOBIAN_LAYER_INPUTS = 1
+JACOBIAN_STATS = ("sv2_mean", "sv2_var", "sv_max", "sv_min")
+JACOBIAN_HISTOGRAM = "jacobian_log10_sv2"  # histogram kind: log10 of the squared singular values of J
+LAYER_JACOBIAN_STAT = "jacobian_sv_mean"  # per-layer statistic of the Jacobian probe
 FLOAT64_MAX = float(np.finfo(np.float64).max)
 
 
@@ -80,6 +112,15 @@ def dead_frac(saturated):
     return np.count_nonzero(np.logical_and.reduce(saturated, axis=0)) / saturated.shape[1]
 
 
+def near_lower_bound(h, bounds):
+    """Fraction of the activations ``h`` = phi(u) (shape (B, n_l)) below inf phi + NEAR_BOUND_FRACTION
+    (sup phi - inf phi), ``bounds`` = (inf phi, sup phi); NaN when phi is unbounded (``bounds`` None)."""
+    if bounds is None:
+        return math.nan
+    low, high = bounds
+    return np.count_nonzero(h < low + NEAR_BOUND_FRACTION * (high - low)) / h.size
+
+
 def unit_spread(W, b, weight_norm=None):
     """max_j ||w_j - w_1|| / sqrt(mean_k ||w_k||^2) over units j (columns of W, with b_j);
     ``weight_norm`` is ||W|| when already known.
@@ -123,9 +164,10 @@ def layer_stats(net):
             act = net.activation_layers[l]
             saturated = act.phi.derivative(act.cache["u"], act.cache["h"]) < threshold
             out["saturation"][l], out["dead_frac"][l] = saturation(saturated), dead_frac(saturated)
+            out["near_lower_bound"][l] = near_lower_bound(act.cache["h"], act.phi.bounds)
             out["act_mean"][l], out["act_var"][l] = mean_var(net.layers[l].cache["out"])
         else:  # the linear output layer: a_L = z_L, and it never saturates
-            out["saturation"][l] = out["dead_frac"][l] = 0.0
+            out["saturation"][l] = out["dead_frac"][l] = out["near_lower_bound"][l] = 0.0
             out["act_mean"][l], out["act_var"][l] = out["preact_mean"][l], out["preact_var"][l]
         out["weight_norm"][l] = norm(W)
         out["update_ratio"][l] = update_ratio(update_norms[l], out["weight_norm"][l])
@@ -174,3 +216,49 @@ def layer_histograms(net, bins=64):
         "delta": [histogram(d * d.shape[0], bins) for d in deltas],
         "weight_grad": [histogram(d.grads["W"], bins) for d in net.dense],
     }
+
+
+# ----------------------------------------------------------------------------- Jacobian spectra
+def singular_values(J):
+    """Singular values of each J[n] (J of shape (batch, m, k)): (batch, min(m, k)), in float64."""
+    return np.linalg.svd(np.asarray(J, dtype=np.float64), compute_uv=False)
+
+
+def spectrum_stats(sv):
+    """{sv2_mean, sv2_var, sv_max, sv_min} of the singular values ``sv``, pooled: mean and
+    population variance of their squares (the eigenvalues of J J^T), largest and smallest value."""
+    mean, var = mean_var(sv * sv)
+    return {"sv2_mean": float(mean), "sv2_var": float(var), "sv_max": float(sv.max()), "sv_min": float(sv.min())}
+
+
+def mean_singular_value(J):
+    """Average singular value of the Jacobians J[n], over rows and singular values."""
+    return float(singular_values(J).mean())
+
+
+@dataclass
+class JacobianProbe:
+    """``stats``: JACOBIAN_STATS of J = d a_(L-1)/dx; ``histogram``: (counts, edges) of log10 of its
+    squared singular values; ``layer_sv_mean``: LAYER_JACOBIAN_STAT over layers 1..L."""
+    stats: dict
+    histogram: tuple
+    layer_sv_mean: np.ndarray
+
+
+def jacobian_probe(net, X, bins=64):
+    """The Jacobian statistics of the module docstring on the rows of X (NaN spectra when they are
+    not finite: a diverged network's probe is a result, not a crash)."""
+    check_bins(bins)
+    with np.errstate(all="ignore"):
+        J = net.jacobian(X)
+        if np.isfinite(J).all():
+            sv = singular_values(J)
+            stats = spectrum_stats(sv)
+            with np.errstate(divide="ignore"):
+                hist = histogram(np.log10(sv * sv), bins)  # histogram() leaves out log10(0) = -inf
+        else:
+            stats = dict.fromkeys(JACOBIAN_STATS, math.nan)
+            hist = histogram(np.array([]), bins)
+        layer = np.array([mean_singular_value(J_l) if np.isfinite(J_l).all() else math.nan
+                          for _, J_l in net.layer_jacobians(X[:JACOBIAN_LAYER_INPUTS])])
+    return JacobianProbe(stats, hist, layer)

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .optimizers import global_norm
-from .probes import check_bins
+from .probes import check_bins, jacobian_probe
 from .rng import generator
 
 
@@ -20,7 +20,9 @@ class ProbeRecord:
     ``histogram_steps`` is not empty (else None);
     ``train_loss`` is the mean loss of the last training batch and ``train_grad_norm`` the global
     norm of its gradients, before clipping (both NaN at step 0);
-    ``probe_loss`` and ``probe_accuracy`` are those of the probe batch (dropout off)."""
+    ``probe_loss`` and ``probe_accuracy`` are those of the probe batch (dropout off);
+    ``jacobian`` is ``probes.jacobian_probe`` on the first ``jacobian_inputs`` probe rows at step 0
+    and at the last step (else None)."""
     step: int
     epoch: int
     net: object
@@ -31,6 +33,7 @@ class ProbeRecord:
     final: bool = False
     probe_loss: float = float("nan")
     probe_accuracy: float = float("nan")
+    jacobian: object = None
 
 
 @dataclass
@@ -79,7 +82,7 @@ def _steps(name, steps):
 
 
 def train(net, opt, X, y, *, epochs, batch_size, probe_X=None, probe_y=None, log_every=10,
-          callback=None, histogram_steps=(), histogram_bins=64, seed=None):
+          callback=None, histogram_steps=(), histogram_bins=64, seed=None, jacobian_inputs=0):
     """Train ``net`` with ``opt`` on (X, y).
 
     Batches are drawn without replacement from a permutation of the examples,
@@ -89,7 +92,9 @@ def train(net, opt, X, y, *, epochs, batch_size, probe_X=None, probe_y=None, log
     probes of the probe batch (default: the first 256 training examples). A
     non-finite loss or gradient stops training and sets ``diverged_step``; so do
     non-finite parameters after the last update (there is no next loss to show it).
-    No warning is emitted.
+    ``jacobian_inputs`` > 0 adds the Jacobian probes (``probes.jacobian_probe``) of the first
+    ``jacobian_inputs`` probe rows at step 0 and after the last step (a diverged run has only the
+    first); none for a BatchNorm network, whose rows are coupled. No warning is emitted.
     """
     X, y = net.check_inputs(X, y)
     for name, value in (("epochs", epochs), ("log_every", log_every)):
@@ -103,6 +108,13 @@ def train(net, opt, X, y, *, epochs, batch_size, probe_X=None, probe_y=None, log
         probe_X, probe_y = X[:256], y[:256]
     probe_X, probe_y = net.check_inputs(probe_X, probe_y)
     check_bins(histogram_bins)
+    if isinstance(jacobian_inputs, (bool, np.bool_)) or not isinstance(jacobian_inputs, (int, np.integer)) \
+            or jacobian_inputs < 0:
+        raise ValueError(f"jacobian_inputs must be an integer >= 0, got {jacobian_inputs!r}")
+    if jacobian_inputs and not hasattr(net, "jacobian"):
+        raise ValueError(f"jacobian_inputs needs a network with an input-output Jacobian (MLP), "
+                         f"not {type(net).__name__}: give jacobian_inputs=0")
+    jacobian_X = probe_X[:jacobian_inputs] if jacobian_inputs and net.norm != "batch" else None
     histogram_steps = _steps("histogram_steps", histogram_steps)
     rng = generator(net.seed if seed is None else seed, "shuffle")
     n = X.shape[0]
@@ -118,8 +130,11 @@ def train(net, opt, X, y, *, epochs, batch_size, probe_X=None, probe_y=None, log
             stats, hists = net.probe_with_histograms(probe_X, probe_y, bins=histogram_bins)
         else:
             stats, hists = net.probe(probe_X, probe_y), None
+        probe_loss, probe_accuracy = net.probe_loss, net.probe_accuracy
+        jac = (jacobian_probe(net, jacobian_X, histogram_bins)
+               if jacobian_X is not None and (step == 0 or final) else None)
         callback(ProbeRecord(step, epoch, net, stats, hists, loss, gnorm, final,
-                             net.probe_loss, net.probe_accuracy))
+                             probe_loss, probe_accuracy, jac))
 
     with np.errstate(all="ignore"):
         report(0, 0, float("nan"), float("nan"), final=total == 0)

@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from experiments import record
 from nncore import STATS, diagnosis
 
 REPO = Path(__file__).resolve().parents[2]
@@ -95,14 +96,17 @@ def test_tiny_multirun_logs_everything_and_resumes(tmp_path):
         local = client.download_artifacts(run.info.run_id, "layer_stats.parquet", str(tmp_path / run.info.run_id))
         stats = pd.read_parquet(local)
         assert list(stats.columns) == ["step", "layer", "stat", "value"]
-        assert len(stats) == 4 * 4 * len(STATS)  # 4 probed steps x 4 layers x every statistic
-        assert set(stats.stat) == set(STATS)
+        # 4 probed steps x 4 layers x every statistic, and the Jacobian probe's per-layer statistic at the first
+        # and last step
+        assert len(stats) == 4 * 4 * len(STATS) + 2 * 4
+        assert set(stats.stat) == set(STATS) | {record.LAYER_JACOBIAN_STAT}
         assert set(stats.layer) == {1, 2, 3, 4}
         init = stats[(stats.step == 0) & (stats.stat == "grad_norm")].set_index("layer").value
         assert {m.step: m.value for m in profile} == pytest.approx({k: math.log10(v) for k, v in init.items()})
         hist = pd.read_parquet(client.download_artifacts(run.info.run_id, "histograms.parquet",
                                                          str(tmp_path / run.info.run_id)))
-        assert {0, 12} <= set(hist.step) and set(hist.kind) == {"act", "delta", "weight_grad"}
+        assert {0, 12} <= set(hist.step)
+        assert set(hist.kind) == {"act", "delta", "weight_grad", record.JACOBIAN_HISTOGRAM}
         assert (hist.groupby(["step", "layer", "kind"]).size() == 64).all()
 
     # the report reads the job's verdicts; its recomputation for runs logged before them (from the

@@ -86,3 +86,26 @@ def test_recurrent_job_records_time_axis_grad_norms_and_flags_through_time(tmp_p
     assert len(client.get_metric_history(run.info.run_id, record.GRAD_NORM_TRAIN)) == 6
     assert run.data.metrics[record.CLIPPED_FRACTION] == status[record.CLIPPED_FRACTION]
     assert run.data.metrics["seq_len"] == 6
+
+
+def test_a_job_records_the_jacobian_probes_at_init_and_at_the_end(tmp_path, compose_cfg):
+    import pandas as pd
+
+    from experiments import record, runner
+    tiny = ["model.depth=2", "model.width=8", "train.epochs=1", "train.batch_size=256", "train.log_every=5",
+            "train.probe_size=32", "train.histogram_snapshots=0", f"tracking.uri=sqlite:///{tmp_path / 'm.db'}"]
+    cfg = compose_cfg(*tiny)
+    out = tmp_path / "run"
+    assert runner.run_job(cfg, out, overrides=tiny) == "ok"
+    scalars = pd.read_parquet(out / record.SCALARS_FILE)
+    last = int(scalars["step"].max())
+    for key in record.JACOBIAN_SCALARS.values():
+        assert sorted(scalars[scalars["name"] == key]["step"]) == [0, last]
+    stats = pd.read_parquet(out / record.LAYER_STATS_FILE)
+    sv = stats[stats["stat"] == record.LAYER_JACOBIAN_STAT]
+    assert sorted(sv["step"].unique()) == [0, last] and sorted(sv["layer"].unique()) == [1, 2, 3]
+    hists = pd.read_parquet(out / record.HISTOGRAMS_FILE)
+    jac = hists[hists["kind"] == record.JACOBIAN_HISTOGRAM]
+    assert set(jac["layer"]) == {2} and sorted(jac["step"].unique()) == [0, last]
+    # each histogram counts the squared singular values of JACOBIAN_INPUTS 8 x 64 Jacobians
+    assert set(jac.groupby("step")["count"].sum()) == {8 * runner.probes.JACOBIAN_INPUTS}

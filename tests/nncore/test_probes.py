@@ -48,9 +48,13 @@ def reference_stats(ref, Ws, bs, X, y, act, loss, prev_weights=None, alpha=None)
             sat = ref.dphi(act, z, alpha) < thr
             out["saturation"].append(np.mean(sat))
             out["dead_frac"].append(np.mean(np.all(sat, axis=0)))
+            bounds = {"sigmoid": (0.0, 1.0), "tanh": (-1.0, 1.0), "softsign": (-1.0, 1.0)}.get(act)
+            out["near_lower_bound"].append(np.nan if bounds is None else
+                                           np.mean(a < bounds[0] + 0.05 * (bounds[1] - bounds[0])))
         else:  # linear output layer
             out["saturation"].append(0.0)
             out["dead_frac"].append(0.0)
+            out["near_lower_bound"].append(0.0)
         out["weight_norm"].append(math.sqrt(np.sum(Ws[l] ** 2)))
         units = np.vstack([Ws[l], bs[l][None, :]]).T  # one row per unit: its incoming weights and bias
         centred = units - units[0]
@@ -462,8 +466,8 @@ def test_probe_stacked_layers_float32_close_to_reference(ref, arch, act):
     Ws = [w.astype(np.float64) for w in net.weights]
     bs = [b.astype(np.float64) for b in net.biases]
     want, _ = reference_stats(ref, Ws, bs, X, y, act, "cross_entropy")
-    for k in STATS:
-        assert np.all(np.isfinite(got[k])), k
+    for k in STATS:  # near_lower_bound is NaN for an unbounded activation's hidden layers (relu)
+        assert np.all(np.isfinite(got[k]) | (k == "near_lower_bound" and act == "relu")), k
     _assert_stats_tol(got, want, rtol=1e-4, atol=1e-5)
 
 
@@ -586,3 +590,56 @@ def test_unit_spread_accurate_for_near_and_far_units(dtype, fan_in, fan_out, rel
     want = _direct_spread(W.astype(np.float64), b.astype(np.float64))
     assert want > 0
     assert probes.unit_spread(W, b) == pytest.approx(want, rel=1e-8)
+
+
+# ------------------------------------------------------------------ Jacobian probes
+def test_jacobian_probe_spectrum_and_per_layer_singular_values():
+    from nncore import MLP, probes
+    net = MLP(5, [6, 6], 3, activation="tanh", init="normal", init_params={"sigma_w": 1.2}, seed=1)
+    X = np.random.default_rng(0).normal(size=(3, 5))
+    jp = probes.jacobian_probe(net, X, bins=8)
+    # reference: J J^T's eigenvalues from the textbook chain rule D2 W2^T D1 W1^T (column form)
+    W1, W2 = net.weights[0], net.weights[1]
+    eig = []
+    layer1, layer2 = [], []
+    for x in X:
+        z1 = x @ W1
+        a1 = np.tanh(z1)
+        z2 = a1 @ W2
+        J1 = (1 - a1 ** 2)[:, None] * W1.T
+        J2 = (1 - np.tanh(z2) ** 2)[:, None] * W2.T
+        J = J2 @ J1  # 6 x 5: 5 squared singular values = the non-zero eigenvalues of J^T J
+        eig.append(np.linalg.eigvalsh(J.T @ J))
+        layer1.append(np.sqrt(np.clip(np.linalg.eigvalsh(J1.T @ J1), 0, None)))
+        layer2.append(np.sqrt(np.clip(np.linalg.eigvalsh(J2.T @ J2), 0, None)))
+    eig = np.concatenate(eig)
+    assert jp.stats["sv2_mean"] == pytest.approx(eig.mean(), rel=1e-10)
+    assert jp.stats["sv2_var"] == pytest.approx(eig.var(), rel=1e-8)
+    assert jp.stats["sv_max"] == pytest.approx(np.sqrt(eig.max()), rel=1e-10)
+    assert jp.stats["sv_min"] == pytest.approx(np.sqrt(max(eig.min(), 0)), rel=1e-6, abs=1e-12)
+    counts, edges = jp.histogram
+    assert counts.sum() == eig.size
+    assert edges[0] == pytest.approx(np.log10(eig.min())) and edges[-1] == pytest.approx(np.log10(eig.max()))
+    W3_sv = np.linalg.svd(net.weights[2], compute_uv=False)
+    k = probes.JACOBIAN_LAYER_INPUTS
+    np.testing.assert_allclose(jp.layer_sv_mean, [np.mean(layer1[:k]), np.mean(layer2[:k]), W3_sv.mean()], rtol=1e-8)
+
+
+def test_jacobian_probe_of_a_diverged_network_is_nan_not_a_crash():
+    from nncore import MLP, probes
+    net = MLP(4, [5, 5], 2, seed=0)
+    net.weights[1][0, 0] = np.nan
+    jp = probes.jacobian_probe(net, np.ones((2, 4)))
+    assert all(np.isnan(v) for v in jp.stats.values())
+    assert jp.histogram[0].sum() == 0
+    assert np.isnan(jp.layer_sv_mean[1]) and np.isfinite(jp.layer_sv_mean[0])
+
+
+def test_near_lower_bound_counts_the_bottom_of_the_range_only():
+    net = MLP(2, [4], 2, activation="sigmoid", init="normal", seed=0)
+    net.weights[0][...] = np.array([[1.0, -1.0, 0.0, 0.0], [0.0, 0.0, 1.0, -1.0]]) * 10
+    X = np.array([[1.0, 0.0], [0.0, 0.0]])  # row 1: z = (10, -10, 0, 0): one unit near 0, one near 1
+    stats = net.probe(X, np.array([0, 1]))
+    assert stats["near_lower_bound"][0] == pytest.approx(1 / 8)
+    assert stats["saturation"][0] == pytest.approx(2 / 8)  # both ends, by phi'
+    assert np.isnan(MLP(2, [3], 2, activation="relu").probe(X, np.array([0, 1]))["near_lower_bound"][0])

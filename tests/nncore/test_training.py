@@ -451,6 +451,8 @@ def test_recurrent_network_trains_in_the_same_loop():
     assert res.steps == 15 and len(res.grad_norms) == 15 and not res.diverged
     assert res.train_losses[-1] < res.train_losses[0]
     assert rec.records[0]["stats"]["delta_ms"].shape == (1, 6) and rec.records[0]["hist"]
+    with pytest.raises(ValueError, match="jacobian_inputs needs a network with an input-output Jacobian"):
+        train(net, optimizers.get("sgd"), X, y, epochs=1, batch_size=8, jacobian_inputs=2)
 
 
 def test_diverging_step_keeps_its_pre_clip_norm():
@@ -463,3 +465,22 @@ def test_diverging_step_keeps_its_pre_clip_norm():
     res = train(net, optimizers.get("sgd", clip_norm=1.0), X, y, epochs=2, batch_size=8)
     assert res.diverged_step == 0 and res.grad_norms == [math.inf] and res.clipped == []
     assert math.isnan(res.clipped_fraction)
+
+
+def test_jacobian_probes_at_step_zero_and_the_last_step_only():
+    from nncore import MLP, optimizers, train
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(40, 4)), np.arange(40) % 3
+    net = MLP(4, [5, 5], 3, seed=0)
+    seen = {}
+    train(net, optimizers.get("sgd", lr=0.1), X, y, epochs=2, batch_size=10, log_every=3, jacobian_inputs=2,
+          callback=lambda p: seen.__setitem__(p.step, p.jacobian))
+    assert sorted(s for s, j in seen.items() if j is not None) == [0, 8]
+    assert seen[8].layer_sv_mean.shape == (3,) and np.isfinite(seen[8].stats["sv2_mean"])
+    bn = MLP(4, [5, 5], 3, norm="batch", seed=0)
+    got = []
+    train(bn, optimizers.get("sgd", lr=0.1), X, y, epochs=1, batch_size=10, jacobian_inputs=2,
+          callback=lambda p: got.append(p.jacobian))
+    assert got and all(j is None for j in got)  # BatchNorm rows are coupled: no Jacobian probe
+    with pytest.raises(ValueError, match="jacobian_inputs"):
+        train(net, optimizers.get("sgd"), X, y, epochs=1, batch_size=10, jacobian_inputs=-1)
