@@ -1,16 +1,18 @@
 """analysis: MLflow runs -> tidy DataFrames -> figures -> reports/report.md.
 
-    from analysis import load, figures, report
+    from analysis import load, report
+    from analysis.sections import grad_norm
     frames = load.load_frames(experiment="gradpath")          # latest sweep
-    fig = figures.fig_grad_norm_init(frames.layer_stats, frames.runs)
+    fig = grad_norm.fig_grad_norm_init(frames.layer_stats, frames.runs)
     blocks = report.build_report(frames, "reports")           # figures, summary.csv, report.md, report.html
 
 Modules:
   load          MLflow (sqlite) -> Frames(runs, layer_stats, histograms, scalars), cached
   tables        derived tables: per-layer values at init / at the end, gradient ratios, summary
-  selection     which run or configuration a single-run figure shows, and why
-  figures       one function per figure, each returning a matplotlib Figure
-  observations  the sentences of the report, computed from the frames
+  sections      the report's figures, one module each: run choice, figure, caption, observations (SECTIONS)
+  selection     the shared rules for which run or configuration a single-run figure shows
+  figures       the figures' shared style and helpers (per-layer grid, colours, saving)
+  observations  the sentences' shared helpers and the sentences of no one figure
   blocks        the report as blocks, rendered to markdown, self-contained HTML (markdown-it-py) and the note
   report        build_report(frames, out_dir) and the `python -m analysis.report` entry point
 

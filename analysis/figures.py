@@ -1,7 +1,8 @@
-"""Figures: one function per figure, each taking the load tables and returning a
-matplotlib Figure.
+"""Figures: the style and the helpers every figure shares (the per-layer grid, axes, colours,
+seed bands, saving); the report's figures themselves are drawn in analysis.sections, the named
+studies' in analysis.study_*.
 
-    fig = fig_grad_norm_init(frames.layer_stats, frames.runs)
+    fig = analysis.sections.grad_norm.fig_grad_norm_init(frames.layer_stats, frames.runs)
     save_figure(fig, "reports/figures", "grad_norm_init")
 
 Figures are built with ``matplotlib.figure.Figure`` on an Agg canvas, not through
@@ -28,19 +29,16 @@ from pathlib import Path
 
 import matplotlib
 import numpy as np
-import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.backends.backend_svg import FigureCanvasSVG
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from matplotlib.patches import Patch, Rectangle
+from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullLocator
 
-from experiments import record
-
-from . import selection, tables
-from .tables import FINAL, HEALTHY_LOG10_RATIO, INIT
+from . import tables
+from .tables import FINAL, INIT
 
 SEQUENTIAL = "viridis"
 MAX_CATEGORICAL = 10          # the colorblind palette has ten distinct colours
@@ -270,7 +268,7 @@ def seed_count(runs):
     return int(runs.groupby(["activation", "init", "depth", "optimizer"])["seed"].nunique().max())
 
 
-def _layer_grid(layer_stats, runs, stat, when, title, theory=None):
+def layer_grid(layer_stats, runs, stat, when, title, theory=None):
     """Per-layer ``stat`` (log y) at ``when``: rows = init, columns = activation,
     colour = depth; at the end of training also line style = optimizer. With several seeds
     the line is the median over seeds and a shaded band their min–max."""
@@ -327,403 +325,33 @@ def _layer_grid(layer_stats, runs, stat, when, title, theory=None):
     return fig
 
 
-@styled
-def fig_grad_norm_init(layer_stats, runs, theory=None):
-    """Weight-gradient norm per layer at initialization (log y); rows = init,
-    columns = activation, one line per depth. A straight sloped line on the log
-    axis is the vanishing (rising toward the output) or exploding signature."""
-    return _layer_grid(layer_stats, runs, "grad_norm", INIT,
-                       "Gradient norm per layer at initialization", theory)
-
-
-@styled
-def fig_grad_norm_final(layer_stats, runs):
-    """As fig_grad_norm_init, at each run's last logged step; line style = optimizer."""
-    return _layer_grid(layer_stats, runs, "grad_norm", FINAL,
-                       "Gradient norm per layer at the last logged step "
-                       "(diverged runs: last finite probe)")
-
-
-@styled
-def fig_act_var(layer_stats, runs, when=INIT, theory=None):
-    """Activation variance per layer at initialization or at the last logged step."""
-    return _layer_grid(layer_stats, runs, "act_var", when,
-                       f"Activation variance per layer {WHEN_LABELS[when]}", theory)
-
-
-@styled
-def fig_delta_ms(layer_stats, runs, when=INIT, theory=None):
-    """Mean square back-propagated (per-example) error per layer."""
-    return _layer_grid(layer_stats, runs, "delta_ms", when,
-                       f"Back-propagated error per layer {WHEN_LABELS[when]}", theory)
-
-
 # ---------------------------------------------------------------------------
 # Gradient ratio between the first and the last layer
 # ---------------------------------------------------------------------------
-
-@styled
-def fig_ratio_vs_depth(layer_stats, runs):
-    """log10(grad_norm at layer 1 / at layer L) at init against depth: one panel per
-    activation, one line per init, the band |log10 ratio| < 1 shaded, and a red cross on
-    every configuration the diagnosis flags at init (runs column ``pathology_init``): the
-    ratio alone is blind when the forward signal and the backward error vanish together.
-
-    Depth stays on a linear axis: a per-layer gain makes the log ratio linear in depth."""
-    title = "Gradient ratio between the first and the last layer at initialization"
-    if runs.empty:
-        return no_data_figure(title, "no runs")
-    ratios = tables.config_ratio(tables.grad_ratio(layer_stats, runs, INIT), runs)
-    ratios = ratios[np.isfinite(ratios["value"])]
-    if ratios.empty:
-        return no_data_figure(title, "no finite positive grad_norm at layers 1 and L at step 0")
-    flagged = tables.flagged_configs(runs)
-    activations = sorted(runs["activation"].unique())
-    colors = ordered_colors(sorted(runs["init"].unique()))
-    depths = sorted(int(depth) for depth in ratios["depth"].unique())
-    fig, axes = new_figure(1, len(activations), sharex=True, sharey=True, extra_width=2.2)
-    for col, activation in enumerate(activations):
-        ax = axes[0, col]
-        ax.axhspan(-HEALTHY_LOG10_RATIO, HEALTHY_LOG10_RATIO, color="0.85", alpha=0.6, linewidth=0)
-        ax.axhline(0.0, color="0.5", linewidth=0.8)
-        panel = ratios[ratios["activation"] == activation]
-        for init, line in panel.groupby("init"):
-            line = line.sort_values("depth")
-            ax.plot(line["depth"], line["value"], color=colors[init], marker="o", markersize=3.5)
-            sick = line[[(activation, init, depth) in flagged for depth in line["depth"]]]
-            ax.plot(sick["depth"], sick["value"], linestyle="none", marker="x", markersize=7, color="#d62728")
-        if panel.empty:
-            mark_empty(ax)
-        ax.set_xticks(depths)  # the tested depths, whole numbers even when there is one
-        ax.set_title(activation)
-    label_outer(axes, "depth (hidden layers)", r"$\log_{10}(\|g_1\| / \|g_L\|)$ at init")
-    handles = [Line2D([], [], color=color, marker="o", markersize=3.5, label=init)
-               for init, color in colors.items()]
-    handles.append(Patch(color="0.85", label=f"|log10 ratio| < {HEALTHY_LOG10_RATIO:g}\n(not a health test alone)"))
-    if flagged:
-        handles.append(Line2D([], [], linestyle="none", marker="x", markersize=7, color="#d62728",
-                              label="flagged by the diagnosis\nat init (≥ half of its runs)"))
-    fig.legend(handles=handles, loc="outside right center", frameon=False)
-    suptitle(fig, title)
-    return fig
 
 
 # ---------------------------------------------------------------------------
 # Gradient norm over layer x training step
 # ---------------------------------------------------------------------------
 
-def _edges(centres):
-    """Cell edges around sorted ``centres`` (midpoints, extended at both ends)."""
-    centres = np.asarray(centres, dtype=np.float64)
-    if centres.size == 1:
-        return np.array([centres[0] - 0.5, centres[0] + 0.5])
-    mids = (centres[1:] + centres[:-1]) / 2
-    return np.concatenate([[2 * centres[0] - mids[0]], mids, [2 * centres[-1] - mids[-1]]])
-
-
-def _color_limits(values):
-    """Shared colour limits: the 1st-99th percentile of the finite values, so one
-    overflowing probe does not wash out every panel."""
-    values = values[np.isfinite(values)]
-    if values.size == 0:
-        return 0.0, 1.0
-    low, high = np.percentile(values, [1, 99])
-    return (low - 0.5, high + 0.5) if low == high else (low, high)
-
-
-@styled
-def fig_grad_heatmaps(layer_stats, runs, optimizer=None):
-    """log10 grad_norm over layer x training step for the deepest network of each
-    activation x init, for one optimizer (default sgd, else the first)."""
-    optimizer, shown = selection.heatmap_runs(runs, optimizer)
-    title = f"log10 gradient norm per layer during training (deepest network of each panel, {optimizer})"
-    if shown.empty:
-        return no_data_figure("log10 gradient norm over layers and training", "no runs")
-    grads = layer_stats[(layer_stats["stat"] == "grad_norm") & layer_stats["run_id"].isin(shown["run_id"])]
-    grads = grads.assign(log10=tables.safe_log10(grads["value"]))
-    if not np.isfinite(grads["log10"]).any():
-        return no_data_figure(title, "no finite positive grad_norm")
-    vmin, vmax = _color_limits(grads["log10"].to_numpy())
-    cmap = matplotlib.colormaps[SEQUENTIAL].with_extremes(bad="0.9")
-    activations = sorted(shown["activation"].unique())
-    inits = sorted(shown["init"].unique())
-    fig, axes = new_figure(len(inits), len(activations), extra_width=1.0)
-    mesh = None
-    for row, init in enumerate(inits):
-        for col, activation in enumerate(activations):
-            ax = axes[row, col]
-            ax.grid(False)
-            match = shown[(shown["activation"] == activation) & (shown["init"] == init)]
-            if match.empty:
-                mark_empty(ax, "no run")
-                ax.set_title(f"{activation} · {init}")
-                continue
-            run = match.iloc[0]
-            ax.set_title(f"{activation} · {init} (depth {run['depth']})")
-            cells = grads[grads["run_id"] == run["run_id"]]
-            if cells.empty:
-                mark_empty(ax)
-                continue
-            layers = np.arange(1, max(int(cells["layer"].max()), int(run["depth"]) + 1) + 1)
-            grid = cells.pivot_table(index="layer", columns="step", values="log10", aggfunc="first",
-                                     dropna=False).reindex(layers)
-            mesh = ax.pcolormesh(_edges(grid.columns), _edges(layers), np.ma.masked_invalid(grid.to_numpy()),
-                                 cmap=cmap, vmin=vmin, vmax=vmax, shading="flat", rasterized=True)
-            if run["outcome"] == "diverged":
-                stop = run["diverged_step"]
-                note = f"diverged at step {int(stop)}" if np.isfinite(stop) else "diverged"
-                ax.text(0.97, 0.03, note, transform=ax.transAxes, ha="right", va="bottom", fontsize=7,
-                        bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.8})
-    label_outer(axes, "training step", "layer $l$")
-    if mesh is not None:
-        fig.colorbar(mesh, ax=axes, label=r"$\log_{10}\|\partial L/\partial W_l\|_F$", shrink=0.8)
-    suptitle(fig, title)
-    return fig
-
 
 # ---------------------------------------------------------------------------
 # Training curves
 # ---------------------------------------------------------------------------
-
-CURVE_ROWS = ((record.LOSS_TRAIN, "training loss", True), (record.ACC_VAL, "validation accuracy", False))
-
-
-@styled
-def fig_training_curves(scalars, runs, init=None):
-    """loss/train (log y) and acc/val against step, one line per optimizer (one per
-    run when there are several seeds), for each activation at its largest depth
-    with one init (default xavier_uniform, else the first)."""
-    init, setup = selection.curves_setup(runs, init)
-    title = f"Training curves at the largest depth, init {init}"
-    if not setup:
-        return no_data_figure("Training curves at the largest depth", "no runs")
-    shown = pd.concat([group for _, group in setup.values()])
-    curves = scalars[scalars["run_id"].isin(shown["run_id"])]
-    curves = curves[np.isfinite(curves["value"].to_numpy(np.float64))]
-    if curves.empty:
-        return no_data_figure(title, "no finite loss/train or acc/val values")
-    activations = sorted(setup)
-    colors = ordered_colors(sorted(runs["optimizer"].unique()))
-    fig, axes = new_figure(len(CURVE_ROWS), len(activations), sharex="col", sharey="row")
-    for col, activation in enumerate(activations):
-        depth, group = setup[activation]
-        for row, (metric, _, log_scale) in enumerate(CURVE_ROWS):
-            ax = axes[row, col]
-            drawn = 0
-            for _, run in group.iterrows():
-                line = curves[(curves["run_id"] == run["run_id"]) & (curves["name"] == metric)]
-                line = positive(line) if log_scale else line
-                if line.empty:
-                    continue
-                line = line.sort_values("step")
-                ax.plot(line["step"], line["value"], color=colors[run["optimizer"]])
-                if run["outcome"] == "diverged":
-                    ax.plot(line["step"].iloc[-1], line["value"].iloc[-1], marker="X", markersize=7,
-                            color=colors[run["optimizer"]], markeredgecolor="black", markeredgewidth=0.5)
-                drawn += 1
-            if drawn == 0:
-                mark_empty(ax)
-            if log_scale:
-                ax.set_yscale("log")
-            else:
-                ax.set_ylim(-0.02, 1.02)
-            ax.set_title(f"{activation} (depth {depth}): {metric}")
-    for ax in axes[-1, :]:
-        ax.set_xlabel("training step")
-    for row, (_, label, _) in enumerate(CURVE_ROWS):
-        axes[row, 0].set_ylabel(label)
-    handles = [Line2D([], [], color=color, label=name) for name, color in colors.items()]
-    handles.append(Line2D([], [], color="0.5", marker="X", linestyle="none", markeredgecolor="black",
-                          label="diverged (last finite value)"))
-    fig.legend(handles=handles, loc="outside right center", frameon=False)
-    suptitle(fig, title)
-    return fig
 
 
 # ---------------------------------------------------------------------------
 # One run in detail: activations and saturation during training
 # ---------------------------------------------------------------------------
 
-SATURATION_PANELS = (
-    ("activation mean ± std per hidden layer", "activation value"),
-    (r"saturated fraction ($\phi' < 0.1\,\max\phi'$)", "fraction of unit-examples"),
-    ("dead units (saturated on every example)", "fraction of units"),
-)
-
-
-@styled
-def fig_saturation(layer_stats, runs, run_id=None):
-    """Glorot & Bengio (2010) Fig. 2 style for one run (default: sigmoid + uniform at
-    the middle depth when present): the mean activation of each hidden layer with a
-    ±1 std band against step, and the saturated and dead-unit fractions per layer."""
-    run = selection.saturation_run(runs, run_id)
-    if run is None:
-        return no_data_figure("Activations and saturation during training", "no runs")
-    depth = int(run["depth"])
-    title = (f"Activations and saturation during training: {run['activation']} + {run['init']}, "
-             f"depth {depth}, {run['optimizer']}, seed {run['seed']}")
-    if run["outcome"] == "diverged":
-        title += " (diverged)"
-    rows = layer_stats[(layer_stats["run_id"] == run["run_id"]) & (layer_stats["layer"] <= depth)]
-    rows = tables.finite(rows)
-    stats = rows.pivot_table(index=["layer", "step"], columns="stat", values="value", aggfunc="first")
-    needed = ["act_mean", "act_var", "saturation", "dead_frac"]
-    if stats.empty or any(name not in stats.columns for name in needed):
-        return no_data_figure(title, "no act_mean/act_var/saturation/dead_frac for the hidden layers")
-    fig, axes = new_figure(1, len(SATURATION_PANELS), sharex=True, extra_width=1.0)
-    color_of = layer_colorbar(fig, axes, depth, label="hidden layer $l$")
-    mean_ax, saturation_ax, dead_ax = axes[0]
-    for layer, per_step in stats.groupby(level="layer"):
-        per_step = per_step.droplevel("layer").sort_index()
-        steps = per_step.index.to_numpy()
-        color = color_of(layer)
-        mean = per_step["act_mean"].to_numpy(np.float64)
-        std = np.sqrt(np.clip(per_step["act_var"].to_numpy(np.float64), 0.0, None))
-        band = np.isfinite(mean) & np.isfinite(std)
-        mean_ax.plot(steps[band], mean[band], color=color)
-        mean_ax.fill_between(steps[band], (mean - std)[band], (mean + std)[band], color=color,
-                             alpha=0.12, linewidth=0)
-        for ax, stat in ((saturation_ax, "saturation"), (dead_ax, "dead_frac")):
-            values = per_step[stat].to_numpy(np.float64)
-            keep = np.isfinite(values)
-            ax.plot(steps[keep], values[keep], color=color)
-    for ax, (panel_title, ylabel) in zip(axes[0], SATURATION_PANELS):
-        ax.set_title(panel_title)
-        ax.set_xlabel("training step")
-        ax.set_ylabel(ylabel)
-    for ax in (saturation_ax, dead_ax):
-        ax.set_ylim(-0.02, 1.02)
-    suptitle(fig, title)
-    return fig
-
 
 # ---------------------------------------------------------------------------
 # Histograms at initialization
 # ---------------------------------------------------------------------------
-
-HISTOGRAM_ROWS = (("act", "activations", "activation value $a_l$", False),
-                  ("delta", "back-propagated errors", r"per-example error $\partial \ell_n/\partial z_l$", True))
-
-
-def _densities(hist):
-    """(bin centres, normalized density) of one histogram; empty for zero counts."""
-    hist = hist.sort_values("bin")
-    width = (hist["right"] - hist["left"]).to_numpy(np.float64)
-    counts = hist["count"].to_numpy(np.float64)
-    total = counts.sum()
-    centres = ((hist["left"] + hist["right"]) / 2).to_numpy(np.float64)
-    if total <= 0:
-        return centres[:0], counts[:0]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        density = counts / (total * width)
-    return centres, density
-
-
-@styled
-def fig_histograms(histograms, runs, activation=None, depth=None, inits=None):
-    """Glorot & Bengio (2010) Figs. 6-7 style: normalized histograms of the
-    activations and of the back-propagated errors of every hidden layer at
-    initialization, one line per layer, for two inits (default uniform vs
-    xavier_uniform) at one depth (default the one closest to 5) and activation
-    (default tanh). The error densities span decades, so that row is log y."""
-    base_title = "Histograms at initialization"
-    activation, depth, chosen = selection.histogram_setup(runs, histograms, activation, depth, inits)
-    if not chosen:
-        return no_data_figure(base_title, "no run with histograms at step 0")
-    title = f"{base_title}: {activation}, depth {depth}, hidden layers 1-{depth}"
-    at_init = histograms[(histograms["step"] == 0) & (histograms["layer"] <= depth)
-                         & histograms["run_id"].isin(chosen.values())]
-    if not (at_init["count"] > 0).any():
-        return no_data_figure(title, "every histogram at step 0 is empty")
-    fig, axes = new_figure(len(HISTOGRAM_ROWS), len(chosen), sharex="row", sharey="row", extra_width=1.0)
-    color_of = layer_colorbar(fig, axes, depth, label="hidden layer $l$")
-    for col, (init, run_id) in enumerate(chosen.items()):
-        run_hists = at_init[at_init["run_id"] == run_id]
-        for row, (kind, name, xlabel, log_scale) in enumerate(HISTOGRAM_ROWS):
-            ax = axes[row, col]
-            drawn = 0
-            for layer, hist in run_hists[run_hists["kind"] == kind].groupby("layer"):
-                centres, density = _densities(hist)
-                keep = np.isfinite(density) & (density > 0 if log_scale else np.isfinite(density))
-                if keep.any():
-                    ax.plot(centres[keep], density[keep], color=color_of(layer), linewidth=1.0)
-                    drawn += 1
-            if drawn == 0:
-                mark_empty(ax)
-            if log_scale:
-                ax.set_yscale("log")
-            ax.set_title(f"{init}: {name}")
-            ax.set_xlabel(xlabel)
-            ax.set_ylabel("density")
-    suptitle(fig, title)
-    return fig
 
 
 # ---------------------------------------------------------------------------
 # Outcomes
 # ---------------------------------------------------------------------------
 
-def _outcome_cells(runs, activation, optimizer, inits, depths):
-    """(mean acc/val matrix, diverged-count matrix, run-count matrix) over init x depth;
-    the mean is over seeds that did not diverge."""
-    shape = (len(inits), len(depths))
-    accuracy, diverged, total = np.full(shape, np.nan), np.zeros(shape, int), np.zeros(shape, int)
-    panel = runs[(runs["activation"] == activation) & (runs["optimizer"] == optimizer)]
-    for (init, depth), group in panel.groupby(["init", "depth"]):
-        i, j = inits.index(init), depths.index(depth)
-        is_diverged = (group["outcome"] == "diverged").to_numpy()
-        total[i, j], diverged[i, j] = len(group), int(is_diverged.sum())
-        values = group.loc[~is_diverged, "acc/val"].to_numpy(np.float64)
-        values = values[np.isfinite(values)]
-        if values.size:
-            accuracy[i, j] = values.mean()
-    return accuracy, diverged, total
 
-
-def _cell_text(accuracy, diverged, total):
-    if total == 0:
-        return ""
-    if diverged == total:
-        return "div."  # the whole word does not fit a cell of a 5-depth panel
-    text = f"{accuracy:.2f}" if np.isfinite(accuracy) else "n/a"
-    return f"{text}\n{diverged}/{total} div." if diverged else text
-
-
-@styled
-def fig_outcome_map(runs):
-    """Final validation accuracy over depth x init, one panel per activation x
-    optimizer; cells with diverged runs are hatched and say how many diverged."""
-    title = "Final validation accuracy (mean over seeds that did not diverge); hatched: diverged runs"
-    if runs.empty:
-        return no_data_figure("Final validation accuracy", "no runs")
-    activations = sorted(runs["activation"].unique())
-    optimizers = sorted(runs["optimizer"].unique())
-    inits = sorted(runs["init"].unique())
-    depths = sorted(int(depth) for depth in runs["depth"].unique())
-    cmap = matplotlib.colormaps[SEQUENTIAL].with_extremes(bad="0.88")
-    fig, axes = new_figure(len(optimizers), len(activations), extra_width=1.2)
-    image = None
-    for row, optimizer in enumerate(optimizers):
-        for col, activation in enumerate(activations):
-            ax = axes[row, col]
-            ax.grid(False)
-            accuracy, diverged, total = _outcome_cells(runs, activation, optimizer, inits, depths)
-            image = ax.imshow(np.ma.masked_invalid(accuracy), cmap=cmap, vmin=0.0, vmax=1.0, aspect="auto")
-            for i in range(len(inits)):
-                for j in range(len(depths)):
-                    if diverged[i, j]:
-                        ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, hatch="xx",
-                                               edgecolor="0.25", linewidth=0))
-                    dark = np.isfinite(accuracy[i, j]) and accuracy[i, j] < 0.6
-                    text = _cell_text(accuracy[i, j], diverged[i, j], total[i, j])
-                    # A white box keeps the text legible over the hatching.
-                    box = {"facecolor": "white", "edgecolor": "none", "alpha": 0.8, "pad": 1.0} if diverged[i, j] else None
-                    ax.text(j, i, text, ha="center", va="center", fontsize=6.5, bbox=box,
-                            color="black" if box or not dark else "white")
-            ax.set_xticks(range(len(depths)), [str(depth) for depth in depths])
-            ax.set_yticks(range(len(inits)), inits if col == 0 else [""] * len(inits))
-            ax.set_title(f"{activation} · {optimizer}")
-    label_outer(axes, "depth", "init")
-    fig.colorbar(image, ax=axes, label="final validation accuracy", shrink=0.8)
-    suptitle(fig, title)
-    return fig

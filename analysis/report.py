@@ -20,136 +20,22 @@ import os
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
 
-from . import diagnosis, figures, front_page, observations, recurrent, selection, tables
+from . import diagnosis, figures, front_page, observations, recurrent, tables
 from .blocks import blocks_of, to_html, to_markdown
+from .sections import SECTIONS, SECTIONS_BY_NAME, grad_norm, outcome_map, training_curves
+from .sections.section import FIGURE_DIR
 from .studies import study_section
 from .theory import markdown_section as theory_section, no_sizes_note, theory_frame
 from .load import DEFAULT_EXPERIMENT, REPO_ROOT, SelectionError, load_frames, open_client, quoted
-from .tables import FINAL, INIT
+from .tables import INIT
 
 DEFAULT_OUT = REPO_ROOT / "reports"
-FIGURE_DIR = "figures"
-
-
-@dataclass(frozen=True)
-class FigureSpec:
-    """One figure of the report: how to draw it, what it shows, what it says."""
-    name: str                      # file stem in figures/
-    section: str
-    heading: str
-    draw: Callable                 # (frames, theory) -> Figure
-    caption: Callable              # (frames) -> str: what the figure shows
-    observe: Callable              # (frames) -> [sentence]: what the data says
-
-
-def _seed_caption(frames):
-    seeds = figures.seed_count(frames.runs)
-    if seeds > 1:
-        return f" Lines are the median over {seeds} seeds, the shaded band their {figures.SEED_BAND}."
-    return " One seed per configuration: no seed band (run with seed=0,1,2 for one)."
-
-
-def _heatmap_caption(frames):
-    optimizer, _ = selection.heatmap_runs(frames.runs)
-    return (f"log10 of the weight-gradient norm of every layer (rows) at every logged step (columns), for the "
-            f"deepest network of each activation × init trained with {optimizer}. Colours share one scale; "
-            "grey cells are missing, non-finite or zero (underflowed) gradient norms.")
-
-
-def _curves_caption(frames):
-    init, _ = selection.curves_setup(frames.runs)
-    return (f"Training loss (log scale) and validation accuracy against step at the largest depth of each "
-            f"activation, init {init}; one colour per optimizer, a cross where a diverged run stops.")
-
-
-def _saturation_caption(frames):
-    run = selection.saturation_run(frames.runs)
-    shown = observations.config_name(run, with_optimizer=True) if run is not None else "no run"
-    return (f"{shown}: mean activation of each hidden layer with a ±1 std band over training (as Glorot & "
-            "Bengio 2010, Fig. 2), the fraction of saturated unit-examples (φ′ below 10% of its maximum) and "
-            "the fraction of units saturated on every probe example (dead).")
-
-
-def _histogram_caption(frames):
-    activation, depth, chosen = selection.histogram_setup(frames.runs, frames.histograms)
-    if not chosen:
-        return "Histograms of activations and back-propagated errors at initialization (none logged)."
-    return (f"Normalized histograms at initialization of the activations (top) and of the per-example "
-            f"back-propagated errors (bottom, log density) of every hidden layer, {activation} at depth {depth}, "
-            f"{' vs '.join(chosen)} (as Glorot & Bengio 2010, Figs. 6-7).")
-
-
-FIGURES = (
-    FigureSpec("grad_norm_init", "Gradients at initialization", "Gradient norm per layer at initialization",
-               lambda f, theory: figures.fig_grad_norm_init(f.layer_stats, f.runs, theory),
-               lambda f: ("Frobenius norm of the weight gradient of each layer at step 0 (log scale), one line "
-                          "per depth; rows are initializations, columns activations. A line that rises toward "
-                          "the output layer means vanishing gradients, one that falls means exploding."
-                          + _seed_caption(f)),
-               lambda f: observations.grad_init_observations(f.layer_stats, f.runs)),
-    FigureSpec("ratio_vs_depth", "Gradients at initialization", "First-to-last layer gradient ratio against depth",
-               lambda f, theory: figures.fig_ratio_vs_depth(f.layer_stats, f.runs),
-               lambda f: ("log10 of the layer-1 over the layer-L (output) gradient norm at initialization "
-                          "against depth, one line per initialization. The grey band is where the two norms "
-                          "are within a factor 10; it is not a health criterion on its own, because the ratio "
-                          "stays flat when the forward signal and the back-propagated error vanish together "
-                          "(Glorot & Bengio 2010, §4.2.2). A red cross marks a configuration that the "
-                          "per-layer diagnosis (`nncore.diagnosis`) flags at initialization."),
-               lambda f: observations.ratio_vs_depth_observations(f.layer_stats, f.runs)),
-    FigureSpec("act_var_init", "Forward and backward signals at initialization",
-               "Activation variance per layer at initialization",
-               lambda f, theory: figures.fig_act_var(f.layer_stats, f.runs, INIT, theory),
-               lambda f: ("Variance of each layer's activations at step 0 (log scale; the last layer is the logits). "
-                          "Dashed: mean field; hatched (ReLU and leaky ReLU): the finite-width 90% interval "
-                          "(log-normal, Hanin & Rolnick 2018) at the run's widths." + _seed_caption(f)),
-               lambda f: observations.act_var_observations(f.layer_stats, f.runs, INIT)),
-    FigureSpec("delta_ms_init", "Forward and backward signals at initialization",
-               "Back-propagated error per layer at initialization",
-               lambda f, theory: figures.fig_delta_ms(f.layer_stats, f.runs, INIT, theory),
-               lambda f: ("Mean square of the per-example back-propagated error ∂ℓ/∂z at each layer at step 0 "
-                          "(log scale); it does not depend on the batch size." + _seed_caption(f)),
-               lambda f: observations.delta_ms_observations(f.layer_stats, f.runs, INIT)),
-    FigureSpec("histograms", "Forward and backward signals at initialization",
-               "Distributions of activations and errors at initialization",
-               lambda f, theory: figures.fig_histograms(f.histograms, f.runs),
-               _histogram_caption,
-               lambda f: observations.histogram_observations(f.histograms, f.runs)),
-    FigureSpec("grad_norm_final", "During and after training", "Gradient norm per layer at the end of training",
-               lambda f, theory: figures.fig_grad_norm_final(f.layer_stats, f.runs),
-               lambda f: ("As the first figure, at each run's last logged step (for a diverged run, its last "
-                          "finite probe); line style distinguishes optimizers." + _seed_caption(f)),
-               lambda f: observations.grad_final_observations(f.layer_stats, f.runs)),
-    FigureSpec("act_var_final", "During and after training", "Activation variance per layer at the end of training",
-               lambda f, theory: figures.fig_act_var(f.layer_stats, f.runs, FINAL),
-               lambda f: ("Variance of each layer's activations at each run's last logged step; line style = "
-                          "optimizer." + _seed_caption(f)),
-               lambda f: observations.act_var_observations(f.layer_stats, f.runs, FINAL)),
-    FigureSpec("grad_heatmaps", "During and after training", "Gradient norm over layers and training",
-               lambda f, theory: figures.fig_grad_heatmaps(f.layer_stats, f.runs),
-               _heatmap_caption,
-               lambda f: observations.heatmap_observations(f.layer_stats, f.runs)),
-    FigureSpec("saturation", "During and after training", "Activations and saturation during training",
-               lambda f, theory: figures.fig_saturation(f.layer_stats, f.runs),
-               _saturation_caption,
-               lambda f: observations.saturation_observations(f.layer_stats, f.runs)),
-    FigureSpec("training_curves", "Outcomes", "Training curves at the largest depth",
-               lambda f, theory: figures.fig_training_curves(f.scalars, f.runs),
-               _curves_caption,
-               lambda f: observations.curves_observations(f.runs)),
-    FigureSpec("outcome_map", "Outcomes", "Final validation accuracy over the grid",
-               lambda f, theory: figures.fig_outcome_map(f.runs),
-               lambda f: ("Final validation accuracy, mean over the seeds that did not diverge, for every depth "
-                          "and initialization; one panel per activation and optimizer. Hatched cells hold "
-                          "diverged runs (\"k/n div.\": k of the cell's n runs diverged; \"div.\": all)."),
-               lambda f: observations.outcome_observations(f.runs)),
-)
 
 
 def _values(series):
@@ -228,9 +114,9 @@ def at_a_glance(frames):
         bullets.append("- Budget (frozen: the run's optimizer steps could not lower the loss by 1% through a layer, "
                        "judged on the gradients at initialization; n/a: not judged): "
                        + ", ".join(f"{count} {name}" for name, count in counts.items()) + " (runs).")
-    headlines = [observations.grad_init_observations(frames.layer_stats, runs)[0],
+    headlines = [grad_norm.grad_init_observations(frames.layer_stats, runs)[0],
                  observations.diagnosis_headline(runs),
-                 observations.best_and_worst(runs), observations.optimizer_summary(runs)]
+                 outcome_map.best_and_worst(runs), training_curves.optimizer_summary(runs)]
     return bullets + [f"- {sentence}" for sentence in headlines if sentence]
 
 
@@ -309,15 +195,6 @@ def pathology_table(frames):
     return lines
 
 
-def figure_section(number, spec, frames):
-    """The markdown of one figure: heading, image, caption, observations."""
-    sentences = spec.observe(frames)
-    return [f"### Figure {number}. {spec.heading}", "",
-            f"![{spec.heading}]({FIGURE_DIR}/{spec.name}.png)", "",
-            f"*{spec.caption(frames)}* ([SVG]({FIGURE_DIR}/{spec.name}.svg))", "",
-            *[f"- {sentence}" for sentence in sentences], ""]
-
-
 GLANCE = "At a glance"
 THEORY = "Theory vs measurement"
 RECURRENT = "Recurrent networks"
@@ -351,11 +228,11 @@ def report_blocks(frames, study_blocks=(), recurrent_frames=None, recurrent_line
     blocks += blocks_of(GLANCE, [f"## {GLANCE}", "", *glance, "", *key_numbers_table(frames), "",
                                  *pathology_table(frames)])
     section = None
-    for number, spec in enumerate(FIGURES, start=1):
-        if spec.section != section:
-            section = spec.section
+    for number, figure in enumerate(SECTIONS, start=1):
+        if figure.section != section:
+            section = figure.section
             blocks += blocks_of(section, [f"## {section}"])
-        blocks += blocks_of(section, figure_section(number, spec, frames))
+        blocks += figure.blocks(number, frames)
     blocks += blocks_of(THEORY, theory_section(frames.layer_stats, frames.runs))
     blocks += blocks_of(RECURRENT, recurrent_lines)
     notes = [*frames.notes, *[note for note in (no_sizes_note(frames.runs),) if note]]
@@ -369,7 +246,6 @@ def build_markdown(frames, study_blocks=(), recurrent_frames=None, recurrent_lin
     return to_markdown(report_blocks(frames, study_blocks, recurrent_frames, recurrent_lines))
 
 
-FIGURES_BY_NAME = {spec.name: spec for spec in FIGURES}
 MAX_JOBS = 4                  # figure drawing is CPU-bound; more workers than this buy little
 _worker_inputs = {}           # set once per worker process by _start_worker
 
@@ -388,7 +264,7 @@ def _draw_and_save(name, figure_dir, frames=None, theory=None):
     """Draw figure ``name`` and save it; in a worker the inputs come from _start_worker."""
     if frames is None:
         frames, theory = _worker_inputs["frames"], _worker_inputs["theory"]
-    fig = FIGURES_BY_NAME[name].draw(frames, theory)
+    fig = SECTIONS_BY_NAME[name].draw(frames, theory)
     return figures.save_figure(fig, figure_dir, name)  # the figure is freed on return
 
 
@@ -411,7 +287,7 @@ class FigureDrawer:
     def __init__(self, frames, figure_dir, theory=None, jobs=1, draw=True):
         self.frames, self.figure_dir, self.theory = frames, figure_dir, theory
         self.jobs = default_jobs() if jobs is None else max(1, int(jobs))
-        self.names = [spec.name for spec in FIGURES] if draw else []
+        self.names = [figure.name for figure in SECTIONS] if draw else []
         self.pool, self.pending, self.paths = None, [], []
 
     def __enter__(self):
@@ -421,7 +297,7 @@ class FigureDrawer:
                 # The server imports the plotting stack once; every worker forks from it ready.
                 # (Not this module: under `python -m` the workers run it as their __main__,
                 # and runpy warns when it is already imported.)
-                context.set_forkserver_preload(["analysis.figures", "analysis.observations"])
+                context.set_forkserver_preload(["analysis.sections"])
             else:
                 context = multiprocessing.get_context("spawn")
             self.pool = ProcessPoolExecutor(max_workers=min(self.jobs, len(self.names)), mp_context=context,

@@ -15,6 +15,7 @@ from nncore import theory as mf
 
 from . import figures
 from .remedies import remedies
+from .sections import histograms, saturation
 from .study_adding import adding
 from .study_clipping import clipping
 from .study_isometry import isometry
@@ -51,7 +52,7 @@ def glorot2010(frames, figure_dir):
     lines = ["## Glorot & Bengio 2010", ""]
     sig = _pick(runs, activation="sigmoid", init="uniform")
     if sig is not None:
-        save_figure(figures.fig_saturation(stats, runs, run_id=sig["run_id"]), figure_dir, "glorot_fig2_saturation")
+        save_figure(saturation.fig_saturation(stats, runs, run_id=sig["run_id"]), figure_dir, "glorot_fig2_saturation")
         depth = int(sig["depth"])
         top = stats[(stats["run_id"] == sig["run_id"]) & (stats["layer"] == depth)]
         mean = top[top["stat"] == "act_mean"].sort_values("step")
@@ -62,7 +63,7 @@ def glorot2010(frames, figure_dir):
             lines += fig2_sentences(stats, sig["run_id"], depth)
         lines.append("")
     act_for_hist = "tanh" if (runs["activation"] == "tanh").any() else runs["activation"].iloc[0]
-    save_figure(figures.fig_histograms(frames.histograms, runs, activation=act_for_hist,
+    save_figure(histograms.fig_histograms(frames.histograms, runs, activation=act_for_hist,
                                        inits=("uniform", "xavier_uniform")), figure_dir, "glorot_fig6_7_histograms")
     lines += _figure_lines("glorot_fig6_7_histograms", "Histograms at initialization",
                            f"Glorot & Bengio Figs. 6-7: activations and back-propagated errors of each hidden layer at "

@@ -32,6 +32,9 @@ VANISHING_GAINS = {
 STATS = ("grad_norm", "bias_grad_norm", "delta_ms", "preact_mean", "preact_var", "act_mean", "act_var",
          "saturation", "dead_frac", "weight_norm", "update_ratio")
 BINS = 64
+# A small grid of one optimizer, no diverged or NaN run: for the sentences about the diagnosis.
+SMALL_GRID = {"activations": ("relu", "sigmoid"), "inits": ("uniform", "he_uniform"), "depths": (2, 5),
+              "optimizers": ("sgd",), "diverged": (), "nan_run": None}
 
 
 def quietly(function, *args, **kwargs):

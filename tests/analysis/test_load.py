@@ -9,6 +9,7 @@ import pytest
 
 from analysis import load, report
 from analysis.load import ARTIFACTS, NoRunsError, load_frames
+from analysis.sections import SECTIONS
 
 # MLflow's own sqlalchemy models emit this when the store is opened; it is not ours to fix.
 pytestmark = pytest.mark.filterwarnings("ignore:The ``noload`` loader strategy:DeprecationWarning")
@@ -242,7 +243,7 @@ def test_report_command_writes_everything_and_logs_to_the_parent_run(mlflow_stor
     status = report.main(["--experiment", mlflow_store["experiment"], "--tracking-uri", mlflow_store["uri"],
                           "--out", str(out), "--jobs", "2"])
     assert status == 0
-    names = [spec.name for spec in report.FIGURES]
+    names = [section.name for section in SECTIONS]
     for name in names:
         assert (out / "figures" / f"{name}.png").exists() and (out / "figures" / f"{name}.svg").exists()
     summary = pd.read_csv(out / "summary.csv")

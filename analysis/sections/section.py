@@ -1,0 +1,47 @@
+"""One figure section of the report: what it draws, what the figure shows, what the data says.
+
+    section = FigureSection(name, section, heading, draw, caption, observe)
+    section.blocks(3, frames)     # "### Figure 3. <heading>", image, caption, observations
+
+``draw(frames, theory)`` returns the matplotlib Figure saved as figures/<name>.png and .svg;
+``caption(frames)`` and ``observe(frames)`` return its caption and its sentences, computed from
+the same run choices as the figure.
+"""
+from dataclasses import dataclass
+from typing import Callable
+
+from ..blocks import blocks_of
+from ..figures import SEED_BAND, seed_count
+
+FIGURE_DIR = "figures"
+
+
+@dataclass(frozen=True)
+class FigureSection:
+    """One figure of the report: how to draw it, what it shows, what it says."""
+    name: str                      # file stem in figures/
+    section: str
+    heading: str
+    draw: Callable                 # (frames, theory) -> Figure
+    caption: Callable              # (frames) -> str: what the figure shows
+    observe: Callable              # (frames) -> [sentence]: what the data says
+
+    def lines(self, number, frames):
+        """The markdown of the figure: heading, image, caption, observations."""
+        sentences = self.observe(frames)
+        return [f"### Figure {number}. {self.heading}", "",
+                f"![{self.heading}]({FIGURE_DIR}/{self.name}.png)", "",
+                f"*{self.caption(frames)}* ([SVG]({FIGURE_DIR}/{self.name}.svg))", "",
+                *[f"- {sentence}" for sentence in sentences], ""]
+
+    def blocks(self, number, frames):
+        """``lines`` as blocks of the figure's report section."""
+        return blocks_of(self.section, self.lines(number, frames))
+
+
+def seed_caption(frames):
+    """The captions' last sentence: how the seeds of a configuration are drawn."""
+    seeds = seed_count(frames.runs)
+    if seeds > 1:
+        return f" Lines are the median over {seeds} seeds, the shaded band their {SEED_BAND}."
+    return " One seed per configuration: no seed band (run with seed=0,1,2 for one)."
