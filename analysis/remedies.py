@@ -22,6 +22,7 @@ from nncore import theory_batchnorm, theory_residual
 from .diagnosis import NO_DATA
 from .diagnosis import with_diagnosis as diagnosed
 from .figures import THEORY_STYLE, new_figure, no_data_figure, ordered_colors, save_figure, styled, suptitle
+from .sections.section import figure_lines
 from .theory import activation_of, network_of
 
 NORM_NAMES = {"batch": "BatchNorm", "layer": "LayerNorm"}  # tag norm -> its name
@@ -300,85 +301,114 @@ def with_diagnosis(frames):
     return diagnosed(frames).runs
 
 
-def _figure_lines(name, title, caption):
-    return [f"![{title}](figures/{name}.png)", "", f"*{caption}* ([SVG](figures/{name}.svg))", ""]
+PROFILES = "remedies_profiles"   # the study's figure, figures/<PROFILES>.png
 
 
-def remedies(frames, figure_dir):
-    runs, stats = frames.runs, frames.layer_stats
+def select_runs(frames):
+    """The study's runs, each with its architecture (plain when the runs were logged before the
+    arch, norm and residual_scale tags) and the diagnosis columns."""
+    runs = frames.runs
     if "arch" not in runs.columns:
         runs = runs.assign(arch="plain", norm="none", residual_scale=np.nan)
-    lines = ["## Remedies: residual connections, BatchNorm and LayerNorm", ""]
-    save_figure(fig_profiles(stats, runs), figure_dir, "remedies_profiles")
-    width, depth = int(runs["width"].max()), int(runs["depth"].max())
-    lines += _figure_lines("remedies_profiles", "Remedies at init",
-                           f"Weight-gradient norm, back-propagated error and activation second moment per layer "
-                           f"at initialization (depth {depth}, width {width}), one column per architecture; dashed: "
-                           f"mean-field theory at infinite width (nncore.theory, theory_residual, theory_batchnorm; "
-                           f"the error anchored at the measured output layer).")
-    runs = with_diagnosis(replace(frames, runs=runs))
-    has_tags = not runs["pathology_init"].isin(["", NO_DATA]).all()
+    return with_diagnosis(replace(frames, runs=runs))
 
-    lines += ["### Trainability", ""]
-    lines += ["Final validation accuracy (and " + ("trainability" if has_tags else "outcome") + ") per "
+
+def has_tags(runs):
+    """Whether the runs carry the diagnosis tags (pathology_init, pathology_final, trainability)."""
+    return not runs["pathology_init"].isin(["", NO_DATA]).all()
+
+
+def draw(layer_stats, runs, figure_dir):
+    """Save the per-layer profiles figure; its markdown (image and caption)."""
+    save_figure(fig_profiles(layer_stats, runs), figure_dir, PROFILES)
+    width, depth = int(runs["width"].max()), int(runs["depth"].max())
+    return figure_lines(PROFILES, "Remedies at init",
+                        f"Weight-gradient norm, back-propagated error and activation second moment per layer "
+                        f"at initialization (depth {depth}, width {width}), one column per architecture; dashed: "
+                        f"mean-field theory at infinite width (nncore.theory, theory_residual, theory_batchnorm; "
+                        f"the error anchored at the measured output layer).")
+
+
+def tabulate(runs):
+    """The trainability table, and the diagnosis table when the runs carry the tags."""
+    tagged = has_tags(runs)
+    lines = ["### Trainability", ""]
+    lines += ["Final validation accuracy (and " + ("trainability" if tagged else "outcome") + ") per "
               "activation + init and architecture.", ""]
     lines += _markdown(trainability_table(runs))
 
     lines += ["### Diagnosis at init and at the end", ""]
-    if has_tags:
+    if tagged:
         lines += ["pathology_init -> pathology_final, trainability (final validation accuracy).", ""]
         lines += _markdown(diagnosis_table(runs))
     else:
         lines += ["These runs carry no diagnosis tags (pathology_init, pathology_final, trainability), so no "
                   "diagnosis and no cure table are given.", ""]
+    return lines
 
-    bn = batchnorm_rates(stats, runs)
-    lines += ["### BatchNorm: the gradient explosion at init", ""]
+
+def observe_batchnorm(layer_stats, runs):
+    """The BatchNorm runs' measured error growth against lambda: table and one sentence per activation."""
+    bn = batchnorm_rates(layer_stats, runs)
+    width, depth = int(runs["width"].max()), int(runs["depth"].max())
+    lines = ["### BatchNorm: the gradient explosion at init", ""]
     if bn.empty:
-        lines += ["No BatchNorm runs.", ""]
-    else:
-        lines += [f"Per-layer growth of the back-propagated error toward the input (fit of ln delta_ms over hidden "
-                  f"layers 2..{depth - 1}) against lambda = E[phi'(u)^2] / Var[phi(u)], u ~ N(0, 1) (Yang et al. "
-                  f"2019; pi/(pi-1) = {math.pi / (math.pi - 1):.4f} for relu), the large-width, large-batch limit: "
-                  f"at width {width} and the probe batch the measurement runs O(1/min(width, batch)) above it.", ""]
-        lines += _markdown(bn.drop(columns="_error"))
-        for act, grp in bn.groupby("activation", sort=True):
-            lo, hi = 100 * grp["_error"].min(), 100 * grp["_error"].max()
-            span = f"{lo:+.1f}%" if round(lo, 1) == round(hi, 1) else f"{lo:+.1f}% to {hi:+.1f}%"
-            lines.append(f"- {act}: measured rate {span} from lambda = {grp['lambda (theory)'].iloc[0]} "
-                         f"over {len(grp)} run(s).")
-        lines.append("")
+        return lines + ["No BatchNorm runs.", ""]
+    lines += [f"Per-layer growth of the back-propagated error toward the input (fit of ln delta_ms over hidden "
+              f"layers 2..{depth - 1}) against lambda = E[phi'(u)^2] / Var[phi(u)], u ~ N(0, 1) (Yang et al. "
+              f"2019; pi/(pi-1) = {math.pi / (math.pi - 1):.4f} for relu), the large-width, large-batch limit: "
+              f"at width {width} and the probe batch the measurement runs O(1/min(width, batch)) above it.", ""]
+    lines += _markdown(bn.drop(columns="_error"))
+    for act, grp in bn.groupby("activation", sort=True):
+        lo, hi = 100 * grp["_error"].min(), 100 * grp["_error"].max()
+        span = f"{lo:+.1f}%" if round(lo, 1) == round(hi, 1) else f"{lo:+.1f}% to {hi:+.1f}%"
+        lines.append(f"- {act}: measured rate {span} from lambda = {grp['lambda (theory)'].iloc[0]} "
+                     f"over {len(grp)} run(s).")
+    return lines + [""]
 
-    res = residual_growth(stats, runs)
-    lines += ["### Residual stacks: growth against theory", ""]
+
+def observe_residual(layer_stats, runs):
+    """The residual runs' measured growth against the mean-field recursion: table and sentences."""
+    res = residual_growth(layer_stats, runs)
+    lines = ["### Residual stacks: growth against theory", ""]
     if res.empty:
-        lines += ["No residual runs with a theory.", ""]
+        return lines + ["No residual runs with a theory.", ""]
+    lines += ["Growth at init of the activations' second moment E[a^2] from hidden layer 1 to the top hidden "
+              "layer (its ratio), and of the error delta_ms from the top hidden layer down to layer 1, measured "
+              "and predicted by the mean-field recursion (nncore.theory_residual, infinite width).", ""]
+    lines += _markdown(res.drop(columns=["_fwd", "_bwd"]))
+    fwd_off = res[(res["_fwd"] > 2) | (res["_fwd"] < 0.5)]
+    bwd_off = res[res["_bwd"] > 10]
+    lines.append(f"- E[a^2] growth within a factor 2 of theory in {len(res) - len(fwd_off)} of {len(res)} runs.")
+    if bwd_off.empty:
+        lines.append("- The error's growth is within a factor 10 of theory in every run.")
     else:
-        lines += ["Growth at init of the activations' second moment E[a^2] from hidden layer 1 to the top hidden "
-                  "layer (its ratio), and of the error delta_ms from the top hidden layer down to layer 1, measured "
-                  "and predicted by the mean-field recursion (nncore.theory_residual, infinite width).", ""]
-        lines += _markdown(res.drop(columns=["_fwd", "_bwd"]))
-        fwd_off = res[(res["_fwd"] > 2) | (res["_fwd"] < 0.5)]
-        bwd_off = res[res["_bwd"] > 10]
-        lines.append(f"- E[a^2] growth within a factor 2 of theory in {len(res) - len(fwd_off)} of {len(res)} runs.")
-        if bwd_off.empty:
-            lines.append("- The error's growth is within a factor 10 of theory in every run.")
-        else:
-            cases = ", ".join(sorted({f"{r['activation']} ({r['architecture']})" for _, r in bwd_off.iterrows()}))
-            lines.append(f"- The error grows more than 10 times faster than predicted in {len(bwd_off)} of {len(res)} "
-                         f"runs: {cases}; up to {bwd_off['_bwd'].max():.3g} times. The prediction assumes gradient "
-                         f"independence, which a non-centred activation breaks in a residual stack (the error's "
-                         f"component along the activations' mean direction grows faster: nncore.theory_residual).")
-        lines.append("")
+        cases = ", ".join(sorted({f"{r['activation']} ({r['architecture']})" for _, r in bwd_off.iterrows()}))
+        lines.append(f"- The error grows more than 10 times faster than predicted in {len(bwd_off)} of {len(res)} "
+                     f"runs: {cases}; up to {bwd_off['_bwd'].max():.3g} times. The prediction assumes gradient "
+                     f"independence, which a non-centred activation breaks in a residual stack (the error's "
+                     f"component along the activations' mean direction grows faster: nncore.theory_residual).")
+    return lines + [""]
 
-    if has_tags:
-        table, pathologies = cure_table(runs)
-        lines += ["### Which architecture cured which pathology", ""]
-        if not pathologies:
-            lines += ["The plain networks show no pathology at init: nothing to cure.", ""]
-        else:
-            lines += ["For each pathology of the plain network at init, over the activation + init pairs that have "
-                      "it: how many runs of each architecture still have it at init and how many end trained "
-                      "(cured: none has it and all trained).", ""]
-            lines += _markdown(table)
+
+def observe_cures(runs):
+    """Which architecture cured which pathology of the plain network (runs with the diagnosis tags)."""
+    table, pathologies = cure_table(runs)
+    lines = ["### Which architecture cured which pathology", ""]
+    if not pathologies:
+        return lines + ["The plain networks show no pathology at init: nothing to cure.", ""]
+    lines += ["For each pathology of the plain network at init, over the activation + init pairs that have "
+              "it: how many runs of each architecture still have it at init and how many end trained "
+              "(cured: none has it and all trained).", ""]
+    return lines + _markdown(table)
+
+
+def remedies(frames, figure_dir):
+    """The study's section: the profiles figure, the tables, the BatchNorm and residual measurements
+    against theory, and (with the diagnosis tags) the cure table."""
+    runs, stats = select_runs(frames), frames.layer_stats
+    lines = ["## Remedies: residual connections, BatchNorm and LayerNorm", "", *draw(stats, runs, figure_dir),
+             *tabulate(runs), *observe_batchnorm(stats, runs), *observe_residual(stats, runs)]
+    if has_tags(runs):
+        lines += observe_cures(runs)
     return lines

@@ -29,14 +29,18 @@ class FigureSection:
     def lines(self, number, frames):
         """The markdown of the figure: heading, image, caption, observations."""
         sentences = self.observe(frames)
-        return [f"### Figure {number}. {self.heading}", "",
-                f"![{self.heading}]({FIGURE_DIR}/{self.name}.png)", "",
-                f"*{self.caption(frames)}* ([SVG]({FIGURE_DIR}/{self.name}.svg))", "",
+        return [f"### Figure {number}. {self.heading}", "", *figure_lines(self.name, self.heading, self.caption(frames)),
                 *[f"- {sentence}" for sentence in sentences], ""]
 
     def blocks(self, number, frames):
         """``lines`` as blocks of the figure's report section."""
         return blocks_of(self.section, self.lines(number, frames))
+
+
+def figure_lines(name, title, caption):
+    """The markdown of a saved figure figures/<name>.png: the image, then its caption in italics with a
+    link to the SVG (the report's figures and the named studies' alike)."""
+    return [f"![{title}]({FIGURE_DIR}/{name}.png)", "", f"*{caption}* ([SVG]({FIGURE_DIR}/{name}.svg))", ""]
 
 
 def seed_caption(frames):

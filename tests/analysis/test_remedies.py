@@ -1,6 +1,7 @@
 """The remedies study's report section on synthetic runs whose per-layer statistics are built
 here with known rates, so every number the section prints can be checked."""
 import math
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -144,3 +145,13 @@ def test_architectures_are_named_and_ordered_from_the_tags_not_the_label():
     names = [remedies.arch_name(runs, arch) for arch in remedies.arch_order(runs)]
     assert names == ["plain", "residual (scale 1)", "residual (scale 0.5)", "residual (scale 1/sqrt(50))",
                      "BatchNorm", "LayerNorm", "residual + LayerNorm"]
+
+
+def test_runs_logged_before_the_arch_tags_are_plain_networks():
+    frames = remedy_frames()
+    frames = replace(frames, runs=frames.runs.drop(columns=["arch", "norm", "residual_scale"]))
+    runs = remedies.select_runs(frames)
+    assert set(runs["arch"]) == {"plain"} and set(runs["norm"]) == {"none"} and runs["residual_scale"].isna().all()
+    assert remedies.has_tags(runs)           # the diagnosis tags are kept
+    assert remedies.observe_batchnorm(frames.layer_stats, runs)[-2:] == ["No BatchNorm runs.", ""]
+    assert remedies.observe_residual(frames.layer_stats, runs)[-2:] == ["No residual runs with a theory.", ""]
