@@ -215,7 +215,9 @@ def section(frames, figure_dir):
         ratio = per_step_ratio(t, delta)
         final = run.get(record.LOSS_VAL)
         lines.append(f"- {run['net']} (T = {int(run['seq_len']) if np.isfinite(run['seq_len']) else '?'}, "
-                     f"{run['optimizer']}, seed {run['seed']}): per-step ratio at init "
+                     f"{run['optimizer']}"
+                     + (f", clip_norm {run['clip_norm']:g}" if np.isfinite(run.get("clip_norm", np.nan)) else "")
+                     + f", seed {run['seed']}): per-step ratio at init "
                      + (f"{ratio:.3f}" if np.isfinite(ratio) else "n/a")
                      + f"; pathology through time at init {run.get('pathology_init')}, at the end "
                      f"{run.get('pathology_final')}; final loss/val {final:.4g}; {run.get('trainability')}.")

@@ -317,7 +317,7 @@ def test_a_report_of_mlp_and_recurrent_runs_has_both_sections(frames, tmp_path):
                 "dataset": "adding", "outcome": "ok", "status": "FINISHED", "cell": "rnn", "recurrent_init": "same",
                 "seq_len": float(T), "n_in": 2.0, "n_out": 1.0, "loss/val": 0.05, "trainability": "stalled",
                 "pathology_init": "vanishing", "pathology_final": "none", "budget_init": "n/a",
-                "budget_final": "n/a", "variant": ""})
+                "budget_final": "n/a", "variant": "", "clip_norm": 1.0})
     stats = pd.DataFrame({"run_id": "rec", "step": 0, "layer": time_layer(1, np.arange(1, T + 1)),
                           "stat": "delta_ms", "value": 0.25 ** (T - np.arange(1, T + 1))})
     both = type(frames)(**{**frames.__dict__, "runs": pd.concat([frames.runs.assign(cell="none"), pd.DataFrame([run])],
@@ -329,6 +329,7 @@ def test_a_report_of_mlp_and_recurrent_runs_has_both_sections(frames, tmp_path):
     assert "- Recurrent runs: 1 (cells rnn; T 12; datasets adding): 1 stalled." in markdown
     # the per-step ratio of the error's RMS: 0.25 in mean square per step is 0.5 in RMS
     assert "per-step ratio at init 0.500" in markdown
+    assert "(T = 12, adam, clip_norm 1, seed 0)" in markdown  # runs that differ in clipping are told apart
     assert (tmp_path / "figures" / "recurrent_delta_ms.png").exists()
     summary = pd.read_csv(tmp_path / "summary.csv")
     assert len(summary) == len(frames.runs) + 1 and "rec" in set(summary["run_id"])
