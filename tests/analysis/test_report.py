@@ -264,14 +264,6 @@ def test_an_output_directory_under_a_file_is_one_line_and_exit_2(mlflow_store, t
     assert err == f"analysis.report: {where}: Not a directory\n"
 
 
-@pytest.mark.parametrize("jobs, message", [("0", "must be at least 1, got 0"), ("-3", "must be at least 1, got -3"),
-                                           ("two", "must be an integer of at least 1, got 'two'")])
-def test_jobs_below_one_is_refused(jobs, message, tmp_path, capsys):
-    status, err = run_main(["--jobs", jobs, "--tracking-uri", f"sqlite:///{tmp_path}/none.db", "--out", str(tmp_path)],
-                           capsys)
-    assert status == 2 and err.splitlines()[-1] == f"python -m analysis.report: error: argument --jobs: {message}"
-
-
 def test_runs_that_differ_only_in_lr_are_named_and_grouped_apart():
     from analysis import load
     from synthetic_runs import _config_params, concatenated, make_frames, with_lr
@@ -324,7 +316,7 @@ def test_a_report_of_mlp_and_recurrent_runs_has_both_sections(frames, tmp_path):
                                                                  ignore_index=True),
                            "layer_stats": pd.concat([frames.layer_stats.astype({"run_id": str, "stat": str}), stats],
                                                     ignore_index=True), "flags": None})
-    markdown = to_markdown(report_module.build_report(both, tmp_path, jobs=1))
+    markdown = to_markdown(report_module.build_report(both, tmp_path))
     assert "## Gradients at initialization" in markdown and "## Recurrent networks: gradients through time" in markdown
     assert "- Recurrent runs: 1 (cells rnn; T 12; datasets adding): 1 stalled." in markdown
     # the per-step ratio of the error's RMS: 0.25 in mean square per step is 0.5 in RMS
