@@ -22,6 +22,14 @@ def finite_in(a, dtype, what, kinds="iuf"):
     return a
 
 
+def integer(name, value, low=0):
+    """``value`` as an int >= ``low``; ValueError naming ``name`` otherwise (booleans are not
+    integers here, whatever Python says)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+    return int(value)
+
+
 def number(name, value, low=None, high=None, strict=False, top=None):
     """``value`` as a finite float checked against [low, high) (or (low, high) with ``strict``;
     ``top`` is an inclusive upper bound); ValueError naming ``name`` otherwise. Booleans, strings

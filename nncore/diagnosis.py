@@ -60,6 +60,8 @@ its initial value; else ``trained``.
 """
 import numpy as np
 
+from .checks import integer
+
 FLAGS = ("vanishing", "exploding", "saturated", "dead", "symmetric")
 BUDGET_FLAGS = ("frozen",)
 TRAINABILITY = ("trained", "stalled", "diverged")
@@ -158,16 +160,11 @@ def diagnose(stats):
     return {flag: np.asarray(values[:n - 1], dtype=bool) for flag, values in flags.items()}
 
 
-def _check_steps(steps):
-    if not (isinstance(steps, (int, np.integer)) and not isinstance(steps, bool) and steps >= 0):
-        raise ValueError(f"steps must be an integer >= 0, got {steps!r}")
-
-
 def travel(optimizer, grad, steps):
     """How far an entry moves in ``steps`` steps of ``optimizer``'s rule (an nncore.optimizers
     instance: its class and hyperparameters, eps included, from a fresh state; its own state is
     not touched) under a constant gradient ``grad`` (an array: one entry per layer)."""
-    _check_steps(steps)
+    integer("steps", steps)
     rule = type(optimizer)(**optimizer.hyper)  # no clip_norm, no weight decay: see the module docstring
     g = np.array(grad, dtype=np.float64)
     p, state, total, previous = np.zeros_like(g), {}, np.zeros_like(g), None
@@ -189,7 +186,7 @@ def budget(stats, loss, steps, optimizer, fan):
     nncore.optimizers instance, read as ``travel`` does, with its clip_norm); ``fan`` the number
     of entries of each W_l (fan_in * fan_out), layers 1..L."""
     n = _layers(stats)
-    _check_steps(steps)
+    integer("steps", steps)
     fan = np.asarray(fan, dtype=np.float64)
     if fan.shape != (n,) or not np.all(fan >= 1):
         raise ValueError(f"fan must give the entries (>= 1) of each of the {n} weight matrices, got {fan!r}")
@@ -235,7 +232,7 @@ def trainability(diverged, final_accuracy, majority, initial_loss, final_loss, s
     if diverged:
         return "diverged"
     if steps is not None:
-        _check_steps(steps)
+        integer("steps", steps)
         if steps == 0:
             return NOT_JUDGED
     if np.isfinite(final_accuracy) and np.isfinite(majority):

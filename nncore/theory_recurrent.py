@@ -50,7 +50,7 @@ import math
 import numpy as np
 
 from . import theory
-from .checks import number
+from .checks import integer, number
 from .recurrent import REGISTRY as CELLS
 
 __all__ = ["NoTheory", "REASONS", "predict", "linear_orthogonal", "sigmas"]
@@ -74,12 +74,6 @@ REASONS = {
 }
 
 
-def _steps(T):
-    if isinstance(T, (bool, np.bool_)) or not isinstance(T, (int, np.integer)) or T < 1:
-        raise ValueError(f"T must be an integer >= 1, got {T!r}")
-    return int(T)
-
-
 def predict(cell, activation, sigma_w, sigma_u, sigma_b, input_ms, T):
     """Mean-field prediction for a one-layer Elman RNN at initialization (module docstring):
     {"q": q_1..q_T, "chi": chi_1..chi_T, "delta_ms": E[delta_t^2] / E[delta_T^2] for t = 1..T},
@@ -92,7 +86,7 @@ def predict(cell, activation, sigma_w, sigma_u, sigma_b, input_ms, T):
     sw2, su2, sb2 = (number(name, v, low=0.0) ** 2 for name, v in
                      (("sigma_w", sigma_w), ("sigma_u", sigma_u), ("sigma_b", sigma_b)))
     drive = su2 * number("input_ms", input_ms, low=0.0) + sb2
-    T = _steps(T)
+    T = integer("T", T, low=1)
     q = np.empty(T)
     q[0] = drive
     for t in range(1, T):
@@ -110,7 +104,7 @@ def linear_orthogonal(rho, T):
     """E[delta_t^2] / E[delta_T^2] = rho^(2(T-t)), t = 1..T, for a linear RNN with W_hh = rho Q, Q
     orthogonal: exact for every example (module docstring)."""
     rho = number("rho", rho, low=0.0)
-    return rho ** (2.0 * np.arange(_steps(T) - 1, -1, -1))
+    return rho ** (2.0 * np.arange(integer("T", T, low=1) - 1, -1, -1))
 
 
 def sigmas(n_in, hidden, init="pytorch", recurrent_init=None, init_params=None, recurrent_params=None, sigma_b=0.0):

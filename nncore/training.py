@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .checks import integer
 from .optimizers import global_norm
 from .probes import check_bins, jacobian_probe
 from .rng import generator
@@ -108,9 +109,7 @@ def train(net, opt, X, y, *, epochs, batch_size, probe_X=None, probe_y=None, log
         probe_X, probe_y = X[:256], y[:256]
     probe_X, probe_y = net.check_inputs(probe_X, probe_y)
     check_bins(histogram_bins)
-    if isinstance(jacobian_inputs, (bool, np.bool_)) or not isinstance(jacobian_inputs, (int, np.integer)) \
-            or jacobian_inputs < 0:
-        raise ValueError(f"jacobian_inputs must be an integer >= 0, got {jacobian_inputs!r}")
+    jacobian_inputs = integer("jacobian_inputs", jacobian_inputs)
     if jacobian_inputs and not hasattr(net, "jacobian"):
         raise ValueError(f"jacobian_inputs needs a network with an input-output Jacobian (MLP), "
                          f"not {type(net).__name__}: give jacobian_inputs=0")
