@@ -53,12 +53,18 @@ def diagnose_job(cfg, net, layer_stats, scalars, data, result, total, output_dir
         tags[f"pathology_{when}"] = diagnosis.flag_set(flags)
         tags[f"budget_{when}"] = diagnosis.flag_set(budget)
         frames += _rows(step, flags) + (_rows(step, budget) if budget is not None else [])
-    table = (pd.concat(frames, ignore_index=True) if frames else
-             pd.DataFrame({k: pd.Series(dtype=v) for k, v in DIAGNOSIS_COLUMNS.items()})).astype(DIAGNOSIS_COLUMNS)
-    table = table.drop_duplicates(["step", "layer", "flag"])  # train.epochs=0: step 0 is also the last
-    table.to_parquet(output_dir / DIAGNOSIS_FILE, index=False)
+    write_diagnosis(frames, output_dir)
     tags.update(classification_trainability(result, scalars, data.y_val))
     return tags
+
+
+def write_diagnosis(frames, output_dir):
+    """``output_dir``/diagnosis.parquet from the job's (step, layer, flag, raised) frames, typed as
+    DIAGNOSIS_COLUMNS (empty without frames); with train.epochs=0, step 0 is also the last probe and
+    its rows are written once."""
+    table = (pd.concat(frames, ignore_index=True) if frames else
+             pd.DataFrame({k: pd.Series(dtype=v) for k, v in DIAGNOSIS_COLUMNS.items()})).astype(DIAGNOSIS_COLUMNS)
+    table.drop_duplicates(["step", "layer", "flag"]).to_parquet(output_dir / DIAGNOSIS_FILE, index=False)
 
 
 def classification_trainability(result, scalars, y_val):

@@ -18,11 +18,10 @@ import numpy as np
 import pandas as pd
 
 from nncore import diagnosis
-from nncore.probes_recurrent import layer_and_time, time_layer
+from nncore.probes_recurrent import layer_and_time, time_layers
 
 from . import record
-from .diagnose import classification_trainability
-from .record import DIAGNOSIS_COLUMNS, DIAGNOSIS_FILE
+from .diagnose import classification_trainability, write_diagnosis
 
 # Trained below 6% of the baseline MSE: 0.01 on the adding problem (baseline 1/6), the threshold
 # at which Arjovsky et al. 2016 and Le et al. 2015 call it solved.
@@ -56,22 +55,19 @@ def diagnose_recurrent_job(net, layer_stats, scalars, data, result, output_dir):
     # Dense layers (nncore.diagnosis.budget); it is not judged through time.
     frames, tags = [], {"budget_init": diagnosis.NOT_JUDGED, "budget_final": diagnosis.NOT_JUDGED}
     steps = sorted(set(layer_stats["step"]))
+    present = set(layer_stats["stat"].unique())
+    wanted = [stat for stat in diagnosis.TIME_REQUIRED + diagnosis.TIME_OPTIONAL if stat in present]
     for column, step in (("pathology_init", steps[0] if steps else None),
                          ("pathology_final", steps[-1] if steps else None)):
         if step is None:
             tags[column] = diagnosis.NOT_JUDGED
             continue
-        present = set(layer_stats["stat"].unique())
-        wanted = [stat for stat in diagnosis.TIME_REQUIRED + diagnosis.TIME_OPTIONAL if stat in present]
         flags = diagnosis.diagnose_through_time({stat: _arrays_at(layer_stats, step, stat) for stat in wanted})
         tags[column] = diagnosis.flag_set(flags)
-        K, T = flags["vanishing"].shape
-        codes = time_layer(np.repeat(np.arange(1, K + 1), T), np.tile(np.arange(1, T + 1), K))
+        codes = time_layers(*flags["vanishing"].shape)
         for flag in diagnosis.TIME_FLAGS:
             frames.append(pd.DataFrame({"step": step, "layer": codes, "flag": flag, "raised": flags[flag].ravel()}))
-    table = (pd.concat(frames, ignore_index=True) if frames else
-             pd.DataFrame({k: pd.Series(dtype=v) for k, v in DIAGNOSIS_COLUMNS.items()})).astype(DIAGNOSIS_COLUMNS)
-    table.to_parquet(output_dir / DIAGNOSIS_FILE, index=False)
+    write_diagnosis(frames, output_dir)
     if data.task != "regression":
         tags.update(classification_trainability(result, scalars, data.y_val))
         return tags

@@ -18,7 +18,7 @@ import pandas as pd
 from omegaconf import OmegaConf
 
 from nncore import MLP, RNN, optimizers, probes, train
-from nncore.probes_recurrent import time_layer
+from nncore.probes_recurrent import time_layers
 from nncore.training import n_steps
 
 from . import datasets, liveness, record, sync, tracking
@@ -140,8 +140,7 @@ def _layer_codes(values):
     """The ``layer`` column of one statistic: 1..L for a per-layer array, k * 100000 + t for a
     recurrent net's (K, T) array (row-major, as ravel)."""
     if values.ndim == 2:
-        K, T = values.shape
-        return time_layer(np.repeat(np.arange(1, K + 1), T), np.tile(np.arange(1, T + 1), K))
+        return time_layers(*values.shape)
     return np.arange(1, values.size + 1)
 
 

@@ -49,6 +49,12 @@ def time_layer(k, t):
     return k * TIME_BASE + t
 
 
+def time_layers(K, T):
+    """The codes of a (K, T) array's entries in row-major order (as ``ravel``): layer 1's steps
+    1..T, then layer 2's, ..."""
+    return time_layer(np.repeat(np.arange(1, K + 1), T), np.tile(np.arange(1, T + 1), K))
+
+
 def layer_and_time(code):
     """(k, t) from ``time_layer``'s integer (arrays work elementwise)."""
     return np.divmod(code, TIME_BASE)

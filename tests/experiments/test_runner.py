@@ -109,3 +109,20 @@ def test_a_job_records_the_jacobian_probes_at_init_and_at_the_end(tmp_path, comp
     assert set(jac["layer"]) == {2} and sorted(jac["step"].unique()) == [0, last]
     # each histogram counts the squared singular values of JACOBIAN_INPUTS 8 x 64 Jacobians
     assert set(jac.groupby("step")["count"].sum()) == {8 * runner.probes.JACOBIAN_INPUTS}
+
+
+def test_recurrent_init_only_job_writes_its_flags_once(tmp_path, compose_cfg):
+    """train.epochs=0: step 0 is the first and the last probe; diagnosis.parquet holds its flags once
+    (each of the 1 x 4 (layer, time) cells per flag), and the run has no verdicts but its pathology."""
+    import pandas as pd
+
+    from experiments import record, runner
+    cfg = compose_cfg("arch=rnn", "data=adding", "data.length=4", "data.n_train=8", "data.n_val=8",
+                      "model.width=3", "init=pytorch", "train.epochs=0", "train.probe_size=8",
+                      f"tracking.uri=sqlite:///{tmp_path}/m.db")
+    assert runner.run_job(cfg, tmp_path / "job") == "ok"
+    flags = pd.read_parquet(tmp_path / "job" / record.DIAGNOSIS_FILE)
+    assert set(flags["step"]) == {0} and len(flags) == 4 * 4
+    assert not flags.duplicated(["step", "layer", "flag"]).any()
+    status = record.read_status(tmp_path / "job")
+    assert status["trainability"] == status["budget_init"] == "n/a"
