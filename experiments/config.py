@@ -292,8 +292,9 @@ def _validate_recurrent(cfg):
 
 
 def is_recurrent(cfg):
-    """Whether the config builds a recurrent net (model.cell rnn, lstm or gru)."""
-    return cfg.model.get("cell", "none") != "none"
+    """Whether the config (composed, or resolved to a dict) builds a recurrent net (model.cell rnn,
+    lstm or gru)."""
+    return (cfg.get("model") or {}).get("cell", "none") not in (None, "none")
 
 
 def seq_len(cfg):
@@ -470,17 +471,17 @@ def run_name(cfg):
     return f"{cfg.activation.name}-{cfg.init.name}-d{cfg.model.depth}-{cfg.optimizer.name}{arch}-s{cfg.seed}"
 
 
-
 def recurrent_run_name(cfg):
     m = cfg.model
-    init = cfg.init.name + (f"{cfg.init.sigma_w:g}" if "sigma_w" in initializers.PARAMS.get(cfg.init.name, ()) else "")
-    parts = [m.cell] + ([cfg.activation.name] if m.cell == "rnn" else []) + [init]
+
+    def with_sigma_w(init):  # normal's sigma_w is in the name: it is what tells such runs apart
+        return init + (f"{cfg.init.sigma_w:g}" if "sigma_w" in initializers.PARAMS.get(init, ()) else "")
+    parts = [m.cell] + ([cfg.activation.name] if m.cell == "rnn" else []) + [with_sigma_w(cfg.init.name)]
     if m.recurrent_init != SAME_INIT:
         if m.recurrent_init in SCALED_RECURRENT_INITS:
             parts.append(m.recurrent_init + (f"{m.recurrent_gain:g}" if m.recurrent_gain != 1.0 else ""))
-        else:  # drawn with init's parameters: normal's sigma_w is in the name, as for init
-            sigma_w = "sigma_w" in initializers.PARAMS.get(m.recurrent_init, ())
-            parts.append(m.recurrent_init + (f"{cfg.init.sigma_w:g}" if sigma_w else ""))
+        else:  # drawn with init's parameters
+            parts.append(with_sigma_w(m.recurrent_init))
     if m.cell in GATED_CELLS and m.forget_bias != 0.0:
         parts.append(f"fb{m.forget_bias:g}")
     if m.depth != 1:

@@ -242,7 +242,3 @@ def time_axis(layer_stats):
     k, t = layer_and_time(layer_stats["layer"].to_numpy(np.int64))
     return layer_stats.assign(cell_layer=k, time=t)
 
-
-def is_recurrent_config(cfg):
-    """Whether a resolved config (a dict) is that of a recurrent net."""
-    return (cfg.get("model") or {}).get("cell", "none") not in (None, "none")

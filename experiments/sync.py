@@ -21,7 +21,7 @@ import yaml
 
 from . import record as rec
 from . import images, tracking
-from .config import logged_params
+from .config import is_recurrent, logged_params
 from .record import read_status, write_status
 
 
@@ -64,7 +64,7 @@ def metrics_of(scalars, stats, cfg):
     first_ts = int(min(stamp.values(), default=0))
     metrics = [Metric(n, float(v), int(t), int(s)) for s, n, v, t in
                scalars[["step", "name", "value", "timestamp"]].itertuples(index=False)]
-    if rec.is_recurrent_config(cfg):
+    if is_recurrent(cfg):
         return recurrent_metrics_of(metrics, stats, cfg, stamp, first_ts)
     n_layers = int(stats.layer.max()) if len(stats) else 0
     layers = rec.series_layers(n_layers) if n_layers else []
@@ -215,7 +215,7 @@ def upload(record, dedupe=False):
 def images_stats(stats, cfg):
     """What the run's images draw: its layer_stats; for a recurrent net, its top stacked layer with the
     time step as the x axis (layer := t), so that the profile is against time and the heatmap time x step."""
-    if not rec.is_recurrent_config(cfg) or not len(stats):
+    if not is_recurrent(cfg) or not len(stats):
         return stats
     timed = rec.time_axis(stats)
     top = timed[timed.cell_layer == timed.cell_layer.max()]
@@ -226,11 +226,16 @@ def _last_ts(metrics):
     return max((m.timestamp for m in metrics), default=0)
 
 
-def find_records(roots):
+def found(roots, name):
+    """The files called ``name`` under the directories ``roots``, sorted per root."""
     for root in roots:
         root = Path(root)
         if root.is_dir():
-            yield from sorted(p.parent for p in root.rglob(rec.STATUS_FILE))
+            yield from sorted(root.rglob(name))
+
+
+def find_records(roots):
+    return (path.parent for path in found(roots, rec.STATUS_FILE))
 
 
 def close_parent(path):
@@ -270,8 +275,7 @@ def main(argv=None):
             counts["superseded" if read_status(record).get("superseded_by") else "uploaded"] += 1
         else:
             counts["failed"] += 1
-    parents = [p for root in args.roots if Path(root).is_dir() for p in sorted(Path(root).rglob(rec.PARENT_FILE))]
-    unclosed = [p for p in parents if not json.loads(p.read_text()).get("synced")]
+    unclosed = [p for p in found(args.roots, rec.PARENT_FILE) if not json.loads(p.read_text()).get("synced")]
     closed = sum(close_parent(p) for p in unclosed)
     counts["failed"] += len(unclosed) - closed
     print("sync: " + ", ".join(f"{v} {k}" for k, v in counts.items()) + f", {closed} sweep parent runs closed")

@@ -4,6 +4,7 @@ The default store is sqlite:///<repo>/mlflow.db with artifacts in <repo>/mlartif
 ``tracking.uri`` or $MLFLOW_TRACKING_URI selects another (an http:// server works the same):
 experiments.record.resolve_uri is the rule.
 """
+import functools
 import os
 import sqlite3
 import time
@@ -119,6 +120,13 @@ def client(uri, migration_timeout=60.0):
         return MlflowClient(tracking_uri=uri)
 
 
+@functools.lru_cache(maxsize=1)
+def _head_revision():
+    """MLflow's current schema revision (read from its migration scripts: once per process)."""
+    from mlflow.store.db.utils import _get_latest_schema_revision
+    return _get_latest_schema_revision()
+
+
 def _schema_version(db):
     """The alembic revision of the sqlite file ``db``; None while it has none (or no file)."""
     try:
@@ -139,10 +147,7 @@ def sqlite_schema(db, timeout=60.0, quiet=3.0):
     exists behind the schema is left alone while it changes (another client is migrating it) until
     it reaches the schema or stays unchanged for ``quiet`` s (an older store: MLflow says what to
     do). Call with the store's file lock held."""
-    import os
-
-    from mlflow.store.db.utils import _get_latest_schema_revision
-    head = _get_latest_schema_revision()
+    head = _head_revision()
     if _schema_version(db) == head:
         return
     if not db.exists():
