@@ -19,16 +19,11 @@ the sweep.
 
 The runs come from a few ``search_runs`` calls (their latest metrics included);
 the per-step histories come from each run's Parquet artifacts, read straight from
-disk when the artifact store is local. Those reads dominate the load time, so the
-three artifact tables are cached as Parquet in ``cache_dir``, keyed by the run ids
-and end times: a finished sweep is read from MLflow once.
+disk when the artifact store is local.
 """
-import hashlib
 import json
 import os
-import re
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
@@ -118,10 +113,7 @@ STANDARD_PARAMS = ("activation.name", "init.name", "optimizer.name", "model.dept
 # Params that say where a run was recorded, not what it computed.
 NOT_SETTINGS = ("tracking.", "data.cache_dir")
 
-CACHE_FILE = re.compile(r"[0-9a-f]{20}\.(\w+\.parquet|notes\.txt)")
-CACHE_FORMAT = 3          # bump when the cached tables change shape (2: categorical key columns; 3: diagnosis)
 SEARCH_PAGE_SIZE = 1000
-READ_THREADS = 8          # Parquet reads release the GIL; threads overlap file I/O
 
 
 class SelectionError(ValueError):
@@ -404,27 +396,19 @@ def _to_frame(tables, columns):
 
 def read_artifact_frames(runs, artifact_uris, tracking_uri):
     """({table name: DataFrame}, notes) from every run's Parquet artifacts."""
-    jobs = [(run_id, filename) for run_id in runs["run_id"] for filename in ARTIFACTS]
-
-    def read(job):
-        run_id, filename = job
-        return read_artifact_table(artifact_uris[run_id], filename, tracking_uri)
-
-    with ThreadPoolExecutor(max_workers=READ_THREADS) as pool:
-        raw_tables = list(pool.map(read, jobs))
     tables = {name: [] for name, _ in ARTIFACTS.values()}
     missing = {filename: 0 for filename in ARTIFACTS}
     malformed = {filename: 0 for filename in ARTIFACTS}
-    for (run_id, filename), table in zip(jobs, raw_tables):
-        name, columns = ARTIFACTS[filename]
-        if table is None:
-            missing[filename] += 1
-            continue
-        conformed = _conform(table, columns, run_id)
-        if conformed is None:
-            malformed[filename] += 1
-            continue
-        tables[name].append(conformed)
+    for run_id in runs["run_id"]:
+        for filename, (name, columns) in ARTIFACTS.items():
+            table = read_artifact_table(artifact_uris[run_id], filename, tracking_uri)
+            conformed = None if table is None else _conform(table, columns, run_id)
+            if table is None:
+                missing[filename] += 1
+            elif conformed is None:
+                malformed[filename] += 1
+            else:
+                tables[name].append(conformed)
     # runs logged before the job's diagnosis have no diagnosis.parquet: analysis.diagnosis notes them
     notes = [f"{count} run(s) have no {filename}" for filename, count in missing.items()
              if count and filename not in OPTIONAL_ARTIFACTS]
@@ -432,55 +416,6 @@ def read_artifact_frames(runs, artifact_uris, tracking_uri):
               for filename, count in malformed.items() if count]
     frames = {name: _to_frame(tables[name], columns) for name, columns in ARTIFACTS.values()}
     return frames, notes
-
-
-def cache_key(mlflow_runs):
-    """A hash of the run ids and end times, or None while any run is unfinished
-    (its artifacts may still change, so caching them would serve stale data)."""
-    parts = []
-    for run in mlflow_runs:
-        if run.info.end_time is None or run.info.status == "RUNNING":
-            return None
-        parts.append(f"{run.info.run_id}:{run.info.end_time}:{run.info.status}")
-    text = f"format={CACHE_FORMAT};" + ";".join(sorted(parts))
-    return hashlib.sha256(text.encode()).hexdigest()[:20]
-
-
-def _cache_paths(cache_dir, key):
-    return {name: Path(cache_dir) / f"{key}.{name}.parquet" for name, _ in ARTIFACTS.values()}
-
-
-def _cache_notes_path(cache_dir, key):
-    return Path(cache_dir) / f"{key}.notes.txt"
-
-
-def read_cache(cache_dir, key):
-    """(artifact tables, notes) cached under ``key``, or None."""
-    if cache_dir is None or key is None:
-        return None
-    paths = _cache_paths(cache_dir, key)
-    notes_path = _cache_notes_path(cache_dir, key)
-    if not notes_path.exists() or not all(path.exists() for path in paths.values()):
-        return None
-    columns = {name: cols for name, cols in ARTIFACTS.values()}
-    tables = {name: pd.read_parquet(path).astype(columns[name]) for name, path in paths.items()}
-    return tables, notes_path.read_text().splitlines()
-
-
-def write_cache(cache_dir, key, tables, notes):
-    """Store ``tables`` and their ``notes`` under ``key`` and drop older entries: only the
-    latest load is kept. The notes file is written last: it marks a complete entry."""
-    if cache_dir is None or key is None:
-        return
-    cache_dir = Path(cache_dir)
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    for old in cache_dir.iterdir():
-        # Only files this module wrote (a 20-hex-digit key prefix) are ever removed.
-        if CACHE_FILE.fullmatch(old.name) and not old.name.startswith(f"{key}."):
-            old.unlink()
-    for name, path in _cache_paths(cache_dir, key).items():
-        tables[name].to_parquet(path, index=False)
-    _cache_notes_path(cache_dir, key).write_text("".join(f"{note}\n" for note in notes))
 
 
 def sweep_grid(parent, tracking_uri):
@@ -556,16 +491,14 @@ def select_runs(client, experiment, sweep=None, all_runs=False, study=None, trac
     return runs, sweep, parent, notes, hashes is None
 
 
-def load_frames(experiment=DEFAULT_EXPERIMENT, sweep=None, all_runs=False, tracking_uri=None,
-                cache_dir=None, study=None):
+def load_frames(experiment=DEFAULT_EXPERIMENT, sweep=None, all_runs=False, tracking_uri=None, study=None):
     """The Frames of one sweep (default: the most recent parent run's; with ``study``,
     the most recent of that study's) or, with ``all_runs``, of every job run in
     ``experiment``.
 
     Raises NoRunsError (a ValueError) for a missing store, an unknown experiment or
     sweep, or an experiment without job runs, and experiments.tracking.StoreError for a store
-    that cannot be used. ``cache_dir`` (e.g. reports/.cache)
-    enables the artifact cache.
+    that cannot be used.
     """
     tracking_uri = record.resolve_uri(tracking_uri)
     client = open_client(tracking_uri)
@@ -584,14 +517,8 @@ def load_frames(experiment=DEFAULT_EXPERIMENT, sweep=None, all_runs=False, track
     kept = set(runs["run_id"])
     kept_runs = [run for run in mlflow_runs if run.info.run_id in kept]
     runs, varying = with_variants(runs, {run.info.run_id: run.data.params for run in kept_runs})
-    key = cache_key(kept_runs)
-    cached = read_cache(cache_dir, key)
-    if cached is None:
-        artifact_uris = {run.info.run_id: run.info.artifact_uri for run in kept_runs}
-        tables, artifact_notes = read_artifact_frames(runs, artifact_uris, tracking_uri)
-        write_cache(cache_dir, key, tables, artifact_notes)
-    else:
-        tables, artifact_notes = cached
+    artifact_uris = {run.info.run_id: run.info.artifact_uri for run in kept_runs}
+    tables, artifact_notes = read_artifact_frames(runs, artifact_uris, tracking_uri)
     notes += artifact_notes
     return Frames(runs=runs, layer_stats=tables["layer_stats"], histograms=tables["histograms"],
                   scalars=tables["scalars"], diagnosis=tables["diagnosis"], experiment=experiment,

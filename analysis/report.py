@@ -1,14 +1,14 @@
 """The report: figures, summary.csv and report.md for one sweep, logged back to MLflow.
 
     python -m analysis.report [--experiment NAME] [--sweep ID | --study NAME | --all-runs]
-                              [--tracking-uri URI] [--out DIR] [--no-log] [--no-cache]
+                              [--tracking-uri URI] [--out DIR] [--no-log]
 
 writes <out>/figures/*.png and *.svg, <out>/summary.csv, <out>/report.md and a self-contained
 <out>/report.html (figures embedded, for MLflow's artifact viewer), then logs them under report/ in
 the sweep's parent run (or in a run named "report", tag role=report, when the runs are not one
 sweep), whose description becomes the report's at-a-glance section, with headline metrics.
 <out> is reports/, or reports/<study>/ with --study so that a named study does not
-overwrite the main report; the artifact cache lives in <out>/.cache.
+overwrite the main report.
 
 ``build_report(frames, out_dir)`` does everything but the MLflow parts, so tests
 and notebooks can build a report from any Frames. Every observation in report.md
@@ -354,7 +354,6 @@ def parse_args(argv):
     parser.add_argument("--out", type=Path, default=None,
                         help="output directory (default: reports/, or reports/<study>/ with --study)")
     parser.add_argument("--no-log", action="store_true", help="do not log the report to MLflow")
-    parser.add_argument("--no-cache", action="store_true", help="read every artifact again")
     return parser.parse_args(argv)
 
 
@@ -367,7 +366,7 @@ def main(argv=None):
     started = time.perf_counter()
     try:
         frames = load_frames(args.experiment, sweep=args.sweep, all_runs=args.all_runs, study=args.study,
-                             tracking_uri=args.tracking_uri, cache_dir=None if args.no_cache else args.out / ".cache")
+                             tracking_uri=args.tracking_uri)
         loaded = time.perf_counter()
         blocks = build_report(frames, args.out, study=args.study)
         built = time.perf_counter()

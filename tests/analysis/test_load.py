@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from analysis import load, report
-from analysis.load import ARTIFACTS, NoRunsError, load_frames
+from analysis.load import NoRunsError, load_frames
 from analysis.sections import SECTIONS
 
 # MLflow's own sqlalchemy models emit this when the store is opened; it is not ours to fix.
@@ -76,22 +76,6 @@ def test_the_latest_sweep_of_a_study(mlflow_store):
     assert frames.sweep == "sweep-a" and frames.parent_run_id == mlflow_store["sweeps"]["sweep-a"][2]
     with pytest.raises(NoRunsError, match=r"no runs of study 'gamma' .*\(studies: alpha, beta\)"):
         load_frames(mlflow_store["experiment"], study="gamma", tracking_uri=mlflow_store["uri"])
-
-
-def test_the_cache_serves_a_second_load_without_reading_artifacts(mlflow_store, tmp_path, monkeypatch):
-    first = load_frames(mlflow_store["experiment"], tracking_uri=mlflow_store["uri"], cache_dir=tmp_path)
-    assert len(list(tmp_path.glob("*.parquet"))) == len(ARTIFACTS)
-
-    def no_reads(*args):
-        raise AssertionError("artifact read despite the cache")
-    monkeypatch.setattr(load, "read_artifact_table", no_reads)
-    second = load_frames(mlflow_store["experiment"], tracking_uri=mlflow_store["uri"], cache_dir=tmp_path)
-    pd.testing.assert_frame_equal(first.layer_stats, second.layer_stats)
-    pd.testing.assert_frame_equal(first.histograms, second.histograms)
-    # another selection has another key and replaces the entry
-    monkeypatch.undo()
-    load_frames(mlflow_store["experiment"], sweep="sweep-a", tracking_uri=mlflow_store["uri"], cache_dir=tmp_path)
-    assert len(list(tmp_path.glob("*.parquet"))) == len(ARTIFACTS)
 
 
 @pytest.mark.parametrize("kwargs, message", [
@@ -250,7 +234,6 @@ def test_report_command_writes_everything_and_logs_to_the_parent_run(mlflow_stor
     assert len(summary) == len(mlflow_store["sweeps"]["sweep-b"][0].runs)
     markdown = (out / "report.md").read_text()
     assert "sweep `sweep-b`" in markdown and "1 of 8 runs diverged" in markdown
-    assert list((out / ".cache").glob("*.parquet"))
     assert "report of 8 runs" in capsys.readouterr().out
     client = mlflow_store["client"]
     parent_id = mlflow_store["sweeps"]["sweep-b"][2]
@@ -289,7 +272,7 @@ def test_report_command_for_a_study_writes_under_its_name(mlflow_store, tmp_path
     monkeypatch.setattr(report, "build_report", lambda frames, out, study=None: out.mkdir(parents=True, exist_ok=True))
     arguments = ["--experiment", mlflow_store["experiment"], "--tracking-uri", mlflow_store["uri"], "--no-log"]
     assert report.main(arguments + ["--study", "alpha"]) == 0
-    assert (tmp_path / "alpha").is_dir() and list((tmp_path / "alpha" / ".cache").glob("*.parquet"))
+    assert (tmp_path / "alpha").is_dir()
 
 
 def test_a_sweep_id_with_a_quote_is_a_clear_error(mlflow_store, tmp_path, capsys):

@@ -68,7 +68,7 @@ def test_small_study_runs_and_writes_its_section(study, tmp_path, monkeypatch):
             assert "## Gradients at initialization" not in text and "Theory vs measurement" not in text
             assert (out / "summary.csv").read_text().count("\n") == 1 + len(jobs)
     else:
-        frames = load_frames(study=study, tracking_uri=uri, cache_dir=tmp_path / "cache")
+        frames = load_frames(study=study, tracking_uri=uri)
         assert len(frames.runs) == len(jobs)
         text = "\n".join(study_section(study, frames, out / "figures"))
     for needle in EXPECTED[study]:
