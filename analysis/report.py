@@ -1,7 +1,7 @@
 """The report: figures, summary.csv and report.md for one sweep, logged back to MLflow.
 
     python -m analysis.report [--experiment NAME] [--sweep ID | --study NAME | --all-runs]
-                              [--tracking-uri URI] [--out DIR] [--no-log]
+                              [--tracking-uri URI] [--out DIR] [--jobs N] [--no-log]
 
 writes <out>/figures/*.png and *.svg, <out>/summary.csv, <out>/report.md and a self-contained
 <out>/report.html (figures embedded, for MLflow's artifact viewer), then logs them under report/ in
@@ -15,8 +15,12 @@ and notebooks can build a report from any Frames. Every observation in report.md
 is computed from the frames (see analysis.observations).
 """
 import argparse
+import multiprocessing
+import os
 import sys
+import threading
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
@@ -25,7 +29,7 @@ import pandas as pd
 
 from . import diagnosis, figures, front_page, observations, recurrent, tables
 from .blocks import blocks_of, to_html, to_markdown
-from .sections import SECTIONS, grad_norm, outcome_map, training_curves
+from .sections import SECTIONS, SECTIONS_BY_NAME, grad_norm, outcome_map, training_curves
 from .sections.section import FIGURE_DIR
 from .studies import study_section
 from .theory import markdown_section as theory_section, no_sizes_note, theory_frame
@@ -243,17 +247,87 @@ def build_markdown(frames, study_blocks=(), recurrent_frames=None, recurrent_lin
     return to_markdown(report_blocks(frames, study_blocks, recurrent_frames, recurrent_lines))
 
 
-def write_figures(frames, figure_dir, theory=None):
-    """Draw and save every figure section (PNG and SVG) of ``frames``; returns the written paths."""
-    paths = []
-    for section in SECTIONS:
-        paths += figures.save_figure(section.draw(frames, theory), figure_dir, section.name)
-    return paths
+MAX_JOBS = 4                  # figure drawing is CPU-bound; more workers than this buy little
+_worker_inputs = {}           # set once per worker process by _start_worker
 
 
-def build_report(frames, out_dir, theory=None, study=None):
+def default_jobs():
+    """Worker processes for drawing: the usable cores, at most MAX_JOBS."""
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, min(MAX_JOBS, usable))
+
+
+def _start_worker(frames, theory):
+    _worker_inputs.update(frames=frames, theory=theory)
+
+
+def _draw_and_save(name, figure_dir, frames=None, theory=None):
+    """Draw figure ``name`` and save it; in a worker the inputs come from _start_worker."""
+    if frames is None:
+        frames, theory = _worker_inputs["frames"], _worker_inputs["theory"]
+    fig = SECTIONS_BY_NAME[name].draw(frames, theory)
+    return figures.save_figure(fig, figure_dir, name)  # the figure is freed on return
+
+
+def worker_context():
+    """How the drawing workers start: forked from this process (the plotting stack already imported,
+    the frames inherited, not pickled) where fork is safe, i.e. on Linux from a single-threaded
+    process such as `make report`; spawned otherwise (macOS, or a process with threads, which a fork
+    could copy while they hold a lock)."""
+    if sys.platform == "linux" and threading.active_count() == 1:
+        return multiprocessing.get_context("fork")
+    return multiprocessing.get_context("spawn")
+
+
+class FigureDrawer:
+    """Draws and saves every figure (PNG and SVG) while the ``with`` block runs.
+
+    Drawing and laying out the figures is most of the report's time and each figure
+    is independent, so with ``jobs`` > 1 they are drawn in that many worker processes
+    (worker_context) while the block computes the text. Leaving the block waits for
+    them; ``paths`` then lists the written files. With ``jobs`` = 1 everything happens
+    in-process.
+    """
+
+    def __init__(self, frames, figure_dir, theory=None, jobs=1, draw=True):
+        self.frames, self.figure_dir, self.theory = frames, figure_dir, theory
+        self.jobs = default_jobs() if jobs is None else max(1, int(jobs))
+        self.names = [figure.name for figure in SECTIONS] if draw else []
+        self.pool, self.pending, self.paths = None, [], []
+
+    def __enter__(self):
+        if self.jobs > 1 and self.names:
+            self.pool = ProcessPoolExecutor(max_workers=min(self.jobs, len(self.names)), mp_context=worker_context(),
+                                            initializer=_start_worker, initargs=(self.frames, self.theory))
+            self.pending = [self.pool.submit(_draw_and_save, name, self.figure_dir) for name in self.names]
+        return self
+
+    def __exit__(self, *exc_info):
+        if self.pool is None:
+            if exc_info[0] is None:
+                for name in self.names:
+                    self.paths += _draw_and_save(name, self.figure_dir, self.frames, self.theory)
+            return False
+        try:
+            if exc_info[0] is None:
+                for future in self.pending:
+                    self.paths += future.result()
+        finally:
+            self.pool.shutdown(cancel_futures=True)
+        return False
+
+
+def write_figures(frames, figure_dir, theory=None, jobs=1):
+    """Draw and save every figure; returns the written paths."""
+    with FigureDrawer(frames, figure_dir, theory, jobs) as drawer:
+        pass
+    return drawer.paths
+
+
+def build_report(frames, out_dir, theory=None, jobs=1, study=None):
     """Write figures/, summary.csv, report.md and report.html into ``out_dir`` from ``frames``
-    (no MLflow needed) and return the report's blocks (analysis.blocks)."""
+    (no MLflow needed) and return the report's blocks (analysis.blocks). ``jobs`` > 1 (or None:
+    one per core) draws the figures in parallel."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     everything = frames
@@ -262,17 +336,17 @@ def build_report(frames, out_dir, theory=None, study=None):
     if theory is None:
         theory = theory_frame(frames.layer_stats, frames.runs)
     # recurrent runs only: the MLP figures are left out (an empty selection still draws them, saying so)
-    if not frames.runs.empty or recurrent_frames.runs.empty:
-        write_figures(frames, out_dir / FIGURE_DIR, theory)
-    summary = tables.summary_table(frames.runs, frames.layer_stats)
-    if not recurrent_frames.runs.empty:
-        summary = pd.concat([summary, recurrent.summary(recurrent_frames)], ignore_index=True)
-    summary.to_csv(out_dir / "summary.csv", index=False)
-    (out_dir / FIGURE_DIR).mkdir(parents=True, exist_ok=True)
-    study_blocks = (blocks_of(f"study {study}", study_section(study, everything, out_dir / FIGURE_DIR))
-                    if study else [])
-    blocks = report_blocks(frames, study_blocks, recurrent_frames,
-                           recurrent.section(recurrent_frames, out_dir / FIGURE_DIR))
+    mlp_figures = not frames.runs.empty or recurrent_frames.runs.empty
+    with FigureDrawer(frames, out_dir / FIGURE_DIR, theory, jobs, draw=mlp_figures):
+        summary = tables.summary_table(frames.runs, frames.layer_stats)
+        if not recurrent_frames.runs.empty:
+            summary = pd.concat([summary, recurrent.summary(recurrent_frames)], ignore_index=True)
+        summary.to_csv(out_dir / "summary.csv", index=False)
+        (out_dir / FIGURE_DIR).mkdir(parents=True, exist_ok=True)
+        study_blocks = (blocks_of(f"study {study}", study_section(study, everything, out_dir / FIGURE_DIR))
+                        if study else [])
+        blocks = report_blocks(frames, study_blocks, recurrent_frames,
+                               recurrent.section(recurrent_frames, out_dir / FIGURE_DIR))
     (out_dir / "report.md").write_text(to_markdown(blocks))
     (out_dir / "report.html").write_text(to_html(blocks, out_dir))
     return blocks
@@ -320,6 +394,17 @@ def log_report_to_mlflow(frames, out_dir, blocks):
     return run_id
 
 
+def positive_int(text):
+    """An argparse type: an integer of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer of at least 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def store_errors():
     """The exceptions of an unusable store or output directory, which main reports in one line: the
     store checks' StoreError, MLflow's and sqlalchemy's errors, and OSError (e.g. --out under a file)."""
@@ -354,6 +439,8 @@ def parse_args(argv):
     parser.add_argument("--out", type=Path, default=None,
                         help="output directory (default: reports/, or reports/<study>/ with --study)")
     parser.add_argument("--no-log", action="store_true", help="do not log the report to MLflow")
+    parser.add_argument("--jobs", type=positive_int, default=None,
+                        help=f"processes drawing figures (default: one per core, at most {MAX_JOBS})")
     return parser.parse_args(argv)
 
 
@@ -368,7 +455,7 @@ def main(argv=None):
         frames = load_frames(args.experiment, sweep=args.sweep, all_runs=args.all_runs, study=args.study,
                              tracking_uri=args.tracking_uri)
         loaded = time.perf_counter()
-        blocks = build_report(frames, args.out, study=args.study)
+        blocks = build_report(frames, args.out, jobs=args.jobs, study=args.study)
         built = time.perf_counter()
         logged_to = "" if args.no_log else log_report_to_mlflow(frames, args.out, blocks)
     except SelectionError as error:  # includes NoRunsError

@@ -225,7 +225,7 @@ def test_local_artifact_paths():
 def test_report_command_writes_everything_and_logs_to_the_parent_run(mlflow_store, tmp_path, capsys):
     out = tmp_path / "reports"
     status = report.main(["--experiment", mlflow_store["experiment"], "--tracking-uri", mlflow_store["uri"],
-                          "--out", str(out)])
+                          "--out", str(out), "--jobs", "2"])
     assert status == 0
     names = [section.name for section in SECTIONS]
     for name in names:
@@ -269,7 +269,7 @@ def test_runs_without_a_sweep_log_their_report_to_one_report_run(mlflow_store, t
 
 def test_report_command_for_a_study_writes_under_its_name(mlflow_store, tmp_path, monkeypatch):
     monkeypatch.setattr(report, "DEFAULT_OUT", tmp_path)
-    monkeypatch.setattr(report, "build_report", lambda frames, out, study=None: out.mkdir(parents=True, exist_ok=True))
+    monkeypatch.setattr(report, "build_report", lambda frames, out, jobs=None, study=None: out.mkdir(parents=True, exist_ok=True))
     arguments = ["--experiment", mlflow_store["experiment"], "--tracking-uri", mlflow_store["uri"], "--no-log"]
     assert report.main(arguments + ["--study", "alpha"]) == 0
     assert (tmp_path / "alpha").is_dir()

@@ -262,6 +262,14 @@ def test_an_output_directory_under_a_file_is_one_line_and_exit_2(mlflow_store, t
     assert err == f"analysis.report: {out}: Not a directory\n"
 
 
+@pytest.mark.parametrize("jobs, message", [("0", "must be at least 1, got 0"), ("-3", "must be at least 1, got -3"),
+                                           ("two", "must be an integer of at least 1, got 'two'")])
+def test_jobs_below_one_is_refused(jobs, message, tmp_path, capsys):
+    status, err = run_main(["--jobs", jobs, "--tracking-uri", f"sqlite:///{tmp_path}/none.db", "--out", str(tmp_path)],
+                           capsys)
+    assert status == 2 and err.splitlines()[-1] == f"python -m analysis.report: error: argument --jobs: {message}"
+
+
 def test_runs_that_differ_only_in_lr_are_named_and_grouped_apart():
     from analysis import load
     from synthetic_runs import _config_params, concatenated, make_frames, with_lr
@@ -314,7 +322,7 @@ def test_a_report_of_mlp_and_recurrent_runs_has_both_sections(frames, tmp_path):
                                                                  ignore_index=True),
                            "layer_stats": pd.concat([frames.layer_stats.astype({"run_id": str, "stat": str}), stats],
                                                     ignore_index=True), "flags": None})
-    markdown = to_markdown(report_module.build_report(both, tmp_path))
+    markdown = to_markdown(report_module.build_report(both, tmp_path, jobs=1))
     assert "## Gradients at initialization" in markdown and "## Recurrent networks: gradients through time" in markdown
     assert "- Recurrent runs: 1 (cells rnn; T 12; datasets adding): 1 stalled." in markdown
     # the per-step ratio of the error's RMS: 0.25 in mean square per step is 0.5 in RMS
@@ -326,3 +334,26 @@ def test_a_report_of_mlp_and_recurrent_runs_has_both_sections(frames, tmp_path):
     # the MLP figures and tables saw the MLP runs only
     assert f"{len(frames.runs) + 1} runs." in markdown
     assert "rnn-tanh-pytorch" not in markdown.split("## Recurrent networks")[0].split("## At a glance")[1]
+
+
+@pytest.mark.parametrize("start", ["fork", "spawn"])
+def test_figures_drawn_by_two_workers_are_the_files_drawn_in_process(frames, tmp_path, monkeypatch, start):
+    import multiprocessing
+    monkeypatch.setattr(report, "worker_context", lambda: multiprocessing.get_context(start))
+    alone = report.write_figures(frames, tmp_path / "alone", jobs=1)
+    pooled = report.write_figures(frames, tmp_path / "pooled", jobs=2)
+    assert [path.name for path in pooled] == [path.name for path in alone]
+    assert len(alone) == 2 * len(SECTIONS)
+    for one, other in zip(alone, pooled):
+        assert one.read_bytes() == other.read_bytes(), one.name
+
+
+def test_workers_fork_only_from_a_single_threaded_linux_process(monkeypatch):
+    monkeypatch.setattr(report.sys, "platform", "linux")
+    monkeypatch.setattr(report.threading, "active_count", lambda: 1)
+    assert report.worker_context().get_start_method() == "fork"
+    monkeypatch.setattr(report.threading, "active_count", lambda: 2)   # e.g. a notebook's kernel threads
+    assert report.worker_context().get_start_method() == "spawn"
+    monkeypatch.setattr(report.threading, "active_count", lambda: 1)
+    monkeypatch.setattr(report.sys, "platform", "darwin")
+    assert report.worker_context().get_start_method() == "spawn"

@@ -59,7 +59,7 @@ def test_small_study_runs_and_writes_its_section(study, tmp_path, monkeypatch):
         assert runner.run_job(cfg, tmp_path / "jobs" / str(i), overrides) in ("ok", "diverged")
     out = tmp_path / "report"
     if study in ("symmetry", "rnn_init"):  # the whole command (MLP, recurrent); the section alone for the others
-        assert report.main(["--study", study, "--tracking-uri", uri, "--out", str(out), "--no-log"]) == 0
+        assert report.main(["--study", study, "--tracking-uri", uri, "--out", str(out), "--no-log", "--jobs", "1"]) == 0
         text = (out / "report.md").read_text()
         if study == "symmetry":
             theory = text.split("## Theory vs measurement")[1]

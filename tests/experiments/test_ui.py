@@ -56,7 +56,7 @@ def store(tmp_path_factory):
                            capture_output=True, text=True, timeout=600, cwd=root, env=env)
     assert sweep.returncode == 0, sweep.stderr[-3000:]
     report = subprocess.run([sys.executable, "-m", "analysis.report", "--tracking-uri", uri, "--out",
-                             str(root / "reports")], capture_output=True, text=True, timeout=600,
+                             str(root / "reports"), "--jobs", "1"], capture_output=True, text=True, timeout=600,
                             cwd=REPO, env=env)
     assert report.returncode == 0, report.stderr[-3000:]
     port = free_port()
