@@ -24,227 +24,47 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
-from . import diagnosis, figures, front_page, observations, recurrent, tables
+from . import diagnosis, figures, front_page, recurrent, tables
 from .blocks import blocks_of, to_html, to_markdown
-from .sections import SECTIONS, SECTIONS_BY_NAME, grad_norm, outcome_map, training_curves
-from .sections.section import FIGURE_DIR
-from .studies import study_section
-from .theory import markdown_section as theory_section, no_sizes_note, theory_frame
+from .contents import CONTENTS
+from .sections import SECTIONS, SECTIONS_BY_NAME
+from .sections.section import FIGURE_DIR, FigureSection, ReportInput
+from .theory import theory_frame
 from .load import DEFAULT_EXPERIMENT, REPO_ROOT, SelectionError, load_frames, open_client, quoted
-from .tables import INIT
 
 DEFAULT_OUT = REPO_ROOT / "reports"
 
 
-def _values(series):
-    """Sorted distinct values, comma-separated."""
-    return ", ".join(str(value) for value in sorted(series.unique()))
+def report_input(frames, study=None, figure_dir=None):
+    """The ReportInput of ``frames``: its MLP runs (with the diagnosis) and its recurrent runs apart."""
+    mlp, recurrent_frames = recurrent.split(frames)
+    return ReportInput(diagnosis.with_diagnosis(mlp), recurrent_frames, frames, study, figure_dir)
 
 
-def source_line(frames):
-    """Where the runs came from, in one sentence."""
-    parts = []
-    if frames.experiment:
-        parts.append(f"experiment `{frames.experiment}`")
-    if frames.sweep:
-        parts.append(f"sweep `{frames.sweep}`")
-    if frames.parent_run_id:
-        parts.append(f"parent run `{frames.parent_run_id}`")
-    where = ", ".join(parts) if parts else "the given frames"
-    return f"Source: {where}; {len(frames.runs)} runs."
-
-
-def _varying(frames):
-    """"; also varying: optimizer.lr 0.05, 50; ..." for the params that vary among runs of the same
-    activation, init, depth, optimizer, seed and dataset (analysis.load.varying_params), else ""."""
-    varying = getattr(frames, "varying", None) or {}
-    if not varying:
-        return ""
-    return ("; also varying: " + "; ".join(f"{key} {', '.join(values)}" for key, values in varying.items())
-            + " (the sentences and tables name and group runs by these values too; the figures pool them)")
-
-
-def _reused_runs(frames):
-    """"; k of the n runs come from other sweeps (...)" when a sweep's grid points were run by other
-    sweeps or single runs (the sweep skipped them: already FINISHED), else ""."""
-    if not frames.sweep:
-        return ""
-    other = frames.runs.loc[frames.runs["sweep"] != frames.sweep, "sweep"]
-    if other.empty:
-        return ""
-    by_sweep = ", ".join(f"`{sweep}`: {count}" for sweep, count in sorted(other.value_counts().items()) if sweep)
-    single = int((other == "").sum())
-    sources = ([f"other sweeps ({by_sweep})"] if by_sweep else []) + ([f"single runs ({single})"] if single else [])
-    return f"; {len(other)} of the {len(frames.runs)} runs come from {' and '.join(sources)}"
-
-
-def _no_verdict(runs):
-    """"; no verdict for k run(s): j FAILED, ..." for the runs whose trainability is n/a, else ""."""
-    reasons = diagnosis.no_verdict_reasons(runs)
-    if not reasons:
-        return ""
-    return (f"; no verdict for {sum(reasons.values())} run(s): "
-            + ", ".join(f"{count} {reason}" for reason, count in reasons.items()))
-
-
-def at_a_glance(frames):
-    """Bullet points: the grid, the verdicts of the diagnosis, the headline numbers."""
-    frames = diagnosis.with_diagnosis(frames)
-    runs = frames.runs
-    if runs.empty:
-        return ["- No runs: nothing to report."]
-    outcomes = runs["outcome"].value_counts()
-    trainability = runs["trainability"].value_counts() if "trainability" in runs else pd.Series(dtype="int64")
-    bullets = [
-        f"- Grid: activations {_values(runs['activation'])}; initializations {_values(runs['init'])}; "
-        f"depths {_values(runs['depth'])}; optimizers {_values(runs['optimizer'])}; "
-        f"seeds {_values(runs['seed'])}; dataset {_values(runs['dataset'])}{_varying(frames)}{_reused_runs(frames)}.",
-        "- Trainability: " + ", ".join(f"{trainability.get(name, 0)} {name}" for name in diagnosis.core.TRAINABILITY)
-        + " (outcome tag: " + ", ".join(f"{count} {outcome}" for outcome, count in outcomes.items()) + ")"
-        + _no_verdict(runs) + ".",
-    ]
-    if "pathology_init" in runs:
-        for column, label in (("pathology_init", "at initialization"), ("pathology_final", "at the last probe")):
-            counts = runs[column].value_counts()
-            bullets.append(f"- Diagnosis {label}: " + ", ".join(f"{count} {name}" for name, count in counts.items())
-                           + " (runs; flags raised in any hidden layer).")
-        counts = runs["budget_init"].value_counts()
-        bullets.append("- Budget (frozen: the run's optimizer steps could not lower the loss by 1% through a layer, "
-                       "judged on the gradients at initialization; n/a: not judged): "
-                       + ", ".join(f"{count} {name}" for name, count in counts.items()) + " (runs).")
-    headlines = [grad_norm.grad_init_observations(frames.layer_stats, runs)[0],
-                 observations.diagnosis_headline(runs),
-                 outcome_map.best_and_worst(runs), training_curves.optimizer_summary(runs)]
-    return bullets + [f"- {sentence}" for sentence in headlines if sentence]
-
-
-def _cell_pathology(group):
-    """The pathology-at-init tags of a configuration's runs: one value, or each with its optimizer."""
-    values = group["pathology_init"].unique()
-    if len(values) == 1:
-        return values[0]
-    parts = []
-    for value, rows in group.groupby("pathology_init"):
-        parts.append(f"{value} ({', '.join(sorted(rows['optimizer'].unique()))})")
-    return "; ".join(parts)
-
-
-def _cell_outcome(group):
-    """Final accuracy (mean over runs that did not diverge, with the seeds' range) and trainability."""
-    accuracy, n_diverged, n_runs = observations.mean_final_accuracy(group)
-    if n_diverged == n_runs:
-        text = "div"
-    else:
-        text = f"{accuracy:.2f}" if np.isfinite(accuracy) else "n/a"
-        values = group.loc[group["outcome"] != "diverged", "acc/val"].dropna()
-        if len(values) > 1:
-            text += f" ({values.min():.2f}–{values.max():.2f})"
-    counts = group["trainability"].value_counts()
-    verdict = (counts.index[0] if len(counts) == 1 else
-               ", ".join(f"{count} {name}" for name, count in counts.items()))
-    unfinished = group.loc[group["status"] != "FINISHED", "status"].value_counts()
-    if not unfinished.empty:
-        verdict += " (" + ", ".join(f"{count} {status}" for status, count in unfinished.items()) + ")"
-    return f"{text}, {verdict}"
-
-
-def key_numbers_table(frames):
-    """Markdown table at the largest depth: per activation x init, the log10 gradient ratio at
-    init, the pathology at init, and per optimizer the final validation accuracy and trainability."""
-    runs = frames.runs
-    if runs.empty:
-        return []
-    depth = int(runs["depth"].max())
-    deepest = runs[runs["depth"] == depth]
-    by = tables.with_variant(deepest, ("activation", "init"))
-    ratios = tables.config_ratio(tables.grad_ratio(frames.layer_stats, deepest, INIT), deepest, by=by)
-    optimizers = sorted(deepest["optimizer"].unique())
-    seeds = figures.seed_count(runs)
-    header = ["activation", "init", "log10 grad ratio at init", "pathology at init",
-              *[f"{name}: acc/val, trainability" for name in optimizers]]
-    spread = f" (in brackets the range over {seeds} seeds)" if seeds > 1 else ""
-    lines = [f"At the largest depth ({depth}), per activation × init: the pathology the diagnosis finds at "
-             "initialization, and per optimizer the final validation accuracy (mean over runs that did not "
-             f"diverge{spread}; \"div\" when all diverged) and the trainability.", "",
-             "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for _, row in ratios.iterrows():
-        config = deepest[np.logical_and.reduce([deepest[name] == row[name] for name in by])]
-        cells = [row["activation"], row["init"] + observations.variant_text(row),
-                 f"{row['value']:.2f}" if np.isfinite(row["value"]) else "n/a", _cell_pathology(config)]
-        for optimizer in optimizers:
-            group = config[config["optimizer"] == optimizer]
-            cells.append(_cell_outcome(group) if not group.empty else "")
-        lines.append("| " + " | ".join(cells) + " |")
-    return lines
-
-
-def pathology_table(frames):
-    """Markdown table: how often each pathology at init ends trained, stalled or diverged."""
-    runs = frames.runs
-    if runs.empty or "pathology_init" not in runs:
-        return []
-    counts = diagnosis.pathology_counts(runs)
-    lines = ["How often each pathology at initialization (the set of flags over a run's hidden layers) "
-             "ends trained, stalled or diverged (runs):", "",
-             "| pathology at init | " + " | ".join(counts.columns) + " | runs |", "|---|" + "---|" * (len(counts.columns) + 1)]
-    for name, row in counts.iterrows():
-        lines.append(f"| {name} | " + " | ".join(str(int(v)) for v in row) + f" | {int(row.sum())} |")
-    lines += ["", *[f"- {sentence}" for sentence in observations.pathology_observations(runs)]]
-    return lines
-
-
-GLANCE = "At a glance"
-THEORY = "Theory vs measurement"
-RECURRENT = "Recurrent networks"
-NOTES = "Data notes"
-
-
-def report_blocks(frames, study_blocks=(), recurrent_frames=None, recurrent_lines=()):
-    """The report as blocks (analysis.blocks; the figures are expected in figures/); ``study_blocks``
-    is a named experiment's own section, placed first. Recurrent runs (``recurrent_frames``, else
-    split from ``frames``) get their at-a-glance lines and ``recurrent_lines``
-    (analysis.recurrent.section); the MLP sections cover the MLP runs, and are left out when there
-    are none."""
-    if recurrent_frames is None:
-        frames, recurrent_frames = recurrent.split(frames)
-    frames = diagnosis.with_diagnosis(frames)
-    everything = len(frames.runs) + len(recurrent_frames.runs)
-    glance = recurrent.at_a_glance(recurrent_frames)
-    if not frames.runs.empty or not glance:
-        glance = at_a_glance(frames) + glance
-    blocks = blocks_of("", ["# Vanishing and exploding gradients: sweep report", "",
-                            source_line(frames).replace(f"; {len(frames.runs)} runs.", f"; {everything} runs."),
-                            "Every number in this report is computed from the logged runs by `python -m "
-                            "analysis.report`; [summary.csv](summary.csv) has one row per run."])
-    blocks += list(study_blocks)
-    if frames.runs.empty and not recurrent_frames.runs.empty:  # recurrent runs only: no MLP section
-        blocks += blocks_of(GLANCE, [f"## {GLANCE}", "", *glance])
-        blocks += blocks_of(RECURRENT, recurrent_lines)
-        if frames.notes:
-            blocks += blocks_of(NOTES, [f"## {NOTES}", "", *[f"- {note}" for note in frames.notes]])
-        return blocks
-    blocks += blocks_of(GLANCE, [f"## {GLANCE}", "", *glance, "", *key_numbers_table(frames), "",
-                                 *pathology_table(frames)])
-    section = None
-    for number, figure in enumerate(SECTIONS, start=1):
-        if figure.section != section:
-            section = figure.section
-            blocks += blocks_of(section, [f"## {section}"])
-        blocks += figure.blocks(number, frames)
-    blocks += blocks_of(THEORY, theory_section(frames.layer_stats, frames.runs))
-    blocks += blocks_of(RECURRENT, recurrent_lines)
-    notes = [*frames.notes, *[note for note in (no_sizes_note(frames.runs),) if note]]
-    if notes:
-        blocks += blocks_of(NOTES, [f"## {NOTES}", "", *[f"- {note}" for note in notes]])
+def report_blocks(report):
+    """The report as blocks (analysis.blocks): every section of analysis.contents.CONTENTS that applies,
+    in order; the figure sections numbered, under a "## " heading whenever theirs changes (their
+    figures are expected in figures/)."""
+    blocks, number, heading = [], 0, None
+    for part in CONTENTS:
+        if part.mlp and not report.has_mlp_sections:
+            continue
+        if isinstance(part, FigureSection):
+            number += 1
+            if part.section != heading:
+                heading = part.section
+                blocks += blocks_of(heading, [f"## {heading}"])
+            blocks += part.blocks(number, report.frames)
+        else:
+            blocks += part.blocks(report)
     return blocks
 
 
-def build_markdown(frames, study_blocks=(), recurrent_frames=None, recurrent_lines=()):
-    """The text of report.md (report_blocks rendered as markdown)."""
-    return to_markdown(report_blocks(frames, study_blocks, recurrent_frames, recurrent_lines))
+def build_markdown(frames):
+    """The text of report.md of ``frames`` without a named study, its figures expected in figures/."""
+    return to_markdown(report_blocks(report_input(frames)))
 
 
 MAX_JOBS = 4                  # figure drawing is CPU-bound; more workers than this buy little
@@ -330,23 +150,17 @@ def build_report(frames, out_dir, theory=None, jobs=1, study=None):
     one per core) draws the figures in parallel."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    everything = frames
-    frames, recurrent_frames = recurrent.split(frames)
-    frames = diagnosis.with_diagnosis(frames)
+    report = report_input(frames, study, out_dir / FIGURE_DIR)
+    frames, recurrent_frames = report.frames, report.recurrent_frames
     if theory is None:
         theory = theory_frame(frames.layer_stats, frames.runs)
-    # recurrent runs only: the MLP figures are left out (an empty selection still draws them, saying so)
-    mlp_figures = not frames.runs.empty or recurrent_frames.runs.empty
-    with FigureDrawer(frames, out_dir / FIGURE_DIR, theory, jobs, draw=mlp_figures):
+    with FigureDrawer(frames, out_dir / FIGURE_DIR, theory, jobs, draw=report.has_mlp_sections):
         summary = tables.summary_table(frames.runs, frames.layer_stats)
         if not recurrent_frames.runs.empty:
             summary = pd.concat([summary, recurrent.summary(recurrent_frames)], ignore_index=True)
         summary.to_csv(out_dir / "summary.csv", index=False)
         (out_dir / FIGURE_DIR).mkdir(parents=True, exist_ok=True)
-        study_blocks = (blocks_of(f"study {study}", study_section(study, everything, out_dir / FIGURE_DIR))
-                        if study else [])
-        blocks = report_blocks(frames, study_blocks, recurrent_frames,
-                               recurrent.section(recurrent_frames, out_dir / FIGURE_DIR))
+        blocks = report_blocks(report)
     (out_dir / "report.md").write_text(to_markdown(blocks))
     (out_dir / "report.html").write_text(to_html(blocks, out_dir))
     return blocks

@@ -1,19 +1,50 @@
-"""One figure section of the report: what it draws, what the figure shows, what the data says.
+"""The report's sections: a figure section (what it draws, what the figure shows, what the data
+says) and a text section, both read from one ReportInput.
 
     section = FigureSection(name, section, heading, draw, caption, observe)
     section.blocks(3, frames)     # "### Figure 3. <heading>", image, caption, observations
+    text = TextSection(name, lines)
+    text.blocks(report)           # its lines (from a ReportInput) as blocks
 
 ``draw(frames, theory)`` returns the matplotlib Figure saved as figures/<name>.png and .svg;
 ``caption(frames)`` and ``observe(frames)`` return its caption and its sentences, computed from
 the same run choices as the figure.
 """
 from dataclasses import dataclass
-from typing import Callable
+from pathlib import Path
+from typing import Callable, Optional
 
 from ..blocks import blocks_of
 from ..figures import SEED_BAND, seed_count
 
 FIGURE_DIR = "figures"
+
+
+@dataclass(frozen=True)
+class ReportInput:
+    """What the report's sections read."""
+    frames: object                 # the MLP runs' Frames, with the diagnosis (analysis.diagnosis.with_diagnosis)
+    recurrent_frames: object       # the recurrent runs' Frames (analysis.recurrent.split)
+    everything: object             # all the runs' Frames, for a named study's section
+    study: Optional[str] = None    # the named experiment (conf/experiment/) whose section comes first
+    figure_dir: Optional[Path] = None  # where text sections that draw save their figures
+
+    @property
+    def has_mlp_sections(self):
+        """False for a report of recurrent runs alone; an empty selection still gets the MLP sections,
+        which say that they have no data."""
+        return not self.frames.runs.empty or self.recurrent_frames.runs.empty
+
+
+@dataclass(frozen=True)
+class TextSection:
+    """A section of text (its own "## " heading included), which may draw its own figures."""
+    name: str                      # the blocks' section (analysis.blocks)
+    lines: Callable                # (ReportInput) -> [markdown line]; [] leaves the section out
+    mlp: bool = False              # about MLP runs: left out of a report of recurrent runs alone
+
+    def blocks(self, report):
+        return blocks_of(self.name, self.lines(report))
 
 
 @dataclass(frozen=True)
@@ -25,6 +56,7 @@ class FigureSection:
     draw: Callable                 # (frames, theory) -> Figure
     caption: Callable              # (frames) -> str: what the figure shows
     observe: Callable              # (frames) -> [sentence]: what the data says
+    mlp = True                     # drawn from MLP runs (a class attribute, not a field)
 
     def lines(self, number, frames):
         """The markdown of the figure: heading, image, caption, observations."""

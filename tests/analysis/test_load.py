@@ -9,7 +9,7 @@ import pytest
 
 from analysis import load, report
 from analysis.load import NoRunsError, load_frames
-from analysis.sections import SECTIONS
+from analysis.sections import SECTIONS, glance
 
 # MLflow's own sqlalchemy models emit this when the store is opened; it is not ours to fix.
 pytestmark = pytest.mark.filterwarnings("ignore:The ``noload`` loader strategy:DeprecationWarning")
@@ -173,7 +173,7 @@ def test_a_sweep_is_its_whole_grid_whichever_sweep_ran_each_point(mlflow_store):
     done = load_frames("grids", tracking_uri=mlflow_store["uri"])                      # the latest sweep: g3
     assert done.sweep == "g3" and done.parent_run_id == g3_parent
     assert sorted(done.runs["run_id"]) == sorted([first["relu-xavier_uniform-d2-sgd-s0"], second[relu_uniform]])
-    assert report.at_a_glance(done)[0].endswith(
+    assert glance.at_a_glance(done)[0].endswith(
         "; 2 of the 2 runs come from other sweeps (`g1`: 1, `g2`: 1).")
     # A parent without a grid record (logged before it existed): the runs tagged with its sweep.
     old = load_frames(mlflow_store["experiment"], sweep="sweep-a", tracking_uri=mlflow_store["uri"])
