@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from analysis import figures, report, tables
-from analysis.sections import SECTIONS, SECTIONS_BY_NAME, glance, training_curves
+from analysis.sections import SECTIONS, SECTIONS_BY_NAME, training_curves
 from analysis.blocks import to_markdown
 from analysis.load import Frames
 from synthetic_runs import quietly
@@ -199,19 +199,6 @@ def test_with_seeds_numbers_carry_their_spread(frames_factory):
     assert "Lines are the median over 3 seeds, the shaded band their min–max." in markdown
     single = quietly(report.build_markdown, frames_factory())
     assert "over 3 seeds" not in single and "no seed band" in single
-
-
-def test_the_grid_line_counts_the_runs_of_other_sweeps(frames_factory):
-    frames = frames_factory(activations=("relu",), inits=("uniform",), depths=(2,), sweep="now", diverged=())
-    assert glance.at_a_glance(frames)[0].endswith("; dataset moons.")
-    runs = frames.runs.copy()
-    runs.loc[0, "sweep"] = ""
-    assert glance.at_a_glance(replace(frames, runs=runs))[0].endswith(
-        "; 1 of the 2 runs come from single runs (1).")
-    runs.loc[1, "sweep"] = "before"
-    assert glance.at_a_glance(replace(frames, runs=runs))[0].endswith(
-        "; 2 of the 2 runs come from other sweeps (`before`: 1) and single runs (1).")
-    assert "come from" not in glance.at_a_glance(replace(frames, runs=runs, sweep=""))[0]   # not one sweep
 
 
 def test_a_failed_run_without_data_is_counted_apart(frames_factory):
