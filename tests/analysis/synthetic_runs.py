@@ -287,15 +287,16 @@ def concatenated(*parts):
                   scalars=tables["scalars"].astype(SCALAR_COLUMNS), experiment=parts[0].experiment, sweep=parts[0].sweep)
 
 
-def recurrent_only(frames, T=12):
-    """``frames`` with its MLP runs replaced by one Elman run on adding (layer = k * 100000 + t)."""
+def recurrent_only(frames, T=12, **fields):
+    """``frames`` with its MLP runs replaced by one Elman run on adding (layer = k * 100000 + t), with
+    ``fields`` set in its runs row."""
     run = {column: np.nan for column in frames.runs.columns}
     run.update({"run_id": "rec", "run_name": "rnn-tanh-pytorch-T12-adam-s0", "sweep": frames.runs["sweep"].iloc[0],
                 "activation": "tanh", "init": "pytorch", "optimizer": "adam", "depth": 1, "width": 8, "seed": 0,
                 "dataset": "adding", "outcome": "ok", "status": "FINISHED", "cell": "rnn", "recurrent_init": "same",
                 "seq_len": float(T), "n_in": 2.0, "n_out": 1.0, "loss/val": 0.05, "trainability": "stalled",
                 "pathology_init": "vanishing", "pathology_final": "none", "budget_init": "n/a",
-                "budget_final": "n/a", "variant": ""})
+                "budget_final": "n/a", "variant": "", **fields})
     stats = pd.DataFrame({"run_id": "rec", "step": 0, "layer": time_layer(1, np.arange(1, T + 1)),
                           "stat": "delta_ms", "value": 0.25 ** (T - np.arange(1, T + 1))})
     return replace(frames, runs=pd.DataFrame([run]), layer_stats=stats, flags=None, diagnosis=None)

@@ -289,27 +289,12 @@ def test_runs_that_differ_only_in_lr_are_named_and_grouped_apart():
 
 def test_a_report_of_mlp_and_recurrent_runs_has_both_sections(frames, tmp_path):
     """Recurrent runs (layer = k * 100000 + t) stay out of the MLP sections and get their own."""
-    import numpy as np
-    import pandas as pd
-
-    from analysis import report as report_module
-    from nncore.probes_recurrent import time_layer
-
-    T = 12
-    run = {column: np.nan for column in frames.runs.columns}
-    run.update({"run_id": "rec", "run_name": "rnn-tanh-pytorch-T12-adam-s0", "sweep": frames.runs["sweep"].iloc[0],
-                "activation": "tanh", "init": "pytorch", "optimizer": "adam", "depth": 1, "width": 8, "seed": 0,
-                "dataset": "adding", "outcome": "ok", "status": "FINISHED", "cell": "rnn", "recurrent_init": "same",
-                "seq_len": float(T), "n_in": 2.0, "n_out": 1.0, "loss/val": 0.05, "trainability": "stalled",
-                "pathology_init": "vanishing", "pathology_final": "none", "budget_init": "n/a",
-                "budget_final": "n/a", "variant": "", "clip_norm": 1.0})
-    stats = pd.DataFrame({"run_id": "rec", "step": 0, "layer": time_layer(1, np.arange(1, T + 1)),
-                          "stat": "delta_ms", "value": 0.25 ** (T - np.arange(1, T + 1))})
-    both = type(frames)(**{**frames.__dict__, "runs": pd.concat([frames.runs.assign(cell="none"), pd.DataFrame([run])],
-                                                                 ignore_index=True),
-                           "layer_stats": pd.concat([frames.layer_stats.astype({"run_id": str, "stat": str}), stats],
-                                                    ignore_index=True), "flags": None})
-    markdown = to_markdown(report_module.build_report(both, tmp_path, jobs=1))
+    from synthetic_runs import recurrent_only
+    rec = recurrent_only(frames, clip_norm=1.0)
+    both = replace(frames, runs=pd.concat([frames.runs.assign(cell="none"), rec.runs], ignore_index=True),
+                   layer_stats=pd.concat([frames.layer_stats.astype({"run_id": str, "stat": str}), rec.layer_stats],
+                                         ignore_index=True), flags=None)
+    markdown = to_markdown(report.build_report(both, tmp_path, jobs=1))
     assert "## Gradients at initialization" in markdown and "## Recurrent networks: gradients through time" in markdown
     assert "- Recurrent runs: 1 (cells rnn; T 12; datasets adding): 1 stalled." in markdown
     # the per-step ratio of the error's RMS: 0.25 in mean square per step is 0.5 in RMS
