@@ -1,10 +1,10 @@
 """Report sections of the named experiments (conf/experiment/): each draws its own
 figures and states what its runs show, with numbers computed from them. One module per
-study (analysis.study_<name>, analysis.remedies), registered in ``SECTIONS``.
+study (analysis.study_<name>), registered in ``SECTIONS``.
 
     section = study_section("he2015", frames, figure_dir)   # markdown lines, [] if unknown
 """
-from .remedies import remedies
+from .study_remedies import remedies
 from .study_adding import adding
 from .study_clipping import clipping
 from .study_glorot2010 import glorot2010

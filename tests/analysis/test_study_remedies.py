@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis import remedies
+from analysis import study_remedies as remedies
 from analysis.load import LAYER_STATS_COLUMNS, RUN_COLUMNS, SCALAR_COLUMNS, Frames, empty_frame
 from analysis.studies import study_section
 from synthetic_runs import quietly
