@@ -7,9 +7,13 @@
     blocks = report.build_report(frames, "reports")           # figures, summary.csv, report.md, report.html
 
 Modules:
-  load          MLflow (sqlite) -> Frames(runs, layer_stats, histograms, scalars), cached
+  load          MLflow (sqlite) -> Frames(runs, layer_stats, histograms, scalars, diagnosis)
   tables        derived tables: per-layer values at init / at the end, gradient ratios, summary
-  sections      the report's figures, one module each: run choice, figure, caption, observations (SECTIONS)
+  contents      the report's sections in order (CONTENTS), the one list report loops over
+  sections      one module per report section: the figures (SECTIONS: run choice, figure, caption,
+                observations) and the text sections (title, glance, study, theory_vs_measurement,
+                recurrent_nets, notes)
+  studies       the named experiments' sections (SECTIONS), one module each: study_<name>
   selection     the shared rules for which run or configuration a single-run figure shows
   figures       the figures' shared style and helpers (per-layer grid, colours, saving)
   observations  the sentences' shared helpers and the sentences of no one figure

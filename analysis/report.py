@@ -89,11 +89,18 @@ def _draw_and_save(name, figure_dir, frames=None, theory=None):
     return figures.save_figure(fig, figure_dir, name)  # the figure is freed on return
 
 
+def _for_workers(frames):
+    """The frames trimmed to what the figures read (the histogram figure: step 0 only), so that a
+    spawned worker unpickles less."""
+    return replace(frames, histograms=frames.histograms[frames.histograms["step"] == 0])
+
+
 def worker_context():
     """How the drawing workers start: forked from this process (the plotting stack already imported,
-    the frames inherited, not pickled) where fork is safe, i.e. on Linux from a single-threaded
-    process such as `make report`; spawned otherwise (macOS, or a process with threads, which a fork
-    could copy while they hold a lock)."""
+    the frames inherited, not pickled) where fork is safe, i.e. on Linux from a process with no Python
+    thread but the main one, such as `make report` (NumPy's and Arrow's native pools handle fork);
+    spawned otherwise (macOS, or a process with Python threads, which a fork could copy while they
+    hold a lock)."""
     if sys.platform == "linux" and threading.active_count() == 1:
         return multiprocessing.get_context("fork")
     return multiprocessing.get_context("spawn")
@@ -118,7 +125,7 @@ class FigureDrawer:
     def __enter__(self):
         if self.jobs > 1 and self.names:
             self.pool = ProcessPoolExecutor(max_workers=min(self.jobs, len(self.names)), mp_context=worker_context(),
-                                            initializer=_start_worker, initargs=(self.frames, self.theory))
+                                            initializer=_start_worker, initargs=(_for_workers(self.frames), self.theory))
             self.pending = [self.pool.submit(_draw_and_save, name, self.figure_dir) for name in self.names]
         return self
 

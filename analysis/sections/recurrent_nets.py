@@ -4,7 +4,7 @@ from .section import TextSection
 
 
 def recurrent_lines(report):
-    return recurrent.section(report.recurrent_frames, report.figure_dir)
+    return [] if report.figure_dir is None else recurrent.section(report.recurrent_frames, report.figure_dir)
 
 
 SECTION = TextSection("Recurrent networks", recurrent_lines)

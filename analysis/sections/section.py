@@ -27,7 +27,8 @@ class ReportInput:
     recurrent_frames: object       # the recurrent runs' Frames (analysis.recurrent.split)
     everything: object             # all the runs' Frames, for a named study's section
     study: Optional[str] = None    # the named experiment (conf/experiment/) whose section comes first
-    figure_dir: Optional[Path] = None  # where text sections that draw save their figures
+    figure_dir: Optional[Path] = None  # where the sections that draw their own figures (the named study,
+    # the recurrent runs') save them; None leaves those sections out (the markdown of the rest alone)
 
     @property
     def has_mlp_sections(self):

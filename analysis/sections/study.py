@@ -4,7 +4,9 @@ from .section import TextSection
 
 
 def study_lines(report):
-    return study_section(report.study, report.everything, report.figure_dir) if report.study else []
+    if not report.study or report.figure_dir is None:
+        return []
+    return study_section(report.study, report.everything, report.figure_dir)
 
 
 SECTION = TextSection("Named study", study_lines)

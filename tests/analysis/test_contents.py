@@ -43,3 +43,8 @@ def test_an_empty_selection_keeps_the_figure_sections_saying_no_data(frames):
     markdown = quietly(report.build_markdown, empty)
     assert "- No runs: nothing to report." in markdown
     assert sum(line.startswith("### Figure ") for line in headings(markdown)) == len(SECTIONS)
+
+
+def test_the_markdown_alone_of_recurrent_runs_leaves_out_what_would_draw(frames):
+    markdown = quietly(report.build_markdown, recurrent_only(frames))
+    assert headings(markdown) == ["# Vanishing and exploding gradients: sweep report", "## At a glance"]

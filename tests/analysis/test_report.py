@@ -313,11 +313,25 @@ def test_figures_drawn_by_two_workers_are_the_files_drawn_in_process(frames, tmp
     import multiprocessing
     monkeypatch.setattr(report, "worker_context", lambda: multiprocessing.get_context(start))
     alone = report.write_figures(frames, tmp_path / "alone", jobs=1)
-    pooled = report.write_figures(frames, tmp_path / "pooled", jobs=2)
+    with report.FigureDrawer(frames, tmp_path / "pooled", jobs=2) as drawer:
+        assert drawer.pool is not None and len(drawer.pending) == len(SECTIONS)
+    pooled = drawer.paths
     assert [path.name for path in pooled] == [path.name for path in alone]
     assert len(alone) == 2 * len(SECTIONS)
     for one, other in zip(alone, pooled):
         assert one.read_bytes() == other.read_bytes(), one.name
+
+
+def test_a_figure_failing_in_a_worker_fails_the_report(frames, tmp_path, monkeypatch):
+    import multiprocessing
+
+    def broken(frames, theory):
+        raise ValueError("cannot draw this")
+    name = SECTIONS[-1].name
+    monkeypatch.setattr(report, "worker_context", lambda: multiprocessing.get_context("fork"))  # inherits the patch
+    monkeypatch.setitem(report.SECTIONS_BY_NAME, name, replace(SECTIONS_BY_NAME[name], draw=broken))
+    with pytest.raises(ValueError, match="cannot draw this"):
+        report.write_figures(frames, tmp_path, jobs=2)
 
 
 def test_workers_fork_only_from_a_single_threaded_linux_process(monkeypatch):

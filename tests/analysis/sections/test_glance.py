@@ -27,8 +27,12 @@ def test_the_section_counts_the_verdicts_and_ends_with_the_tables(frames):
     trainability = next(line for line in lines if line.startswith("- Trainability: "))
     assert trainability.startswith(f"- Trainability: {counts.get('trained', 0)} trained, "
                                    f"{counts.get('stalled', 0)} stalled, {counts.get('diverged', 0)} diverged ")
-    assert any(line.startswith("| activation | init | log10 grad ratio at init | pathology at init |") for line in lines)
-    assert any(line.startswith("| pathology at init | trained | stalled | diverged |") for line in lines)
+    # the bullets, then the key numbers table, then the pathology table with its sentences last
+    key = next(i for i, line in enumerate(lines) if line.startswith("| activation | init | log10 grad ratio at init"))
+    outcome = next(i for i, line in enumerate(lines) if line.startswith("| pathology at init | trained | stalled"))
+    assert all(line.startswith("- ") for line in lines[2:key - 2] if line)
+    assert key < outcome and lines[-1].startswith("- ")
+    assert not any(line.startswith("- ") for line in lines[key:outcome])
 
 
 def test_recurrent_runs_alone_get_their_bullets_and_no_mlp_table(frames):

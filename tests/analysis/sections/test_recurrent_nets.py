@@ -14,3 +14,7 @@ def test_recurrent_runs_get_the_section_and_its_figure(frames, tmp_path):
     lines = quietly(recurrent_nets.recurrent_lines, report.report_input(recurrent_only(frames), figure_dir=tmp_path))
     assert lines[0] == "## Recurrent networks: gradients through time"
     assert (tmp_path / "recurrent_delta_ms.svg").exists()
+
+
+def test_without_a_figure_directory_the_section_is_left_out(frames):
+    assert recurrent_nets.recurrent_lines(report.report_input(recurrent_only(frames))) == []

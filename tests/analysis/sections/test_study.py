@@ -16,3 +16,7 @@ def test_a_study_draws_its_section_into_the_figure_directory(frames, tmp_path):
 
 def test_an_unknown_study_has_no_section(frames, tmp_path):
     assert study.study_lines(report.report_input(frames, study="no_such_study", figure_dir=tmp_path)) == []
+
+
+def test_without_a_figure_directory_the_study_is_left_out(frames):
+    assert study.study_lines(report.report_input(frames, study="glorot2010")) == []

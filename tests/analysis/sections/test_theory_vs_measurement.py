@@ -10,9 +10,5 @@ def test_the_section_about_the_deepest_mlp_runs(frames):
     assert f"for the deepest networks (depth {int(frames.runs['depth'].max())})" in lines[2]
 
 
-def test_it_is_an_mlp_section():
-    assert theory_vs_measurement.SECTION.mlp
-
-
 def test_recurrent_runs_alone_give_no_table(frames):
     assert theory_vs_measurement.theory_lines(report.report_input(recurrent_only(frames))) == []
