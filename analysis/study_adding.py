@@ -12,6 +12,7 @@ from experiments import datasets, record
 
 from . import recurrent
 from .figures import new_figure, no_data_figure, ordered_colors, save_figure, styled, suptitle
+from .tables import scalar_series
 
 MAP, CURVES = "adding_map", "adding_curves"
 
@@ -67,8 +68,8 @@ def fig_curves(scalars, runs):
     colors = ordered_colors(sorted(runs["net"].unique()))
     for ax, T in zip(axes[0], lengths):
         for _, run in runs[runs["seq_len"] == T].sort_values("net").iterrows():
-            rows = scalars[(scalars["run_id"] == run["run_id"]) & (scalars["name"] == record.LOSS_VAL)].sort_values("step")
-            ax.plot(rows["step"], rows["value"], color=colors[run["net"]], label=run["net"], linewidth=1, alpha=0.85)
+            steps, values = scalar_series(scalars, run["run_id"], record.LOSS_VAL)
+            ax.plot(steps, values, color=colors[run["net"]], label=run["net"], linewidth=1, alpha=0.85)
         ax.axhline(datasets.ADDING_BASELINE_MSE, color="grey", linestyle=":", linewidth=1)
         ax.axhline(0.01, color="black", linestyle="--", linewidth=0.8)
         ax.set(yscale="log", xlabel="update", title=f"T = {int(T)}")

@@ -9,6 +9,7 @@ from experiments import record
 
 from . import recurrent
 from .figures import new_figure, no_data_figure, ordered_colors, save_figure, styled, suptitle
+from .tables import scalar_series
 
 FIGURE = "clipping_grad_norm"
 
@@ -16,11 +17,6 @@ FIGURE = "clipping_grad_norm"
 def clip_label(run):
     clip = run.get("clip_norm", np.nan)
     return f"clip_norm = {clip:g}" if np.isfinite(clip) else "no clipping"
-
-
-def norms(scalars, run_id):
-    rows = scalars[(scalars["run_id"] == run_id) & (scalars["name"] == record.GRAD_NORM_TRAIN)].sort_values("step")
-    return rows["step"].to_numpy(), rows["value"].to_numpy(np.float64)
 
 
 @styled
@@ -32,7 +28,7 @@ def fig_clipping(scalars, runs):
     ax = axes[0, 0]
     colors = ordered_colors([clip_label(r) for _, r in runs.iterrows()])
     for _, run in runs.iterrows():
-        steps, values = norms(scalars, run["run_id"])
+        steps, values = scalar_series(scalars, run["run_id"], record.GRAD_NORM_TRAIN)
         label = clip_label(run)
         with np.errstate(invalid="ignore"):
             shown = np.where(np.isfinite(values) & (values > 0), values, np.nan)
@@ -66,7 +62,7 @@ def clipping(frames, figure_dir):
 def observations(scalars, runs):
     out = []
     for _, run in runs.sort_values("clip_norm", na_position="first").iterrows():
-        steps, values = norms(scalars, run["run_id"])
+        steps, values = scalar_series(scalars, run["run_id"], record.GRAD_NORM_TRAIN)
         finite = values[np.isfinite(values)]
         peak = f"largest pre-clip norm {finite.max():.3g}, median {np.median(finite):.3g}" if finite.size else \
             "no finite pre-clip norm"

@@ -7,11 +7,7 @@ from experiments import record
 from . import figures
 from .figures import new_figure, no_data_figure, save_figure, styled, suptitle
 from .sections.section import figure_lines
-
-
-def _curve(scalars, run_id, name):
-    rows = scalars[(scalars["run_id"] == run_id) & (scalars["name"] == name)].sort_values("step")
-    return rows["step"].to_numpy(), rows["value"].to_numpy()
+from .tables import scalar_series
 
 
 @styled
@@ -23,7 +19,7 @@ def fig_he2015(scalars, runs):
     colors = figures.ordered_colors(sorted(runs["init"].unique()))
     for _, run in runs.iterrows():
         for ax, name in zip(axes[0], (record.LOSS_TRAIN, record.ACC_VAL)):
-            steps, values = _curve(scalars, run["run_id"], name)
+            steps, values = scalar_series(scalars, run["run_id"], name)
             ax.plot(steps, values, color=colors[run["init"]], label=run["init"])
     axes[0, 0].set(xlabel="step", ylabel="loss/train (probe batch)", title="training loss")
     axes[0, 1].set(xlabel="step", ylabel="acc/val", title="validation accuracy", ylim=(0, 1))
@@ -40,8 +36,8 @@ def he2015(frames, figure_dir):
     lines += figure_lines("he2015_curves", "Xavier vs He", "Training loss and validation accuracy of a deep ReLU "
                            "network from Xavier and He initialization.")
     for _, run in runs.sort_values("init").iterrows():
-        steps, loss = _curve(scalars, run["run_id"], record.LOSS_TRAIN)
-        _, acc = _curve(scalars, run["run_id"], record.ACC_VAL)
+        steps, loss = scalar_series(scalars, run["run_id"], record.LOSS_TRAIN)
+        _, acc = scalar_series(scalars, run["run_id"], record.ACC_VAL)
         if loss.size < 2:
             continue
         change = (loss[-1] - loss[0]) / loss[0]

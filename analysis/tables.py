@@ -133,6 +133,12 @@ def judged_configs(runs, column="pathology_init", by=("activation", "init", "dep
     return set(judged.groupby([judged[name] for name in by]).size().index)
 
 
+def scalar_series(scalars, run_id, name):
+    """(steps, values) of one run's scalar ``name`` (scalars.parquet), in step order."""
+    rows = scalars[(scalars["run_id"] == run_id) & (scalars["name"] == name)].sort_values("step")
+    return rows["step"].to_numpy(), rows["value"].to_numpy(np.float64)
+
+
 def summary_table(runs, layer_stats):
     """One row per run: configuration, outcome, final metrics and the log10 gradient
     ratio at init (layer 1 over layer L), the content of reports/summary.csv."""
