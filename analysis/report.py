@@ -49,7 +49,7 @@ def report_blocks(report):
     figures are expected in figures/)."""
     blocks, number, heading = [], 0, None
     for part in CONTENTS:
-        if part.mlp and not report.has_mlp_sections:
+        if not report.includes(part):
             continue
         if isinstance(part, FigureSection):
             number += 1
@@ -116,10 +116,10 @@ class FigureDrawer:
     in-process.
     """
 
-    def __init__(self, frames, figure_dir, theory=None, jobs=1, draw=True):
+    def __init__(self, frames, figure_dir, theory=None, jobs=1, sections=SECTIONS):
         self.frames, self.figure_dir, self.theory = frames, figure_dir, theory
         self.jobs = default_jobs() if jobs is None else max(1, int(jobs))
-        self.names = [figure.name for figure in SECTIONS] if draw else []
+        self.names = [section.name for section in sections]
         self.pool, self.pending, self.paths = None, [], []
 
     def __enter__(self):
@@ -161,7 +161,8 @@ def build_report(frames, out_dir, theory=None, jobs=1, study=None):
     frames, recurrent_frames = report.frames, report.recurrent_frames
     if theory is None:
         theory = theory_frame(frames.layer_stats, frames.runs)
-    with FigureDrawer(frames, out_dir / FIGURE_DIR, theory, jobs, draw=report.has_mlp_sections):
+    drawn = [section for section in SECTIONS if report.includes(section)]
+    with FigureDrawer(frames, out_dir / FIGURE_DIR, theory, jobs, drawn):
         summary = tables.summary_table(frames.runs, frames.layer_stats)
         if not recurrent_frames.runs.empty:
             summary = pd.concat([summary, recurrent.summary(recurrent_frames)], ignore_index=True)

@@ -36,6 +36,11 @@ class ReportInput:
         which say that they have no data."""
         return not self.frames.runs.empty or self.recurrent_frames.runs.empty
 
+    def includes(self, section):
+        """Whether the report has ``section`` (a TextSection or FigureSection): one about MLP runs
+        (``mlp``) only when it has MLP sections."""
+        return not section.mlp or self.has_mlp_sections
+
 
 @dataclass(frozen=True)
 class TextSection:
