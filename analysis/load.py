@@ -36,7 +36,6 @@ import pyarrow.parquet as pq
 
 from experiments import record, tracking
 from nncore import activations
-from experiments.record import VERDICT_TAGS
 from experiments.record import DEFAULT_EXPERIMENT, REPO_ROOT  # noqa: F401 - re-exported for analysis
 
 # The metrics a run's row carries: the scalars' last values and, when it diverged, diverged_step.
@@ -209,53 +208,52 @@ def _as_number(text, kind):
     return number
 
 
+def _float(text):
+    """``text`` (an MLflow tag or param string) as a float; NaN when absent or unparsable."""
+    value = _as_number(text, "float")
+    return np.nan if value is None else value
+
+
 def run_record(run):
     """One row of the runs table from an MLflow Run, and the missing required fields."""
     tags, params, metrics = run.data.tags, run.data.params, run.data.metrics
-    record = {"run_id": run.info.run_id, "run_name": run.info.run_name or "",
-              "sweep": tags.get("sweep", "")}
+    row = {"run_id": run.info.run_id, "run_name": run.info.run_name or "", "sweep": tags.get("sweep", "")}
     for column, tag, param in CONFIG_FIELDS:
-        record[column] = tags.get(tag, params.get(param))
+        row[column] = tags.get(tag, params.get(param))
     for column in ("depth", "width", "seed"):
-        record[column] = _as_number(record[column], "int")
-    lr = _as_number(params.get("optimizer.lr"), "float")
-    record["lr"] = np.nan if lr is None else lr
-    record["dataset"] = record["dataset"] or ""
+        row[column] = _as_number(row[column], "int")
+    row["lr"] = _float(params.get("optimizer.lr"))
+    row["dataset"] = row["dataset"] or ""
     # Initializer and activation parameters, for the mean-field predictions (NaN when not logged).
     for column, param in INIT_PARAMS:
-        value = _as_number(params.get(param), "float")
-        record[column] = np.nan if value is None else value
+        row[column] = _float(params.get(param))
     for column in ("n_in", "n_out", "majority_rate"):
-        value = _as_number(tags.get(column), "float")
-        record[column] = np.nan if value is None else value
+        row[column] = _float(tags.get(column))
     # A run without the tag has not reported its outcome (crashed or still running).
-    record["outcome"] = tags.get("outcome", "unknown")
-    for tag in VERDICT_TAGS:
-        record[tag] = tags.get(tag, "")
-    record["status"] = run.info.status
-    record["arch"] = tags.get("arch", "plain")
-    record["norm"] = tags.get("norm", params.get("model.norm", "none"))
+    row["outcome"] = tags.get("outcome", "unknown")
+    for tag in record.VERDICT_TAGS:
+        row[tag] = tags.get(tag, "")
+    row["status"] = run.info.status
+    row["arch"] = tags.get("arch", "plain")
+    row["norm"] = tags.get("norm", params.get("model.norm", "none"))
     residual = tags.get("residual", params.get("model.residual", "False")).lower() == "true"
     scale = _as_number(tags.get("residual_scale", params.get("model.residual_scale")), "float")
-    record["residual_scale"] = (1.0 if scale is None else scale) if residual else np.nan
+    row["residual_scale"] = (1.0 if scale is None else scale) if residual else np.nan
     for name in FINAL_METRICS:
-        record[name] = metrics.get(name, np.nan)
-    record.update(recurrent_fields(tags, params, metrics))
-    record["variant"] = ""  # set by with_variants, which compares the runs
-    missing = [name for name in REQUIRED_FIELDS if record[name] is None]
-    return record, missing
+        row[name] = metrics.get(name, np.nan)
+    row.update(recurrent_fields(tags, params, metrics))
+    row["variant"] = ""  # set by with_variants, which compares the runs
+    missing = [name for name in REQUIRED_FIELDS if row[name] is None]
+    return row, missing
 
 
 def recurrent_fields(tags, params, metrics):
     """The RECURRENT_COLUMNS of a run (an MLP's: cell "none", NaN elsewhere)."""
-    def number(text):
-        value = _as_number(text, "float")
-        return np.nan if value is None else value
     return {"cell": tags.get("cell", params.get("model.cell", "none")),
             "recurrent_init": tags.get("recurrent_init", params.get("model.recurrent_init", "")),
-            "seq_len": number(tags.get("seq_len")), "forget_bias": number(params.get("model.forget_bias")),
-            "recurrent_gain": number(params.get("model.recurrent_gain")),
-            "baseline_mse": number(tags.get("baseline_mse")), "clip_norm": number(params.get("train.clip_norm")),
+            "seq_len": _float(tags.get("seq_len")), "forget_bias": _float(params.get("model.forget_bias")),
+            "recurrent_gain": _float(params.get("model.recurrent_gain")),
+            "baseline_mse": _float(tags.get("baseline_mse")), "clip_norm": _float(params.get("train.clip_norm")),
             "clipped_fraction": metrics.get(record.CLIPPED_FRACTION, np.nan)}
 
 
