@@ -193,14 +193,13 @@ def with_verdicts(runs, layer_stats, scalars, job_table=None):
         for column in ("pathology_init", "pathology_final"):
             runs.loc[old.index, column] = old["run_id"].map(table[column]).astype(object).fillna(NO_DATA)
         runs.loc[old.index, ["budget_init", "budget_final"]] = NO_DATA
-        tagged = old["trainability"].isin(core.TRAINABILITY)
-        if not tagged.all():
-            judged = trainability(old[~tagged], scalars)
-            runs.loc[old[~tagged].index, "trainability"] = old.loc[~tagged, "run_id"].map(judged).fillna(NO_DATA)
-            untagged = old[~tagged]
-            untagged = int(untagged["majority_rate"].isna().sum()) if "majority_rate" in untagged else len(untagged)
-            if untagged:
-                notes.append(f"{untagged} run(s) logged no majority_rate tag: trainability assumes 1/n_out "
+        untagged = old[~old["trainability"].isin(core.TRAINABILITY)]
+        if not untagged.empty:
+            judged = trainability(untagged, scalars)
+            runs.loc[untagged.index, "trainability"] = untagged["run_id"].map(judged).fillna(NO_DATA)
+            guessed = int(untagged["majority_rate"].isna().sum()) if "majority_rate" in untagged else len(untagged)
+            if guessed:
+                notes.append(f"{guessed} run(s) logged no majority_rate tag: trainability assumes 1/n_out "
                              "(balanced classes) for them")
         notes.insert(0, f"{len(old)} run(s) were logged before their job recorded its diagnosis (no budget_init "
                         "tag): their pathology verdicts are recomputed here from layer_stats (the network's flags, "

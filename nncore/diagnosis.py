@@ -201,7 +201,7 @@ def budget(stats, loss, steps, optimizer, fan):
         squares = np.where(finite, grad, 0.0) ** 2
         if "bias_grad_norm" in stats:
             squares = squares + np.nan_to_num(_array(stats, "bias_grad_norm", n), nan=0.0, posinf=0.0) ** 2
-        scale = min(optimizer.clip_norm / (np.sqrt(squares.sum()) + 1e-6), 1.0)  # as Optimizer.step
+        scale = optimizer.clip_scale(np.sqrt(squares.sum()))
     moved = travel(optimizer, rms * scale, int(steps))
     with np.errstate(invalid="ignore"):
         frozen = finite & (fan * rms * moved < FROZEN * loss)

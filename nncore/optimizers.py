@@ -72,7 +72,7 @@ class Optimizer:
         if total_norm is None and self.clip_norm is not None:
             total_norm = _norm(gs)
         self._last_total_norm = (total_norm, gs)
-        scale = 1.0 if self.clip_norm is None else min(self.clip_norm / (total_norm + 1e-6), 1.0)
+        scale = self.clip_scale(total_norm)
         self.last_clipped = scale < 1.0
         self.t += 1
         t, decay, updates = self.t, self.weight_decay, []
@@ -92,6 +92,10 @@ class Optimizer:
             self.t -= 1  # the step did not happen (the parameters may be partly updated)
             raise
         net.weight_updates = updates[:net.n_layers]  # their norms are computed when a probe reads them
+
+    def clip_scale(self, total_norm):
+        """The factor clip_norm scales gradients of global norm ``total_norm`` by (1.0 without clipping)."""
+        return 1.0 if self.clip_norm is None else clip_factor(self.clip_norm, total_norm)
 
     @property
     def last_total_norm(self):
@@ -312,11 +316,16 @@ def _all(grads):
     return grads.parameters() if hasattr(grads, "parameters") else [*grads.weights, *grads.biases]
 
 
+def clip_factor(max_norm, total_norm):
+    """torch.nn.utils.clip_grad_norm_'s factor for gradients of global norm ``total_norm``, at most 1."""
+    return min(max_norm / (total_norm + 1e-6), 1.0)
+
+
 def clip_grad_norm(grads, max_norm):
     """Scale ``grads`` in place as torch.nn.utils.clip_grad_norm_; returns the total norm before."""
     gs = _all(grads)
     total = _norm(gs)
-    coef = max_norm / (total + 1e-6)
+    coef = clip_factor(max_norm, total)
     if coef < 1.0:
         for g in gs:
             g *= coef
