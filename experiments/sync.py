@@ -103,12 +103,8 @@ def recurrent_metrics_of(metrics, stats, cfg, stamp, first_ts):
     from mlflow.entities import Metric, RunTag
 
     tags = []
-    if len(stats):
-        timed = rec.time_axis(stats[stats.step.isin({0, stats.step.max()})])
-        top = timed[timed.cell_layer == timed.cell_layer.max()]
-        by_step = rec.steps_and_layers(top.assign(layer=top.time))
-    else:
-        by_step = {}
+    top = top_layer_over_time(stats[stats.step.isin({0, stats.step.max()})]) if len(stats) else None
+    by_step = rec.steps_and_layers(top) if top is not None else {}
     for profile, step in (("init", 0 if 0 in by_step else None), ("final", rec.final_probe_step(by_step))):
         skipped = 0
         if step is not None:
@@ -119,8 +115,8 @@ def recurrent_metrics_of(metrics, stats, cfg, stamp, first_ts):
                 metrics += [Metric(rec.profile_key(profile, stat), v, ts, t) for t, v in values.items()]
         tags.append(RunTag(rec.skipped_tag(profile), str(skipped)))
     numbers = {"depth": cfg["model"]["depth"], "width": cfg["model"]["width"], "seed": cfg["seed"]}
-    if len(stats):
-        numbers["seq_len"] = int(timed.time.max())
+    if top is not None:
+        numbers["seq_len"] = int(top.layer.max())
     metrics += [Metric(name, float(value), first_ts, 0) for name, value in numbers.items()]
     metrics.sort(key=lambda m: (m.key, m.step))
     return metrics, tags
@@ -212,14 +208,20 @@ def upload(record, dedupe=False):
     return True
 
 
+def top_layer_over_time(stats):
+    """A recurrent run's layer_stats of its top stacked layer, with the time step t as the layer
+    (layer := t), in the columns of ``stats``."""
+    timed = rec.time_axis(stats)
+    top = timed[timed.cell_layer == timed.cell_layer.max()]
+    return top.assign(layer=top.time)[list(stats.columns)]
+
+
 def images_stats(stats, cfg):
     """What the run's images draw: its layer_stats; for a recurrent net, its top stacked layer with the
     time step as the x axis (layer := t), so that the profile is against time and the heatmap time x step."""
     if not is_recurrent(cfg) or not len(stats):
         return stats
-    timed = rec.time_axis(stats)
-    top = timed[timed.cell_layer == timed.cell_layer.max()]
-    return top.assign(layer=top.time)[list(stats.columns)]
+    return top_layer_over_time(stats)
 
 
 def _last_ts(metrics):
