@@ -435,7 +435,7 @@ def logged_params(container):
         "activation.": {"name", *getattr(activations.REGISTRY.get(container.get("activation", {}).get("name")),
                                          "params", {})},
         "model.": ({"depth", "width", *(set(RECURRENT_KEYS) - set(recurrent_keys_unused(container.get("model", {}))))}
-                   if container.get("model", {}).get("cell", "none") != "none" else  # no dropout, norm, residual
+                   if is_recurrent(container) else  # no dropout, norm, residual
                    {"depth", "width", "dropout", "norm", "residual",
                     *(("residual_scale",) if container.get("model", {}).get("residual") else ())}),
     }
@@ -454,7 +454,7 @@ def recurrent_init_params(container):
     """The init.* keys that W_hh's own initializer reads (model.recurrent_init other than "same":
     init.sigma_w for normal, init.value for constant; its gain is model.recurrent_gain)."""
     model = container.get("model", {})
-    if model.get("cell", "none") == "none" or model.get("recurrent_init", SAME_INIT) == SAME_INIT:
+    if not is_recurrent(container) or model.get("recurrent_init", SAME_INIT) == SAME_INIT:
         return ()
     return tuple(k for k in initializers.PARAMS.get(model["recurrent_init"], ()) if k != "gain")
 
