@@ -28,11 +28,12 @@ from .diagnose import classification_trainability, write_diagnosis
 TRAINED_FRACTION = 0.06
 
 
-def regression_trainability(diverged, final_mse, baseline_mse):
-    """"diverged", "trained" or "stalled" (see the module docstring); NOT_JUDGED without a finite MSE."""
+def regression_trainability(diverged, final_mse, baseline_mse, steps=None):
+    """"diverged", "trained" or "stalled" (see the module docstring); NOT_JUDGED without a finite MSE
+    or, as nncore.diagnosis.trainability, for a run of no optimizer step (``steps`` 0)."""
     if diverged:
         return "diverged"
-    if not (np.isfinite(final_mse) and np.isfinite(baseline_mse)):
+    if steps == 0 or not (np.isfinite(final_mse) and np.isfinite(baseline_mse)):
         return diagnosis.NOT_JUDGED
     return "trained" if final_mse < TRAINED_FRACTION * baseline_mse else "stalled"
 
@@ -72,8 +73,7 @@ def diagnose_recurrent_job(net, layer_stats, scalars, data, result, output_dir):
         tags.update(classification_trainability(result, scalars, data.y_val))
         return tags
     val = scalars[scalars["name"] == record.LOSS_VAL].sort_values("step")["value"].to_numpy()
-    tags["trainability"] = (diagnosis.NOT_JUDGED if result.steps == 0 and not result.diverged else  # epochs=0
-                            regression_trainability(result.diverged, float(val[-1]) if val.size else np.nan,
-                                                    data.baseline_mse))
+    tags["trainability"] = regression_trainability(result.diverged, float(val[-1]) if val.size else np.nan,
+                                                   data.baseline_mse, steps=int(result.steps))
     tags["baseline_mse"] = f"{data.baseline_mse:.6g}"
     return tags

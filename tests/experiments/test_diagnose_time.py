@@ -13,3 +13,9 @@ from experiments import diagnose_time
 def test_regression_trainability_against_the_adding_baseline(diverged, mse, verdict):
     # adding's baseline 1/6: trained below 0.06 / 6 = 0.01
     assert diagnose_time.regression_trainability(diverged, mse, 1 / 6) == verdict
+
+
+def test_a_run_of_no_update_is_not_judged_unless_it_diverged():
+    assert diagnose_time.regression_trainability(False, 0.001, 1 / 6, steps=0) == "n/a"   # train.epochs=0
+    assert diagnose_time.regression_trainability(True, float("nan"), 1 / 6, steps=0) == "diverged"
+    assert diagnose_time.regression_trainability(False, 0.001, 1 / 6, steps=3) == "trained"
